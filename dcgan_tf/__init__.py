@@ -1,0 +1,19 @@
+"""dcgan_tf: DCGAN for small image sets, in TensorFlow 2 / Keras 3.
+
+    from dcgan_tf import Config, train
+    result = train(Config(dataset="data/mice", g_advantage=4, epoch=25))
+"""
+
+from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.data import DataError
+from dcgan_tf.gan import DCGAN
+from dcgan_tf.inference import load_trained, write_test_grid
+from dcgan_tf.networks import build_discriminator, build_generator
+from dcgan_tf.runs import RunError
+from dcgan_tf.training import TrainResult, build_dcgan, train
+
+__all__ = [
+    "Config", "ConfigError", "DataError", "DCGAN", "RunError", "TrainResult", "build_dcgan", "build_discriminator",
+    "build_generator", "load_trained", "train", "write_test_grid",
+]
+__version__ = "0.1.0"

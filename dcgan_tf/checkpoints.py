@@ -1,0 +1,48 @@
+"""Checkpoints: G, D, both optimizers, the step and epoch counters, the RNG state and the fixed sample z."""
+
+from __future__ import annotations
+
+import logging
+
+import tensorflow as tf
+
+from dcgan_tf.gan import DCGAN
+
+log = logging.getLogger(__name__)
+
+
+def make_checkpoint(model: DCGAN, sample_z: tf.Variable) -> tf.train.Checkpoint:
+    """Everything a resumed run needs to continue exactly where it stopped."""
+    return tf.train.Checkpoint(
+        generator=model.generator,
+        discriminator=model.discriminator,
+        g_optimizer=model.g_optimizer,
+        d_optimizer=model.d_optimizer,
+        step=model.step,
+        epoch=model.epoch,
+        rng_state=model.seed_generator.state,
+        sample_z=sample_z,
+    )
+
+
+def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int) -> tf.train.CheckpointManager:
+    """Numbered by step (`ckpt-<step>`); the newest `max_to_keep` are kept."""
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name="ckpt")
+
+
+def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = False) -> str | None:
+    """Restore the newest checkpoint into the tracked objects; return its path, or None when there is none.
+
+    Training restores everything and checks that every saved value found its variable; `generator_only` (test mode,
+    visualisation) lets the rest of the checkpoint go unused.
+    """
+    path = manager.latest_checkpoint
+    if path is None:
+        return None
+    status = manager.checkpoint.restore(path)
+    if generator_only:
+        status.expect_partial()
+    else:
+        status.assert_existing_objects_matched()
+    log.info("restored %s", path)
+    return path

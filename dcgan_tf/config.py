@@ -1,0 +1,185 @@
+"""The run configuration: one frozen dataclass, validated, saved as `<run>/config.json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
+BUILTIN_DATASET = "twemoji_smileys"
+MNIST = "mnist"
+MNIST_Y_DIM = 10
+
+# Fields that change the model, the data it sees, or the G:D ratio. They name the run folder, and a saved
+# run refuses to resume under different values (a new value is a new run, not a silent change).
+MODEL_FIELDS = (
+    "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
+    "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
+)
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; `field` names the offending setting (the CLI flag of the same name)."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs. `None` in a derived field means "work it out" (see `resolved`)."""
+
+    # data
+    dataset: str | None = None  # a name under data_dir, a folder path, "mnist", or None for the built-in set
+    data_dir: str = "./data"
+    input_fname_pattern: str = "*.jpg"
+    input_height: int = 108
+    input_width: int | None = None  # None: input_height
+    output_height: int = 64
+    output_width: int | None = None  # None: output_height
+    crop: bool = False
+    train_size: int | None = None  # None: every image
+    c_dim: int | None = None  # None: 1 if every image is grayscale, else 3
+    y_dim: int | None = None  # None: 10 for MNIST (conditional DCGAN), else unconditional
+    # model
+    z_dim: int = 100
+    z_dist: str = "uniform_signed"
+    gf_dim: int = 64
+    df_dim: int = 64
+    gfc_dim: int = 1024  # conditional (MNIST) nets only: width of the dense layers
+    dfc_dim: int = 1024
+    # training
+    epoch: int = 25
+    batch_size: int = 64
+    learning_rate: float = 0.0002
+    beta1: float = 0.5
+    g_advantage: int = 2
+    seed: int = 1
+    # outputs
+    checkpoint_dir: str = "checkpoints"
+    sample_dir: str = "samples"
+    run_name: str | None = None
+    sample_freq: int = 200
+    ckpt_freq: int = 200
+    max_to_keep: int = 1
+    grid_rows: int | None = None  # None: 8, or one row per label for a conditional model
+    grid_cols: int = 8
+    verbose: int = 1  # fit() progress: 0 silent, 1 progress bar, 2 one line per epoch
+    extra: dict = field(default_factory=dict, compare=False)  # free-form notes saved with the run
+
+    # ------------------------------------------------------------------ derived values
+    def resolved(self) -> "Config":
+        """A copy with every derivable `None` filled in (width = height, y_dim for MNIST, grid rows)."""
+        changes = {}
+        if self.input_width is None:
+            changes["input_width"] = self.input_height
+        if self.output_width is None:
+            changes["output_width"] = self.output_height
+        if self.y_dim is None and self.dataset == MNIST:
+            changes["y_dim"] = MNIST_Y_DIM
+        config = dataclasses.replace(self, **changes)
+        if config.grid_rows is None:
+            config = dataclasses.replace(config, grid_rows=config.y_dim or 8)
+        return config
+
+    @property
+    def dataset_name(self) -> str:
+        """A short name for the data: the built-in set's name, MNIST, or a folder's base name."""
+        if not self.dataset:
+            return BUILTIN_DATASET
+        return os.path.basename(os.path.normpath(self.dataset)) or "data"
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.y_dim)
+
+    def default_run_name(self) -> str:
+        """Data set plus every model-changing setting that matters, so different runs never share a folder."""
+        c = self.resolved()
+        parts = [c.dataset_name, f"b{c.batch_size}", f"{c.output_height}x{c.output_width}"]
+        if c.crop:
+            parts.append(f"crop{c.input_height}x{c.input_width}")
+        parts += [f"z{c.z_dim}", f"ga{c.g_advantage}"]
+        if c.z_dist != "uniform_signed":
+            parts.append(c.z_dist)
+        if c.gf_dim != 64 or c.df_dim != 64:
+            parts.append(f"gf{c.gf_dim}_df{c.df_dim}")
+        return "_".join(parts)
+
+    @property
+    def name(self) -> str:
+        return self.run_name or self.default_run_name()
+
+    @property
+    def checkpoint_path(self) -> str:
+        """The run's folder for checkpoints, config.json, the loss CSV and TensorBoard logs."""
+        return os.path.join(self.checkpoint_dir, self.name)
+
+    @property
+    def sample_path(self) -> str:
+        """The run's folder for images."""
+        return os.path.join(self.sample_dir, self.name)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Config":
+        """Raise ConfigError naming the first invalid setting; return self so calls chain."""
+        c = self.resolved()
+        positive = ("input_height", "input_width", "output_height", "output_width", "z_dim", "gf_dim", "df_dim",
+                    "gfc_dim", "dfc_dim", "epoch", "batch_size", "g_advantage", "sample_freq", "ckpt_freq",
+                    "max_to_keep", "grid_rows", "grid_cols")
+        for name in positive:
+            value = getattr(c, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(name, f"must be an integer >= 1 (got {value!r})")
+        if c.train_size is not None and c.train_size < 1:
+            raise ConfigError("train_size", f"must be >= 1 or unset for every image (got {c.train_size})")
+        if c.c_dim not in (None, 1, 3):
+            raise ConfigError("c_dim", f"must be 1 or 3 (got {c.c_dim})")
+        if c.y_dim is not None and c.y_dim < 1:
+            raise ConfigError("y_dim", f"must be >= 1 (got {c.y_dim})")
+        if c.z_dist not in Z_DISTRIBUTIONS:
+            raise ConfigError("z_dist", f"must be one of {', '.join(Z_DISTRIBUTIONS)} (got {c.z_dist!r})")
+        if not c.learning_rate > 0:
+            raise ConfigError("learning_rate", f"must be > 0 (got {c.learning_rate})")
+        if not 0 <= c.beta1 < 1:
+            raise ConfigError("beta1", f"must be in [0, 1) (got {c.beta1})")
+        if c.verbose not in (0, 1, 2):
+            raise ConfigError("verbose", f"must be 0, 1 or 2 (got {c.verbose})")
+        if c.run_name is not None and (not c.run_name or os.sep in c.run_name or c.run_name in (".", "..")):
+            raise ConfigError("run_name", f"must be a plain folder name (got {c.run_name!r})")
+        # Size rules live with the networks; imported here so a bad size fails before any data is read.
+        from dcgan_tf.networks import check_output_size
+
+        try:
+            check_output_size(c.output_height, c.output_width, conditional=c.conditional)
+        except ValueError as error:
+            raise ConfigError("output_height", str(error)) from None
+        return self
+
+    # ------------------------------------------------------------------ persistence
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        values = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def model_differences(self, other: "Config") -> dict[str, tuple]:
+        """Model-changing fields whose values differ: {field: (self's, other's)}. Unknown c_dim is no difference."""
+        a, b = self.resolved(), other.resolved()
+        diffs = {}
+        for name in MODEL_FIELDS:
+            x, y = getattr(a, name), getattr(b, name)
+            if name == "c_dim" and (x is None or y is None):
+                continue
+            if name in ("input_height", "input_width") and not (a.crop or b.crop):
+                continue  # the input size only matters when cropping
+            if x != y:
+                diffs[name] = (x, y)
+        return diffs

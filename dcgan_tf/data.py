@@ -1,0 +1,242 @@
+"""Image data: find files, decode them with Pillow, settle one channel count, crop/resize, and feed tf.data.
+
+Images are decoded once, in parallel threads (Pillow releases the GIL while decoding and resizing), into one
+uint8 array held in memory: the cache. Training then reads batches from that array through an index stream whose
+order is a pure function of (seed, pass number), so a resumed run continues the exact data order.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps
+
+log = logging.getLogger(__name__)
+
+GRAYSCALE_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+BUILTIN_PACKAGE = "dcgan_tf.builtin_data"
+BUILTIN_FOLDER = "twemoji_smileys"
+
+
+class DataError(ValueError):
+    """The data set cannot be used at all (no files, every file unreadable, missing folder)."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How raw images become training images: optional centre crop, then resize to the output size."""
+
+    output_height: int
+    output_width: int
+    crop: bool = False
+    input_height: int = 108
+    input_width: int = 108
+
+
+@dataclass
+class LoadedImages:
+    """Decoded images [N, H, W, C] uint8, the paths they came from (empty for MNIST), and the files skipped."""
+
+    images: np.ndarray
+    paths: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    labels: np.ndarray | None = None  # int class ids [N], for conditional data sets
+
+    @property
+    def c_dim(self) -> int:
+        return self.images.shape[-1]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+# ---------------------------------------------------------------------------------------------- finding files
+def builtin_dataset_dir() -> str:
+    """The folder of the small image set shipped inside the package (Twemoji smileys, CC-BY 4.0)."""
+    return str(resources.files(BUILTIN_PACKAGE).joinpath(BUILTIN_FOLDER))
+
+
+def find_image_files(directory: str, pattern: str) -> list[str]:
+    """Sorted files in `directory` matching `pattern` (a glob; `**` recurses). Raise DataError naming what was looked for."""
+    absolute = os.path.abspath(directory)
+    if not os.path.isdir(absolute):
+        raise DataError(f"data folder {absolute} does not exist")
+    looked_for = os.path.join(absolute, pattern)
+    files = sorted(path for path in glob.glob(looked_for, recursive=True) if os.path.isfile(path))
+    if not files:
+        raise DataError(f"no files match {looked_for}")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+def _open(path: str) -> Image.Image:
+    """Open and fully decode the first frame; EXIF orientation applied. Raises on anything unreadable."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # over Pillow's pixel limit: refuse
+        with Image.open(path) as image:
+            image.seek(0)  # first frame of animations
+            image.load()
+            return ImageOps.exif_transpose(image)
+
+
+def is_grayscale(image: Image.Image) -> bool:
+    """True for single-channel modes (and palettes whose colours are all grey)."""
+    if image.mode in GRAYSCALE_MODES:
+        return True
+    if image.mode == "P":
+        palette = image.convert("RGB").getcolors(maxcolors=256 * 256)
+        return palette is not None and all(r == g == b for _, (r, g, b) in palette)
+    return False
+
+
+def _to_channels(image: Image.Image, c_dim: int) -> Image.Image:
+    """Convert any mode to 'L' (c_dim 1) or 'RGB' (c_dim 3); transparency is composited onto white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.int64)
+        top = 65535 if image.mode.startswith("I;16") or array.max() > 255 else 255
+        image = Image.fromarray((np.clip(array, 0, top) * 255 // top).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    if image.mode == "P" and "transparency" in image.info or image.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("L" if c_dim == 1 else "RGB")
+
+
+def _crop_and_resize(image: Image.Image, spec: ImageSpec) -> Image.Image:
+    if spec.crop:  # centre crop input_height x input_width (carpedm20's center_crop), then resize
+        width, height = image.size
+        left = int(round((width - spec.input_width) / 2.0))
+        top = int(round((height - spec.input_height) / 2.0))
+        image = image.crop((left, top, left + spec.input_width, top + spec.input_height))
+    if image.size != (spec.output_width, spec.output_height):
+        image = image.resize((spec.output_width, spec.output_height), Image.Resampling.BICUBIC)
+    return image
+
+
+def decode_image(path: str, spec: ImageSpec, c_dim: int) -> np.ndarray:
+    """One file -> uint8 [output_height, output_width, c_dim]. Raises OSError/ValueError if unreadable."""
+    image = _crop_and_resize(_to_channels(_open(path), c_dim), spec)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _probe(path: str) -> tuple[bool | None, str | None]:
+    """(is_grayscale, None) for a readable image, (None, reason) otherwise."""
+    try:
+        return is_grayscale(_open(path)), None
+    except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file", with the reason
+        return None, f"{type(error).__name__}: {error}"
+
+
+def load_images(paths: list[str], spec: ImageSpec, c_dim: int | None = None,
+                workers: int | None = None) -> LoadedImages:
+    """Decode every readable file in parallel; skip (and log by path) the rest.
+
+    c_dim None: 1 if every readable image is grayscale, else 3.
+    """
+    workers = workers or min(32, (os.cpu_count() or 1) + 4)
+    with ThreadPoolExecutor(workers) as pool:
+        probes = list(pool.map(_probe, paths))
+        readable = [p for p, (gray, _) in zip(paths, probes) if gray is not None]
+        skipped = [(p, reason) for p, (gray, reason) in zip(paths, probes) if gray is None]
+        if c_dim is None:
+            c_dim = 1 if readable and all(gray for gray, _ in probes if gray is not None) else 3
+
+        def decode(path):
+            try:
+                return decode_image(path, spec, c_dim), None
+            except Exception as error:  # noqa: BLE001 - see _probe
+                return None, f"{type(error).__name__}: {error}"
+
+        decoded = list(pool.map(decode, readable))
+    images, kept = [], []
+    for path, (array, reason) in zip(readable, decoded):
+        if array is None:
+            skipped.append((path, reason))
+        else:
+            images.append(array)
+            kept.append(path)
+    for path, reason in skipped:
+        log.warning("skipped unreadable image %s (%s)", path, reason)
+    if not images:
+        raise DataError(f"none of the {len(paths)} files could be read as an image "
+                        f"(first: {skipped[0][0]}: {skipped[0][1]})" if skipped else "no images given")
+    log.info("loaded %d images (%dx%dx%d), skipped %d unreadable", len(images), spec.output_height,
+             spec.output_width, c_dim, len(skipped))
+    return LoadedImages(np.stack(images), kept, skipped)
+
+
+def subset(data: LoadedImages, size: int | None, seed: int) -> LoadedImages:
+    """A seeded random subset of `size` images (all of them when size is None or larger)."""
+    if size is None or size >= len(data):
+        return data
+    keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:size])
+    labels = None if data.labels is None else data.labels[keep]
+    paths = [data.paths[i] for i in keep] if data.paths else []
+    return LoadedImages(data.images[keep], paths, data.skipped, labels)
+
+
+def resize(data: LoadedImages, height: int, width: int) -> LoadedImages:
+    """The same images at height x width (bicubic), e.g. MNIST's 28x28 digits for a 32x32 model."""
+    if data.images.shape[1:3] == (height, width):
+        return data
+    mode = "L" if data.c_dim == 1 else "RGB"
+    resized = [np.asarray(Image.fromarray(image.squeeze(-1) if data.c_dim == 1 else image, mode)
+                          .resize((width, height), Image.Resampling.BICUBIC)) for image in data.images]
+    images = np.stack(resized)
+    return LoadedImages(images[..., None] if images.ndim == 3 else images, data.paths, data.skipped, data.labels)
+
+
+# ---------------------------------------------------------------------------------------------- tf.data
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    """Batches per epoch: every image seen at least once (a set smaller than a batch still gives 1 step)."""
+    return max(1, -(-num_images // batch_size))
+
+
+def index_stream(num_images: int, seed: int, start_element: int = 0) -> tf.data.Dataset:
+    """Endless image indices: pass p is a permutation seeded by (seed, p); starts at element `start_element`."""
+    first_pass, offset = divmod(start_element, num_images)
+
+    def one_pass(pass_number):
+        order = tf.random.experimental.stateless_shuffle(tf.range(num_images, dtype=tf.int64),
+                                                         seed=tf.stack([tf.cast(seed, tf.int64), pass_number]))
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    return tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max).flat_map(one_pass).skip(offset)
+
+
+def to_float(images):
+    """uint8 [..., C] -> float32 in [-1, 1]."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_element: int = 0,
+                 y_dim: int | None = None) -> tf.data.Dataset:
+    """Endless batches of float32 images in [-1, 1] (with one-hot labels when y_dim), reshuffled every pass.
+
+    Batches have a fixed size (drop_remainder), so the compiled train_step traces once; a pass that does not fill
+    the last batch continues into the next shuffled pass.
+    """
+    images = tf.constant(data.images)
+    labels = None
+    if y_dim:
+        if data.labels is None:
+            raise DataError("a conditional model needs labels, and this data set has none")
+        labels = tf.one_hot(tf.constant(data.labels, tf.int64), y_dim)
+
+    def gather(indices):
+        batch = to_float(tf.gather(images, indices))
+        return batch if labels is None else (batch, tf.gather(labels, indices))
+
+    stream = index_stream(len(data), seed, start_element).batch(batch_size, drop_remainder=True)
+    return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

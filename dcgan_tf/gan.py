@@ -1,0 +1,125 @@
+"""DCGAN as a keras.Model: one train_step = one discriminator update, then `g_advantage` generator updates."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
+
+
+def sample_z(shape, z_dist: str, seed):
+    """Draw latent vectors: uniform_signed U(-1, 1), uniform_unsigned U(0, 1) or normal01 N(0, 1).
+
+    `seed` is an int or a keras.random.SeedGenerator (advanced on each call).
+    """
+    if z_dist == "uniform_signed":
+        return keras.random.uniform(shape, -1.0, 1.0, seed=seed)
+    if z_dist == "uniform_unsigned":
+        return keras.random.uniform(shape, 0.0, 1.0, seed=seed)
+    if z_dist == "normal01":
+        return keras.random.normal(shape, seed=seed)
+    raise ValueError(f"unknown z_dist {z_dist!r}")
+
+
+def _bce_with_logits(target: float, logits):
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target),
+                                                                  logits=logits))
+
+
+class DCGAN(keras.Model):
+    """Generator + discriminator trained adversarially with the non-saturating loss.
+
+    Data: images [N, H, W, C] float32 in [-1, 1], or (images, one-hot labels [N, y_dim]) when conditional.
+    `step` counts train steps (one D update each); `epoch` counts finished epochs (set by the EpochCounter callback).
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
+                 g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if g_advantage < 1:
+            raise ValueError(f"g_advantage must be >= 1 (got {g_advantage})")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.z_dim = z_dim
+        self.z_dist = z_dist
+        self.g_advantage = g_advantage
+        self.y_dim = y_dim
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+        self.epoch = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.y_dim)
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer, g_optimizer: keras.optimizers.Optimizer, **kwargs):
+        """Attach one optimizer per network and create their slots now, so a checkpoint can restore into them."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        d_optimizer.build(self.discriminator.trainable_variables)
+        g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def sample_z(self, batch_size):
+        return sample_z((batch_size, self.z_dim), self.z_dist, self.seed_generator)
+
+    def generate(self, z, labels=None, training: bool = False):
+        """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
+        return self.generator([z, labels] if self.conditional else z, training=training)
+
+    def discriminate(self, images, labels=None, training: bool = False):
+        """images [N, H, W, C] (+ one-hot labels) -> logits [N, 1]."""
+        return self.discriminator([images, labels] if self.conditional else images, training=training)
+
+    def call(self, z, training=False):
+        return self.generate(z, training=training)
+
+    def train_step(self, data):
+        real, labels = data if self.conditional else (data, None)
+        batch_size = tf.shape(real)[0]
+
+        # Discriminator: one update on a real batch and a fake batch.
+        z = self.sample_z(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generate(z, labels, training=True)
+            real_logits = self.discriminate(real, labels, training=True)
+            fake_logits = self.discriminate(fake, labels, training=True)
+            d_loss_real = _bce_with_logits(1.0, real_logits)
+            d_loss_fake = _bce_with_logits(0.0, fake_logits)
+            d_loss = d_loss_real + d_loss_fake
+        d_variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply(tape.gradient(d_loss, d_variables), d_variables)
+
+        # Generator: g_advantage updates, each on a freshly drawn z (carpedm20 reused one z; we do not).
+        # A graph loop (Keras traces train_step without AutoGraph): g_advantage=50 costs no bigger graph than 1.
+        _, g_loss_total = tf.while_loop(
+            lambda i, total: i < self.g_advantage,
+            lambda i, total: (i + 1, total + self._generator_update(batch_size, labels)),
+            (tf.constant(0), tf.constant(0.0)),
+        )
+        g_loss = g_loss_total / self.g_advantage
+
+        self.step.assign_add(1)
+        values = {
+            "d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
+            "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
+        }
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
+        return values
+
+    def _generator_update(self, batch_size, labels):
+        z = self.sample_z(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generate(z, labels, training=True)
+            g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
+        g_variables = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(g_loss, g_variables), g_variables)
+        return g_loss

@@ -1,0 +1,37 @@
+"""Use a trained run: rebuild its model from config.json, load the newest checkpoint, write sample grids."""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+from dcgan_tf import checkpoints, runs
+from dcgan_tf.config import Config
+from dcgan_tf.gan import DCGAN
+from dcgan_tf.training import build_dcgan, grid_inputs
+from dcgan_tf.visualize import save_grid
+
+
+def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
+    """(saved config, model with the newest checkpoint's weights, its step) for the run `config` names.
+
+    RunError when the run or its checkpoint does not exist.
+    """
+    saved = runs.open_saved_run(config)
+    model = build_dcgan(saved)
+    fixed_z = tf.Variable(tf.zeros((saved.grid_rows * saved.grid_cols, saved.z_dim)), trainable=False)
+    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, fixed_z), saved.checkpoint_path, 1)
+    if checkpoints.restore_latest(manager, generator_only=True) is None:
+        raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(saved.checkpoint_path)} "
+                            f"(train it with --train)")
+    return saved, model, int(model.step.numpy())
+
+
+def write_test_grid(config: Config) -> str:
+    """Test mode: a grid of fresh samples (z from the training distribution, `config.seed`) ->
+    `<sample_dir>/<run>/test_<step:08d>.png`."""
+    saved, model, step = load_trained(config)
+    z, labels = grid_inputs(saved, saved.seed)
+    images = model.generate(z, labels, training=False).numpy()
+    return save_grid(images, saved.grid_rows, saved.grid_cols, os.path.join(saved.sample_path, f"test_{step:08d}.png"))

@@ -1,0 +1,71 @@
+"""MNIST for the conditional DCGAN: the four IDX files from `data_dir/mnist` (plain or .gz), else keras.datasets."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+
+import numpy as np
+
+from dcgan_tf.data import DataError, LoadedImages
+
+log = logging.getLogger(__name__)
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Parse one IDX file (plain, or gzip if it ends in .gz) into an array of its declared shape and type."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number)")
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    start = 4 + 4 * ndim
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - start != expected:
+        raise DataError(f"{path} is truncated or padded: {len(raw) - start} bytes of data, header says {expected}")
+    return np.frombuffer(raw, dtype, offset=start).reshape(shape)
+
+
+def _find(folder: str, stem: str) -> str | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+def load_mnist(data_dir: str) -> LoadedImages:
+    """All 70,000 digits (train + test, as carpedm20) as uint8 [N, 28, 28, 1] with int labels [N]."""
+    folder = os.path.join(data_dir, "mnist")
+    found = {key: _find(folder, stem) for key, stem in FILES.items()}
+    if all(found.values()):
+        images = np.concatenate([read_idx(found["train_images"]), read_idx(found["test_images"])])
+        labels = np.concatenate([read_idx(found["train_labels"]), read_idx(found["test_labels"])])
+        source = os.path.abspath(folder)
+    else:
+        try:
+            import keras
+
+            (train_x, train_y), (test_x, test_y) = keras.datasets.mnist.load_data()
+        except Exception as error:  # noqa: BLE001 - no network, no cache: say where the files go
+            missing = ", ".join(f"{stem}[.gz]" for key, stem in FILES.items() if not found[key])
+            raise DataError(
+                f"MNIST not found: put the four IDX files ({missing}) in {os.path.abspath(folder)}; "
+                f"downloading through keras.datasets.mnist failed too ({type(error).__name__}: {error})"
+            ) from None
+        images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
+        source = "keras.datasets.mnist"
+    if images.ndim != 3 or len(images) != len(labels):
+        raise DataError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}")
+    log.info("loaded %d MNIST digits from %s", len(images), source)
+    return LoadedImages(images[..., None].astype(np.uint8), [], [], labels.astype(np.int64))

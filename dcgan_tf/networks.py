@@ -1,0 +1,139 @@
+"""Generator and discriminator as in carpedm20/DCGAN-tensorflow (the DCGAN paper's rules), as Keras models.
+
+Unconditional nets use 4 stride-2 stages (output sides must be multiples of 16); the conditional nets used for
+MNIST follow carpedm20's MNIST path, 2 stride-2 stages with the labels concatenated at every layer (multiples of 4,
+so 28 works).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+UNCONDITIONAL_STAGES = 4
+CONDITIONAL_STAGES = 2
+KERNEL = 5
+BN_MOMENTUM = 0.9  # carpedm20's batch_norm(momentum=0.9, epsilon=1e-5)
+BN_EPSILON = 1e-5
+
+
+def weight_init():
+    """N(0, 0.02), the DCGAN paper's initialisation for every conv and dense kernel."""
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _stages(conditional: bool) -> int:
+    return CONDITIONAL_STAGES if conditional else UNCONDITIONAL_STAGES
+
+
+def check_output_size(height: int, width: int, conditional: bool = False) -> None:
+    """Raise ValueError, listing sizes that work, unless every stride-2 stage divides both sides."""
+    step = 2 ** _stages(conditional)
+    for side_name, side in (("height", height), ("width", width)):
+        if side < step or side % step:
+            below = max(step, side // step * step)
+            above = max(step, -(-side // step) * step)
+            nearest = sorted({below, above})
+            examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
+            kind = "conditional (MNIST) nets have" if conditional else "the nets have"
+            raise ValueError(
+                f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
+                f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})"
+            )
+
+
+def _batch_norm(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+class ConcatLabelMaps(layers.Layer):
+    """carpedm20's conv_cond_concat: tile one-hot labels [N, Y] over a feature map [N, H, W, C] -> [N, H, W, C+Y]."""
+
+    def call(self, feature_map, labels):
+        shape = ops.shape(feature_map)
+        label_maps = ops.broadcast_to(labels[:, None, None, :], (shape[0], shape[1], shape[2], ops.shape(labels)[-1]))
+        return ops.concatenate([feature_map, ops.cast(label_maps, feature_map.dtype)], axis=-1)
+
+    def compute_output_shape(self, feature_map_shape, labels_shape):
+        return (*feature_map_shape[:-1], feature_map_shape[-1] + labels_shape[-1])
+
+
+def build_generator(height: int, width: int, c_dim: int, z_dim: int = 100, gf_dim: int = 64,
+                    y_dim: int | None = None, gfc_dim: int = 1024) -> keras.Model:
+    """z [N, z_dim] (and one-hot y [N, y_dim]) -> images [N, height, width, c_dim] in [-1, 1] (tanh)."""
+    check_output_size(height, width, conditional=bool(y_dim))
+    if y_dim:
+        return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim)
+    s = 2 ** UNCONDITIONAL_STAGES
+    z = keras.Input((z_dim,), name="z")
+    x = layers.Dense(height // s * width // s * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
+                     name="g_h0_lin")(z)
+    x = layers.Reshape((height // s, width // s, gf_dim * 8))(x)
+    x = layers.ReLU()(_batch_norm("g_bn0")(x))
+    for i, filters in enumerate((gf_dim * 4, gf_dim * 2, gf_dim), start=1):
+        x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=weight_init(), name=f"g_h{i}")(x)
+        x = layers.ReLU()(_batch_norm(f"g_bn{i}")(x))
+    x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h4")(x)
+    images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
+    return keras.Model(z, images, name="generator")
+
+
+def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim) -> keras.Model:
+    z = keras.Input((z_dim,), name="z")
+    y = keras.Input((y_dim,), name="y")
+    h4, w4 = height // 4, width // 4
+    x = layers.Concatenate()([z, y])
+    x = layers.Dense(gfc_dim, use_bias=False, kernel_initializer=weight_init(), name="g_h0_lin")(x)
+    x = layers.ReLU()(_batch_norm("g_bn0")(x))
+    x = layers.Concatenate()([x, y])
+    x = layers.Dense(gf_dim * 2 * h4 * w4, use_bias=False, kernel_initializer=weight_init(), name="g_h1_lin")(x)
+    x = layers.ReLU()(_batch_norm("g_bn1")(x))
+    x = layers.Reshape((h4, w4, gf_dim * 2))(x)
+    x = ConcatLabelMaps()(x, y)
+    x = layers.Conv2DTranspose(gf_dim * 2, KERNEL, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=weight_init(), name="g_h2")(x)
+    x = layers.ReLU()(_batch_norm("g_bn2")(x))
+    x = ConcatLabelMaps()(x, y)
+    x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h3")(x)
+    images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
+    return keras.Model([z, y], images, name="generator")
+
+
+def build_discriminator(height: int, width: int, c_dim: int, df_dim: int = 64,
+                        y_dim: int | None = None, dfc_dim: int = 1024) -> keras.Model:
+    """images [N, height, width, c_dim] in [-1, 1] (and one-hot y) -> real/fake logits [N, 1] (float32)."""
+    check_output_size(height, width, conditional=bool(y_dim))
+    if y_dim:
+        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim)
+    images = keras.Input((height, width, c_dim), name="images")
+    x = images
+    for i, filters in enumerate((df_dim, df_dim * 2, df_dim * 4, df_dim * 8)):
+        x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", use_bias=i == 0,
+                          kernel_initializer=weight_init(), name=f"d_h{i}_conv")(x)
+        if i > 0:
+            x = _batch_norm(f"d_bn{i}")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten()(x)
+    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h4_lin")(x)
+    return keras.Model(images, logits, name="discriminator")
+
+
+def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim) -> keras.Model:
+    images = keras.Input((height, width, c_dim), name="images")
+    y = keras.Input((y_dim,), name="y")
+    x = ConcatLabelMaps()(images, y)
+    x = layers.Conv2D(c_dim + y_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
+                      name="d_h0_conv")(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = ConcatLabelMaps()(x, y)
+    x = layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=False,
+                      kernel_initializer=weight_init(), name="d_h1_conv")(x)
+    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn1")(x))
+    x = layers.Flatten()(x)
+    x = layers.Concatenate()([x, y])
+    x = layers.Dense(dfc_dim, use_bias=False, kernel_initializer=weight_init(), name="d_h2_lin")(x)
+    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn2")(x))
+    x = layers.Concatenate()([x, y])
+    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h3_lin")(x)
+    return keras.Model([images, y], logits, name="discriminator")

@@ -1,0 +1,25 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="dcgan_tf",
+    version="0.1.0",
+    description="DCGAN for small image sets in TensorFlow 2 / Keras 3 (a port of carpedm20/DCGAN-tensorflow)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["dcgan_tf", "dcgan_tf.*"]),
+    package_data={"dcgan_tf.builtin_data": ["twemoji_smileys/*.png", "twemoji_smileys/*.csv",
+                                            "twemoji_smileys/*.md", "twemoji_smileys/*.txt"]},
+    include_package_data=True,
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow>=2.16",  # Keras 3
+        "keras>=3.0",
+        "numpy>=1.23",
+        "pillow>=9.1",
+        "imageio>=2.20",
+        "absl-py>=1.0",
+        "tensorboard>=2.16",  # tf.summary writers; TensorFlow 2.21 no longer installs it
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    license="MIT",
+)
