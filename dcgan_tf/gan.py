@@ -71,11 +71,17 @@ class DCGAN(keras.Model):
 
     def generate(self, z, labels=None, training: bool = False):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
-        return self.generator([z, labels] if self.conditional else z, training=training)
+        z = tf.convert_to_tensor(z, tf.float32)
+        if self.conditional:
+            return self.generator([z, tf.convert_to_tensor(labels, tf.float32)], training=training)
+        return self.generator(z, training=training)
 
     def discriminate(self, images, labels=None, training: bool = False):
         """images [N, H, W, C] (+ one-hot labels) -> logits [N, 1]."""
-        return self.discriminator([images, labels] if self.conditional else images, training=training)
+        images = tf.convert_to_tensor(images, tf.float32)
+        if self.conditional:
+            return self.discriminator([images, tf.convert_to_tensor(labels, tf.float32)], training=training)
+        return self.discriminator(images, training=training)
 
     def call(self, z, training=False):
         return self.generate(z, training=training)
@@ -83,9 +89,24 @@ class DCGAN(keras.Model):
     def train_step(self, data):
         real, labels = data if self.conditional else (data, None)
         batch_size = tf.shape(real)[0]
+        d_values = self.discriminator_update(real, labels)
+        # g_advantage generator updates, each on a freshly drawn z (carpedm20 reused one z; we do not). A graph loop
+        # (Keras traces train_step without AutoGraph), so g_advantage=50 builds no bigger graph than 1.
+        _, g_loss_total = tf.while_loop(
+            lambda i, total: i < self.g_advantage,
+            lambda i, total: (i + 1, total + self.generator_update(batch_size, labels)),
+            (tf.constant(0), tf.constant(0.0)),
+        )
+        self.step.assign_add(1)
+        values = {**d_values, "g_loss": g_loss_total / self.g_advantage}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
+        return values
 
-        # Discriminator: one update on a real batch and a fake batch.
-        z = self.sample_z(batch_size)
+    def discriminator_update(self, real, labels=None) -> dict:
+        """One D update on a real batch and a fake batch of the same size; returns D's losses and mean outputs."""
+        z = self.sample_z(tf.shape(real)[0])
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
             real_logits = self.discriminate(real, labels, training=True)
@@ -95,27 +116,11 @@ class DCGAN(keras.Model):
             d_loss = d_loss_real + d_loss_fake
         d_variables = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(d_loss, d_variables), d_variables)
+        return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
+                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
-        # Generator: g_advantage updates, each on a freshly drawn z (carpedm20 reused one z; we do not).
-        # A graph loop (Keras traces train_step without AutoGraph): g_advantage=50 costs no bigger graph than 1.
-        _, g_loss_total = tf.while_loop(
-            lambda i, total: i < self.g_advantage,
-            lambda i, total: (i + 1, total + self._generator_update(batch_size, labels)),
-            (tf.constant(0), tf.constant(0.0)),
-        )
-        g_loss = g_loss_total / self.g_advantage
-
-        self.step.assign_add(1)
-        values = {
-            "d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake, "g_loss": g_loss,
-            "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
-        }
-        for name, value in values.items():
-            self.trackers[name].update_state(value)
-        # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
-        return values
-
-    def _generator_update(self, batch_size, labels):
+    def generator_update(self, batch_size, labels=None):
+        """One G update against the current D (non-saturating loss) on a fresh z; returns the G loss."""
         z = self.sample_z(batch_size)
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)

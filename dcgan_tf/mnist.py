@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import zlib
 
 import numpy as np
 
@@ -24,8 +25,11 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 def read_idx(path: str) -> np.ndarray:
     """Parse one IDX file (plain, or gzip if it ends in .gz) into an array of its declared shape and type."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:  # a cut-off or corrupt .gz download
+        raise DataError(f"{path} is not a readable gzip file ({type(error).__name__}: {error})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]

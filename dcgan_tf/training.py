@@ -38,6 +38,7 @@ class TrainResult:
 
 def load_training_data(config: Config) -> data.LoadedImages:
     """The run's images (uint8, at the output size) from the built-in set, MNIST, or a folder."""
+    config = config.resolved()
     spec = data.ImageSpec(config.output_height, config.output_width, config.crop, config.input_height,
                           config.input_width)
     if config.dataset == MNIST:
@@ -55,7 +56,11 @@ def load_training_data(config: Config) -> data.LoadedImages:
 
 
 def build_dcgan(config: Config) -> DCGAN:
-    """The DCGAN a (resolved, c_dim-known) config describes, compiled with one Adam per network."""
+    """The DCGAN a (resolved, c_dim-known) config describes, compiled with one Adam per network.
+
+    Seeds Keras' global RNG with config.seed first, so the same seed gives the same initial weights.
+    """
+    keras.utils.set_random_seed(config.seed)
     generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
                                 config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim)
     discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim, config.df_dim,

@@ -1,0 +1,70 @@
+"""main.py end to end: train a few steps on a tiny folder, resume, test mode, and flag errors before any work."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import write_images
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(*args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+TINY = ["--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4", "--z_dim", "8",
+        "--gf_dim", "8", "--df_dim", "8", "--sample_freq", "2", "--ckpt_freq", "2", "--verbose", "2"]
+
+
+def test_train_resume_and_test_mode_through_main(tmp_path):
+    write_images(tmp_path / "data" / "faces", 9)
+    open(tmp_path / "data" / "faces" / "broken.png", "w").write("not a picture")
+    first = run_main("--dataset", "faces", *TINY, "--epoch", "1", "--g_advantage", "3", "--train", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "broken.png" in first.stderr  # the bad file is named
+    run = tmp_path / "checkpoints" / "faces_b4_16x16_z8_ga3_gf8_df8"
+    assert (run / "config.json").is_file()
+    assert sorted(os.listdir(tmp_path / "samples" / run.name)) == ["train_00000002.png", "train_00000003.png"]
+
+    second = run_main("--dataset", "faces", *TINY, "--epoch", "2", "--g_advantage", "3", "--train", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "resuming run faces_b4_16x16_z8_ga3_gf8_df8 at step 3, epoch 1" in second.stderr
+    assert "to step 6, epoch 2" in second.stdout
+
+    test = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", cwd=tmp_path)
+    assert test.returncode == 0, test.stderr
+    assert os.path.isfile(tmp_path / "samples" / run.name / "test_00000006.png")
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--g_advantage", "0"], "--g_advantage: must be an integer >= 1 (got 0)"),
+    (["--batch_size", "0"], "--batch_size: must be an integer >= 1"),
+    (["--output_height", "20"], "--output_height: output height 20 does not work"),
+    (["--learning_rate", "-1"], "--learning_rate: must be > 0"),
+    (["--z_dist", "cauchy"], "--z_dist"),
+])
+def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
+    result = run_main("--train", *flags, "--checkpoint_dir", str(tmp_path / "ck"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not os.path.exists(tmp_path / "ck")  # nothing was written
+
+
+def test_missing_data_fails_with_the_pattern_looked_for(tmp_path):
+    os.makedirs(tmp_path / "data" / "empty")
+    result = run_main("--dataset", "empty", "--train", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"no files match {tmp_path / 'data' / 'empty' / '*.jpg'}" in result.stderr
+    result = run_main("--dataset", "nowhere", "--train", cwd=tmp_path)
+    assert f"data folder {tmp_path / 'data' / 'nowhere'} does not exist" in result.stderr
+
+
+def test_test_mode_without_a_run_lists_the_runs(tmp_path):
+    result = run_main("--dataset", "mice", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no run 'mice_b64_64x64_z100_ga2'" in result.stderr and "runs there: none" in result.stderr

@@ -1,0 +1,60 @@
+"""Generator and discriminator: shapes for every supported size, refusal for the rest, the DCGAN init."""
+
+import numpy as np
+import pytest
+
+from dcgan_tf.networks import build_discriminator, build_generator, check_output_size
+
+
+@pytest.mark.parametrize("height,width", [(16, 16), (32, 32), (48, 48), (64, 64), (32, 48), (96, 64)])
+def test_unconditional_shapes(height, width):
+    generator = build_generator(height, width, c_dim=3, z_dim=7, gf_dim=4)
+    discriminator = build_discriminator(height, width, c_dim=3, df_dim=4)
+    images = generator(np.zeros((2, 7), np.float32))
+    assert images.shape == (2, height, width, 3)
+    assert np.all(np.abs(images.numpy()) <= 1.0)  # tanh range
+    assert discriminator(images).shape == (2, 1)
+
+
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_conditional_shapes(size):
+    generator = build_generator(size, size, c_dim=1, z_dim=5, gf_dim=4, y_dim=10, gfc_dim=16)
+    discriminator = build_discriminator(size, size, c_dim=1, df_dim=4, y_dim=10, dfc_dim=16)
+    z, y = np.zeros((3, 5), np.float32), np.eye(10, dtype=np.float32)[:3]
+    images = generator([z, y])
+    assert images.shape == (3, size, size, 1)
+    assert discriminator([images.numpy(), y]).shape == (3, 1)
+
+
+def test_labels_reach_the_conditional_generator():
+    generator = build_generator(28, 28, c_dim=1, z_dim=5, gf_dim=4, y_dim=10, gfc_dim=16)
+    z = np.full((2, 5), 0.3, np.float32)
+    y = np.eye(10, dtype=np.float32)[[1, 7]]
+    a, b = generator([z, y]).numpy()
+    assert not np.allclose(a, b)  # same z, different digit -> different image
+
+
+@pytest.mark.parametrize("height,width,conditional,nearest", [
+    (28, 28, False, "16 or 32"), (20, 64, False, "16 or 32"), (64, 100, False, "96 or 112"), (8, 8, False, "16"),
+    (30, 30, True, "28 or 32"),
+])
+def test_unsupported_sizes_are_refused_with_sizes_that_work(height, width, conditional, nearest):
+    with pytest.raises(ValueError, match=f"nearest: {nearest}"):
+        check_output_size(height, width, conditional=conditional)
+    with pytest.raises(ValueError, match="multiple of"):
+        build_generator(height, width, c_dim=3, gf_dim=4, y_dim=10 if conditional else None)
+
+
+def test_dcgan_weight_init_and_architecture():
+    generator = build_generator(64, 64, c_dim=3, z_dim=100, gf_dim=64)
+    discriminator = build_discriminator(64, 64, c_dim=3, df_dim=64)
+    kernel = generator.get_layer("g_h0_lin").kernel.numpy()
+    assert kernel.shape == (100, 4 * 4 * 512)  # dense z -> h/16 x w/16 x 8*gf_dim
+    assert abs(kernel.std() - 0.02) < 0.002 and abs(kernel.mean()) < 0.001  # N(0, 0.02)
+    transposed = [layer for layer in generator.layers if "Conv2DTranspose" in type(layer).__name__]
+    assert [layer.filters for layer in transposed] == [256, 128, 64, 3]
+    assert all(layer.kernel_size == (5, 5) and layer.strides == (2, 2) for layer in transposed)
+    convs = [layer for layer in discriminator.layers if type(layer).__name__ == "Conv2D"]
+    assert [layer.filters for layer in convs] == [64, 128, 256, 512]
+    norms = [layer.name for layer in discriminator.layers if "BatchNormalization" in type(layer).__name__]
+    assert norms == ["d_bn1", "d_bn2", "d_bn3"]  # BN on all but the first conv
