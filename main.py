@@ -13,7 +13,7 @@ import flags  # noqa: F401 - defines the flags
 from dcgan_tf.config import Config, ConfigError
 
 FLAGS = absl_flags.FLAGS
-CONFIG_FIELDS = [name for name in Config.__dataclass_fields__ if name != "extra"]
+CONFIG_FIELDS = list(Config.__dataclass_fields__)
 
 
 def config_from_flags() -> Config:

@@ -11,9 +11,12 @@ from dcgan_tf.gan import DCGAN
 log = logging.getLogger(__name__)
 
 
-def make_checkpoint(model: DCGAN, sample_z: tf.Variable) -> tf.train.Checkpoint:
-    """Everything a resumed run needs to continue exactly where it stopped."""
-    return tf.train.Checkpoint(
+def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.train.Checkpoint:
+    """Everything a resumed run needs to continue exactly where it stopped.
+
+    `sample_z` (the fixed z of the training grids) is left out when only the model is wanted.
+    """
+    tracked = dict(
         generator=model.generator,
         discriminator=model.discriminator,
         g_optimizer=model.g_optimizer,
@@ -21,8 +24,10 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable) -> tf.train.Checkpoint:
         step=model.step,
         epoch=model.epoch,
         rng_state=model.seed_generator.state,
-        sample_z=sample_z,
     )
+    if sample_z is not None:
+        tracked["sample_z"] = sample_z
+    return tf.train.Checkpoint(**tracked)
 
 
 def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int) -> tf.train.CheckpointManager:
@@ -40,9 +45,8 @@ def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = F
     if path is None:
         return None
     status = manager.checkpoint.restore(path)
-    if generator_only:
-        status.expect_partial()
-    else:
+    if not generator_only:
         status.assert_existing_objects_matched()
+    status.expect_partial()  # the checkpoint's own save_counter, and in generator_only mode the rest
     log.info("restored %s", path)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
 BUILTIN_DATASET = "twemoji_smileys"
@@ -69,7 +69,6 @@ class Config:
     grid_rows: int | None = None  # None: 8, or one row per label for a conditional model
     grid_cols: int = 8
     verbose: int = 1  # fit() progress: 0 silent, 1 progress bar, 2 one line per epoch
-    extra: dict = field(default_factory=dict, compare=False)  # free-form notes saved with the run
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":

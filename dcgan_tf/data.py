@@ -105,7 +105,7 @@ def _to_channels(image: Image.Image, c_dim: int) -> Image.Image:
         image = Image.fromarray((np.clip(array, 0, top) * 255 // top).astype(np.uint8), "L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
-    if image.mode == "P" and "transparency" in image.info or image.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
+    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
@@ -123,57 +123,48 @@ def _crop_and_resize(image: Image.Image, spec: ImageSpec) -> Image.Image:
     return image
 
 
-def decode_image(path: str, spec: ImageSpec, c_dim: int) -> np.ndarray:
-    """One file -> uint8 [output_height, output_width, c_dim]. Raises OSError/ValueError if unreadable."""
-    image = _crop_and_resize(_to_channels(_open(path), c_dim), spec)
-    array = np.asarray(image, dtype=np.uint8)
+def decode_image(path: str, spec: ImageSpec, c_dim: int | None = None) -> np.ndarray:
+    """One file -> uint8 [output_height, output_width, c_dim]. Raises if the file is not a readable image.
+
+    c_dim None keeps the image's own channel count: 1 for grayscale images, else 3.
+    """
+    image = _open(path)
+    if c_dim is None:
+        c_dim = 1 if is_grayscale(image) else 3
+    array = np.asarray(_crop_and_resize(_to_channels(image, c_dim), spec), dtype=np.uint8)
     return array[..., None] if array.ndim == 2 else array
-
-
-def _probe(path: str) -> tuple[bool | None, str | None]:
-    """(is_grayscale, None) for a readable image, (None, reason) otherwise."""
-    try:
-        return is_grayscale(_open(path)), None
-    except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file", with the reason
-        return None, f"{type(error).__name__}: {error}"
 
 
 def load_images(paths: list[str], spec: ImageSpec, c_dim: int | None = None,
                 workers: int | None = None) -> LoadedImages:
-    """Decode every readable file in parallel; skip (and log by path) the rest.
+    """Decode every readable file once, in parallel threads; skip (and log by path) the rest.
 
-    c_dim None: 1 if every readable image is grayscale, else 3.
+    c_dim None: 1 if every readable image is grayscale, else 3 (grayscale images then get three equal channels,
+    exactly what Pillow's L -> RGB conversion gives).
     """
-    workers = workers or min(32, (os.cpu_count() or 1) + 4)
-    with ThreadPoolExecutor(workers) as pool:
-        probes = list(pool.map(_probe, paths))
-        readable = [p for p, (gray, _) in zip(paths, probes) if gray is not None]
-        skipped = [(p, reason) for p, (gray, reason) in zip(paths, probes) if gray is None]
-        if c_dim is None:
-            c_dim = 1 if readable and all(gray for gray, _ in probes if gray is not None) else 3
 
-        def decode(path):
-            try:
-                return decode_image(path, spec, c_dim), None
-            except Exception as error:  # noqa: BLE001 - see _probe
-                return None, f"{type(error).__name__}: {error}"
+    def decode(path):
+        try:
+            return decode_image(path, spec, c_dim), None
+        except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file", with the reason
+            return None, f"{type(error).__name__}: {error}"
 
-        decoded = list(pool.map(decode, readable))
-    images, kept = [], []
-    for path, (array, reason) in zip(readable, decoded):
-        if array is None:
-            skipped.append((path, reason))
-        else:
-            images.append(array)
-            kept.append(path)
+    with ThreadPoolExecutor(workers or min(32, (os.cpu_count() or 1) + 4)) as pool:
+        decoded = list(pool.map(decode, paths))
+    images = [array for array, _ in decoded if array is not None]
+    kept = [path for path, (array, _) in zip(paths, decoded) if array is not None]
+    skipped = [(path, reason) for path, (array, reason) in zip(paths, decoded) if array is None]
     for path, reason in skipped:
         log.warning("skipped unreadable image %s (%s)", path, reason)
     if not images:
         raise DataError(f"none of the {len(paths)} files could be read as an image "
                         f"(first: {skipped[0][0]}: {skipped[0][1]})" if skipped else "no images given")
+    channels = max(array.shape[-1] for array in images)
+    stacked = np.stack([np.repeat(array, channels, axis=-1) if array.shape[-1] < channels else array
+                        for array in images])
     log.info("loaded %d images (%dx%dx%d), skipped %d unreadable", len(images), spec.output_height,
-             spec.output_width, c_dim, len(skipped))
-    return LoadedImages(np.stack(images), kept, skipped)
+             spec.output_width, channels, len(skipped))
+    return LoadedImages(stacked, kept, skipped)
 
 
 def subset(data: LoadedImages, size: int | None, seed: int) -> LoadedImages:

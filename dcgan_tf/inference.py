@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-
 from dcgan_tf import checkpoints, runs
 from dcgan_tf.config import Config
 from dcgan_tf.gan import DCGAN
@@ -20,8 +18,7 @@ def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
     """
     saved = runs.open_saved_run(config)
     model = build_dcgan(saved)
-    fixed_z = tf.Variable(tf.zeros((saved.grid_rows * saved.grid_cols, saved.z_dim)), trainable=False)
-    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, fixed_z), saved.checkpoint_path, 1)
+    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model), saved.checkpoint_path, 1)
     if checkpoints.restore_latest(manager, generator_only=True) is None:
         raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(saved.checkpoint_path)} "
                             f"(train it with --train)")

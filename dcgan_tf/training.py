@@ -41,16 +41,16 @@ def load_training_data(config: Config) -> data.LoadedImages:
     config = config.resolved()
     spec = data.ImageSpec(config.output_height, config.output_width, config.crop, config.input_height,
                           config.input_width)
-    if config.dataset == MNIST:
-        loaded = data.resize(load_mnist(config.data_dir), config.output_height, config.output_width)
+    dataset, data_dir = os.path.expanduser(config.dataset or ""), os.path.expanduser(config.data_dir)
+    if dataset == MNIST:
+        loaded = data.resize(load_mnist(data_dir), config.output_height, config.output_width)
     else:
-        if not config.dataset:
+        if not dataset:
             directory, pattern = data.builtin_dataset_dir(), "*.png"
-        elif os.path.isdir(config.dataset) and (os.sep in config.dataset or not os.path.isdir(
-                os.path.join(config.data_dir, config.dataset))):
-            directory, pattern = config.dataset, config.input_fname_pattern
+        elif os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
+            directory, pattern = dataset, config.input_fname_pattern  # a folder path
         else:
-            directory, pattern = os.path.join(config.data_dir, config.dataset), config.input_fname_pattern
+            directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
         loaded = data.load_images(data.find_image_files(directory, pattern), spec, c_dim=config.c_dim)
     return data.subset(loaded, config.train_size, config.seed)
 

@@ -68,3 +68,12 @@ def test_test_mode_without_a_run_lists_the_runs(tmp_path):
     result = run_main("--dataset", "mice", cwd=tmp_path)
     assert result.returncode == 2
     assert "no run 'mice_b64_64x64_z100_ga2'" in result.stderr and "runs there: none" in result.stderr
+
+
+def test_readme_documents_every_flag():
+    import re
+
+    defined = re.findall(r'DEFINE_\w+\(\s*"(\w+)"', open(os.path.join(ROOT, "flags.py")).read())
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    assert len(defined) > 25
+    assert [name for name in defined if f"`--{name}`" not in readme] == []
