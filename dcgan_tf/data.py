@@ -7,10 +7,9 @@ order is a pure function of (seed, pass number), so a resumed run continues the 
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import warnings
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
@@ -64,27 +63,83 @@ def builtin_dataset_dir() -> str:
     return str(resources.files(BUILTIN_PACKAGE).joinpath(BUILTIN_FOLDER))
 
 
+def _level_regex(level: str) -> str:
+    """One folder level of a glob as a regex: `*` and `?` never cross a `/`; `[...]` / `[!...]` are classes."""
+    out, i = [], 0
+    while i < len(level):
+        c = level[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and "]" in level[i + 2:]:  # a class; "[]...]" may hold "]" first, as in fnmatch
+            close = level.index("]", i + 2)
+            body = level[i + 1:close]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+            i = close
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    """A glob over relative paths, `/`-separated, matched case-insensitively (`*.jpg` finds `IMG_1.JPG`);
+    a `**` level spans any number of folders (zero included)."""
+    regex = ""
+    levels = pattern.replace(os.sep, "/").split("/")
+    for index, level in enumerate(levels):
+        last = index == len(levels) - 1
+        if level == "**":
+            regex += "(?:[^/]+/)*" if not last else ".*"
+        else:
+            regex += _level_regex(level) + ("" if last else "/")
+    return re.compile(regex, re.IGNORECASE)
+
+
 def find_image_files(directory: str, pattern: str) -> list[str]:
-    """Sorted files in `directory` matching `pattern` (a glob; `**` recurses). Raise DataError naming what was looked for."""
-    absolute = os.path.abspath(directory)
+    """Sorted paths under `directory` whose relative path matches `pattern` (a glob; a `**` level recurses).
+
+    Folder links are followed once each, so a link loop cannot walk forever. A matching name that is no readable
+    file (a broken or looping link) is still returned, so loading skips it by name instead of losing it silently.
+    Raises DataError naming the folder or the exact pattern looked for.
+    """
+    absolute = os.path.abspath(os.path.expanduser(directory))
     if not os.path.isdir(absolute):
-        raise DataError(f"data folder {absolute} does not exist")
-    looked_for = os.path.join(absolute, pattern)
-    files = sorted(path for path in glob.glob(looked_for, recursive=True) if os.path.isfile(path))
-    if not files:
-        raise DataError(f"no files match {looked_for}")
-    return files
+        raise DataError(f"data folder {absolute} does not exist" if not os.path.exists(absolute)
+                        else f"data folder {absolute} is not a folder")
+    matcher = _pattern_regex(pattern)
+    recursive = "**" in pattern or "/" in pattern.replace(os.sep, "/")
+    found, visited = [], set()
+    for root, folders, names in os.walk(absolute, followlinks=True):
+        visited.add(os.path.realpath(root))
+        # enter each real folder once (link loops), and only when the pattern can reach below this level
+        folders[:] = sorted(f for f in folders if recursive and not f.startswith(".")
+                            and os.path.realpath(os.path.join(root, f)) not in visited)
+        relative_root = os.path.relpath(root, absolute).replace(os.sep, "/")
+        for name in names:
+            relative = name if relative_root == "." else f"{relative_root}/{name}"
+            if (name.startswith(".") and not pattern.startswith(".")) or not matcher.fullmatch(relative):
+                continue
+            found.append(os.path.join(root, name))
+    if not found:
+        raise DataError(f"no files match {os.path.join(absolute, pattern)}")
+    return sorted(found)
 
 
 # ---------------------------------------------------------------------------------------------- decoding
 def _open(path: str) -> Image.Image:
-    """Open and fully decode the first frame; EXIF orientation applied. Raises on anything unreadable."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)  # over Pillow's pixel limit: refuse
-        with Image.open(path) as image:
-            image.seek(0)  # first frame of animations
-            image.load()
-            return ImageOps.exif_transpose(image)
+    """Open and fully decode the first frame; EXIF orientation applied. Raises on anything unreadable.
+
+    An image over Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS) is refused before it is decoded.
+    """
+    with Image.open(path) as image:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and image.width * image.height > limit:
+            raise ValueError(f"{image.width}x{image.height} pixels is over the decompression-bomb limit of {limit}")
+        image.seek(0)  # first frame of animations
+        image.load()
+        return ImageOps.exif_transpose(image)
 
 
 def is_grayscale(image: Image.Image) -> bool:
