@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from dcgan_tf.config import Z_DISTRIBUTIONS
+from dcgan_tf.config import NAN_POLICIES, Z_DISTRIBUTIONS
 
 # data
 flags.DEFINE_string("dataset", None, "Data set: a folder name under --data_dir, a path to a folder, or 'mnist' "
@@ -29,6 +29,9 @@ flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 flags.DEFINE_float("learning_rate", 0.0002, "Adam learning rate of both networks.")
 flags.DEFINE_float("beta1", 0.5, "Adam beta_1 of both networks.")
 flags.DEFINE_integer("g_advantage", 2, "Generator updates per discriminator update (>= 1; carpedm20 ran 2).")
+flags.DEFINE_enum("nan_policy", "stop", NAN_POLICIES, "On a NaN/Inf loss: 'stop' the run (exit 1; the last good "
+                  "checkpoint stays), or 'rollback' to the last checkpoint with both learning rates halved (at most 3 "
+                  "times).")
 flags.DEFINE_integer("seed", 1, "Seed of weights, z draws, data order and sample grids: same seed, same run.")
 # outputs
 flags.DEFINE_string("checkpoint_dir", "checkpoints", "Folder of run folders holding checkpoints, config.json, "
@@ -38,8 +41,39 @@ flags.DEFINE_string("run_name", None, "Run folder name. Unset: derived from the 
 flags.DEFINE_integer("sample_freq", 200, "Write a sample grid every this many steps.")
 flags.DEFINE_integer("ckpt_freq", 200, "Save a checkpoint every this many steps.")
 flags.DEFINE_integer("max_to_keep", 1, "Keep this many newest checkpoints.")
+flags.DEFINE_integer("keep_samples", 0, "Keep only the newest N training grids, plus every --keep_every-th one. "
+                     "0 keeps all.")
+flags.DEFINE_integer("keep_every", 10, "With --keep_samples: also keep every this-many-th training grid.")
+flags.DEFINE_integer("min_free_mb", 500, "Below this much free disk (MB), stop writing sample grids so checkpoints "
+                     "keep their room; warns once. 0: never stop.")
 flags.DEFINE_integer("grid_rows", None, "Rows of sample grids. Unset: 8, or one row per digit for MNIST.")
 flags.DEFINE_integer("grid_cols", 8, "Columns of sample grids.")
 flags.DEFINE_integer("verbose", 1, "Training progress: 0 silent, 1 progress bar, 2 one line per epoch.")
-flags.DEFINE_boolean("visualize", False, "Test mode: visualise the latest checkpoint. Option 0 ('grid', a sample "
-                     "grid) is what exists so far.")
+# visualisation (test mode with --visualize) and comparison of runs
+flags.DEFINE_boolean("visualize", False, "Test mode: draw --visualize_option from the latest checkpoint into the "
+                     "run's sample folder.")
+flags.DEFINE_string("visualize_option", "grid", "With --visualize: what to draw. carpedm20's numbers or names: 0 grid, "
+                    "1 sweep, 2 random_sweep_gif, 3 sweep_gif, 4 merged_gif; or interpolate, arithmetic, progress, "
+                    "plots (loss and log G/D ratio plots).")
+flags.DEFINE_integer("num_samples", None, "grid/arithmetic: number of samples, in rows of --grid_cols (default: "
+                     "--grid_rows x --grid_cols).")
+flags.DEFINE_boolean("save_individual", False, "grid: also write every sample as its own PNG.")
+flags.DEFINE_string("sweep_dims", None, "Sweeps: z dimensions to sweep: N (the first N; N random ones for option 2), "
+                    "a list like 0-3,7, or all. Default: 10; merged_gif: all.")
+flags.DEFINE_integer("visualize_steps", 10, "Sweeps: values per dimension (grid columns; GIF frames each way). "
+                     "interpolate: points per walk (>= 2).")
+flags.DEFINE_enum("interpolation", "slerp", ["slerp", "linear"], "interpolate: the path between z's.")
+flags.DEFINE_integer("walks", None, "interpolate: random z's on the closed tour, one grid row per walk (>= 2; "
+                     "default --grid_rows).")
+flags.DEFINE_string("arith", None, "arithmetic: groups of indices from arithmetic_numbered_<step>.png joined by + and "
+                    "-, e.g. '3,17,22 - 5,9,40 + 1,2,8'. Unset: write only the numbered grid.")
+flags.DEFINE_integer("label", None, "Conditional (MNIST) runs: draw only this digit (default: one row per digit).")
+flags.DEFINE_float("fps", 10, "GIF frames per second (at most 100).")
+flags.DEFINE_integer("max_frames", 200, "progress: at most this many training grids in progress.gif, evenly spaced.")
+flags.DEFINE_list("compare", None, "Compare runs: names under --checkpoint_dir or run folders, comma-separated (e.g. "
+                  "ga2,ga4,ga50). Writes their log G/D ratios and losses overlaid, and a sheet of their sample grids "
+                  "at --compare_steps, into --compare_out. Trains nothing.")
+flags.DEFINE_list("compare_steps", None, "Steps for --compare's grid sheet (e.g. 100,400); each run shows its saved "
+                  "grid nearest to each step. Unset: each run's last grid.")
+flags.DEFINE_list("compare_labels", None, "Legend and row labels for --compare's runs, in order. Unset: run names.")
+flags.DEFINE_string("compare_out", None, "Folder for --compare's figures. Unset: <sample_dir>/compare.")

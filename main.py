@@ -35,20 +35,73 @@ def main(argv):
         fail(f"--{error.field}: {error.message}")
     logging.getLogger("dcgan_tf").setLevel(logging.INFO)
 
-    import dcgan_tf  # after validation: a bad flag fails before TensorFlow loads
+    import dcgan_tf  # after validation: a bad flag fails before any data is read or anything is written
 
     logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save "Sharding callback" INFO lines
 
     try:
-        if FLAGS.train:
-            result = dcgan_tf.train(config)
-            print(f"trained {result.config.name} to step {result.step}, epoch {result.epoch}; "
-                  f"samples in {result.config.sample_path}")
+        if FLAGS.compare:
+            paths = compare(config)
+        elif FLAGS.train:
+            report_training(dcgan_tf.train(config))
+            paths = []
+        elif FLAGS.visualize:
+            paths = visualize(config)
         else:
-            path = dcgan_tf.write_test_grid(config)
+            paths = [dcgan_tf.write_test_grid(config)]
+        for path in paths:
             print(f"wrote {path}")
-    except (dcgan_tf.DataError, dcgan_tf.RunError, ConfigError) as error:
+    except ConfigError as error:
+        fail(f"--{error.field}: {error.message}")
+    except (dcgan_tf.DataError, dcgan_tf.RunError) as error:
         fail(str(error))
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a final checkpoint
+        print("stopped at once; the run resumes from its last checkpoint with the same command", file=sys.stderr)
+        sys.exit(130)
+
+
+def visualize(config: Config) -> list[str]:
+    """--visualize: the chosen picture of the run's latest checkpoint (or its loss plots)."""
+    from dcgan_tf.visualize import VisualizeOptions, option_name
+    from dcgan_tf.visualize import visualize as draw
+
+    options = VisualizeOptions(
+        option=option_name(FLAGS.visualize_option), num_samples=FLAGS.num_samples, grid_rows=FLAGS.grid_rows,
+        save_individual=FLAGS.save_individual, dims=FLAGS.sweep_dims, steps=FLAGS.visualize_steps,
+        interpolation=FLAGS.interpolation, walks=FLAGS.walks, arith=FLAGS.arith, label=FLAGS.label, fps=FLAGS.fps,
+        max_frames=FLAGS.max_frames)
+    return draw(config, options)
+
+
+def compare(config: Config) -> list[str]:
+    """--compare: loss/ratio curves of several runs overlaid, and their sample grids side by side."""
+    from dcgan_tf import plots
+
+    try:
+        steps = [int(step) for step in FLAGS.compare_steps] if FLAGS.compare_steps else None
+    except ValueError:
+        raise ConfigError("compare_steps", f"integers expected (got {','.join(FLAGS.compare_steps)})") from None
+    if FLAGS.compare_labels and len(FLAGS.compare_labels) != len(FLAGS.compare):
+        raise ConfigError("compare_labels", f"{len(FLAGS.compare_labels)} labels for {len(FLAGS.compare)} runs")
+    found = [plots.resolve_run(run, config.checkpoint_dir, config.sample_dir) for run in FLAGS.compare]
+    out = FLAGS.compare_out or os.path.join(config.sample_dir, "compare")
+    stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
+    return [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
+            plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
+
+
+def report_training(result) -> None:
+    """One closing line: how far the run got, and how it ended."""
+    where = f"{result.config.name} at step {result.step}, epoch {result.epoch}"
+    if result.stopped_by == "nan":
+        print(f"main.py: error: training diverged (NaN/Inf loss at step {result.nan_step}) in {where}; no checkpoint "
+              f"was written after it (last good: {result.last_checkpoint}). Retry with --nan_policy rollback or a "
+              f"lower --learning_rate.", file=sys.stderr)
+        sys.exit(1)
+    if result.stopped_by:
+        print(f"stopped by {result.stopped_by}: {where}, checkpoint saved; run the same command to resume")
+    else:
+        print(f"trained {where}; samples in {result.config.sample_path}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ setup(
         "keras>=3.0",
         "numpy>=1.23",
         "pillow>=9.1",
-        "imageio>=2.20",
+        "imageio>=2.20",  # GIFs
+        "matplotlib>=3.5",  # loss plots and run comparisons (Agg; no display needed)
         "absl-py>=1.0",
         "tensorboard>=2.16",  # tf.summary writers; TensorFlow 2.21 no longer installs it
     ],

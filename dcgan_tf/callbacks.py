@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
+import shutil
+import signal
+import threading
 
 import keras
 import tensorflow as tf
@@ -20,6 +24,13 @@ log = logging.getLogger(__name__)
 
 def _step(model) -> int:
     return int(model.step.numpy())
+
+
+def weights_finite(model) -> bool:
+    """True when every float variable of G, D and their optimizers is finite (nothing NaN/Inf to save)."""
+    variables = (model.generator.variables + model.discriminator.variables + model.g_optimizer.variables
+                 + model.d_optimizer.variables)
+    return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if keras.backend.is_float_dtype(v.dtype))
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -35,22 +46,53 @@ class EpochCounter(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 >= self.params["steps"]:
             self.model.epoch.assign(self.epoch + 1)
+            self.model.epoch_start_step.assign(self.model.step)
 
 
 class SampleGrids(keras.callbacks.Callback):
-    """Every `every` steps and at the end: `<directory>/train_<step:08d>.png`, a grid of G(fixed z)."""
+    """Every `every` steps and at the end: `<directory>/train_<step:08d>.png`, a grid of G(fixed z).
 
-    def __init__(self, sample_z, directory: str, rows: int, cols: int, every: int, labels=None):
+    keep: keep only the newest `keep` grids plus every `keep_every`-th one (0 keeps all). Below `min_free_mb` of
+    free disk it warns once and writes no more grids, leaving the space to checkpoints.
+    """
+
+    def __init__(self, sample_z, directory: str, rows: int, cols: int, every: int, labels=None, keep: int = 0,
+                 keep_every: int = 10, min_free_mb: float = 0):
         super().__init__()
         self.sample_z, self.labels = sample_z, labels
         self.directory, self.rows, self.cols, self.every = directory, rows, cols, every
+        self.keep, self.keep_every, self.min_free_mb = keep, keep_every, min_free_mb
         self.last_saved = None
+        self.disk_full = False
 
-    def save(self, step: int) -> str:
+    def save(self, step: int) -> str | None:
+        if not self._disk_has_room() or not weights_finite(self.model):  # no grids of a diverged model
+            return None
         images = self.model.generate(self.sample_z, self.labels, training=False)
         path = save_grid(images.numpy(), self.rows, self.cols, os.path.join(self.directory, f"train_{step:08d}.png"))
         self.last_saved = step
+        if self.keep:
+            self._prune()
         return path
+
+    def _disk_has_room(self) -> bool:
+        if self.disk_full or not self.min_free_mb:
+            return not self.disk_full
+        os.makedirs(self.directory, exist_ok=True)
+        free_mb = shutil.disk_usage(self.directory).free / 2**20
+        if free_mb < self.min_free_mb:
+            self.disk_full = True
+            log.warning("only %.0f MB free on the disk of %s (under %s MB): no more sample grids; checkpoints go on",
+                        free_mb, self.directory, self.min_free_mb)
+        return not self.disk_full
+
+    def _prune(self):
+        steps = sorted(int(name[6:14]) for name in os.listdir(self.directory)
+                       if name.startswith("train_") and name.endswith(".png") and name[6:14].isdigit())
+        newest = set(steps[-self.keep:])
+        for step in steps:
+            if step not in newest and (step // self.every) % self.keep_every:
+                os.remove(os.path.join(self.directory, f"train_{step:08d}.png"))
 
     def on_train_batch_end(self, batch, logs=None):
         step = _step(self.model)
@@ -71,7 +113,10 @@ class Checkpoints(keras.callbacks.Callback):
         self.manager, self.every = manager, every
         self.last_saved = None
 
-    def save(self, step: int) -> str:
+    def save(self, step: int) -> str | None:
+        if not weights_finite(self.model):  # never write a NaN checkpoint over a good one
+            log.error("not saving a checkpoint at step %d: the model holds NaN/Inf values", step)
+            return None
         path = self.manager.save(checkpoint_number=step)
         self.last_saved = step
         log.info("saved checkpoint %s", path)
@@ -89,10 +134,10 @@ class Checkpoints(keras.callbacks.Callback):
 
 
 class LossCSV(keras.callbacks.Callback):
-    """One row per step: step, epoch, and every loss/metric value of that step.
+    """One row per step: step, epoch, and every loss/metric value of that step, flushed as it is written.
 
-    On resume, rows past the restored step (written after the last checkpoint, then lost) are dropped first, so
-    the file never holds a step twice.
+    On resume, rows past the restored step (written after the last checkpoint, then lost) and a row torn by a
+    kill are dropped first, through a temporary file, so the log never holds a step twice and is never lost.
     """
 
     COLUMNS = ("step", "epoch") + METRIC_NAMES
@@ -103,17 +148,26 @@ class LossCSV(keras.callbacks.Callback):
         self.handle = self.writer = None
         self.epoch = 0
 
+    def _kept_rows(self) -> list[dict]:
+        if not os.path.isfile(self.path):
+            return []
+        with open(self.path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        return [row for row in rows if None not in row.values() and all(row.get(c) for c in self.COLUMNS)
+                and row["step"].isdigit() and int(row["step"]) <= self.resume_step]
+
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        rows = []
-        if os.path.isfile(self.path):
-            with open(self.path, newline="", encoding="utf-8") as handle:
-                rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= self.resume_step]
-        self.handle = open(self.path, "w", newline="", encoding="utf-8")
+        if self.resume_step is not None:
+            temporary = self.path + ".tmp"
+            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(self._kept_rows())
+            os.replace(temporary, self.path)
+            self.resume_step = None  # a later fit() of the same run appends, unless a rollback sets it again
+        self.handle = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=self.COLUMNS, extrasaction="ignore")
-        self.writer.writeheader()
-        self.writer.writerows(rows)
-        self.resume_step = float("inf")  # a second fit() in the same run appends
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -121,9 +175,7 @@ class LossCSV(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         row = {name: float(logs[name]) for name in METRIC_NAMES if name in logs}
         self.writer.writerow({"step": _step(self.model), "epoch": self.epoch, **row})
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.handle.flush()
+        self.handle.flush()  # a checkpoint may follow: its rows must be on disk first
 
     def on_train_end(self, logs=None):
         self.handle.close()
@@ -152,3 +204,54 @@ class LossTensorBoard(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.writer.close()
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stop fit() at the first step whose losses are NaN/Inf; `tripped` holds (step, names) for the caller.
+
+    The caller decides what follows (stop the run, or roll back to the last checkpoint); Checkpoints refuses to
+    save non-finite weights either way.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.tripped = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = [name for name, value in (logs or {}).items() if not math.isfinite(float(value))]
+        if bad:
+            self.tripped = (_step(self.model), bad)
+            log.error("non-finite %s at step %d", ", ".join(bad), self.tripped[0])
+            self.model.stop_training = True
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Ctrl-C / SIGTERM: finish the current step, then stop fit(); the end-of-training callbacks then write a
+    checkpoint and a grid. A second signal stops at once (KeyboardInterrupt). `signal_name` says what stopped it."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        super().__init__()
+        self.signal_name = None
+        self.previous = {}
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            self.previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+
+    def _handle(self, number, frame):
+        if self.signal_name is not None:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(number).name
+        log.warning("%s: stopping after this step, with a checkpoint (send it again to stop at once)",
+                    self.signal_name)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signal_name is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+        self.previous = {}

@@ -8,12 +8,14 @@ import os
 from dataclasses import dataclass
 
 Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
+NAN_POLICIES = ("stop", "rollback")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
 
-# Fields that change the model, the data it sees, or the G:D ratio. They name the run folder, and a saved
-# run refuses to resume under different values (a new value is a new run, not a silent change).
+# Fields that change the model, the kind of data it is made for, or the G:D ratio. The main ones name the run
+# folder (default_run_name), and a saved run refuses to resume under different values of any of them (a new value
+# is a new run, not a silent change). The data set is compared by name, so `data/mice/` and `mice` are one run.
 MODEL_FIELDS = (
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
     "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
@@ -59,6 +61,7 @@ class Config:
     beta1: float = 0.5
     g_advantage: int = 2
     seed: int = 1
+    nan_policy: str = "stop"  # on a NaN/Inf loss: stop, or roll back to the last checkpoint with halved learning rates
     # outputs
     checkpoint_dir: str = "checkpoints"
     sample_dir: str = "samples"
@@ -66,6 +69,9 @@ class Config:
     sample_freq: int = 200
     ckpt_freq: int = 200
     max_to_keep: int = 1
+    keep_samples: int = 0  # keep the newest N training grids (plus every keep_every-th); 0 keeps all
+    keep_every: int = 10
+    min_free_mb: int = 500  # below this much free disk, stop writing sample grids (checkpoints go on)
     grid_rows: int | None = None  # None: 8, or one row per label for a conditional model
     grid_cols: int = 8
     verbose: int = 1  # fit() progress: 0 silent, 1 progress bar, 2 one line per epoch
@@ -134,6 +140,13 @@ class Config:
             value = getattr(c, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1 (got {value!r})")
+        for name in ("keep_samples", "min_free_mb"):
+            if getattr(c, name) < 0:
+                raise ConfigError(name, f"must be >= 0 (got {getattr(c, name)})")
+        if c.keep_every < 1:
+            raise ConfigError("keep_every", f"must be >= 1 (got {c.keep_every})")
+        if c.nan_policy not in NAN_POLICIES:
+            raise ConfigError("nan_policy", f"must be one of {', '.join(NAN_POLICIES)} (got {c.nan_policy!r})")
         if c.train_size is not None and c.train_size < 1:
             raise ConfigError("train_size", f"must be >= 1 or unset for every image (got {c.train_size})")
         if c.c_dim not in (None, 1, 3):
@@ -142,6 +155,8 @@ class Config:
             raise ConfigError("y_dim", f"must be >= 1 (got {c.y_dim})")
         if c.z_dist not in Z_DISTRIBUTIONS:
             raise ConfigError("z_dist", f"must be one of {', '.join(Z_DISTRIBUTIONS)} (got {c.z_dist!r})")
+        if not 0 <= c.seed < 2**32:
+            raise ConfigError("seed", f"must be in [0, 2**32) (got {c.seed})")
         if not c.learning_rate > 0:
             raise ConfigError("learning_rate", f"must be > 0 (got {c.learning_rate})")
         if not 0 <= c.beta1 < 1:
@@ -151,12 +166,12 @@ class Config:
         if c.run_name is not None and (not c.run_name or os.sep in c.run_name or c.run_name in (".", "..")):
             raise ConfigError("run_name", f"must be a plain folder name (got {c.run_name!r})")
         # Size rules live with the networks; imported here so a bad size fails before any data is read.
-        from dcgan_tf.networks import check_output_size
+        from dcgan_tf.networks import side_problem
 
-        try:
-            check_output_size(c.output_height, c.output_width, conditional=c.conditional)
-        except ValueError as error:
-            raise ConfigError("output_height", str(error)) from None
+        for name in ("output_height", "output_width"):
+            problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
+            if problem:
+                raise ConfigError(name, problem)
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -177,6 +192,8 @@ class Config:
             x, y = getattr(a, name), getattr(b, name)
             if name == "c_dim" and (x is None or y is None):
                 continue
+            if name == "dataset":
+                x, y = a.dataset_name, b.dataset_name
             if name in ("input_height", "input_width") and not (a.crop or b.crop):
                 continue  # the input size only matters when cropping
             if x != y:

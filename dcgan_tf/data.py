@@ -160,7 +160,7 @@ def _to_channels(image: Image.Image, c_dim: int) -> Image.Image:
         image = Image.fromarray((np.clip(array, 0, top) * 255 // top).astype(np.uint8), "L")
     elif image.mode == "F":
         image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
-    if (image.mode == "P" and "transparency" in image.info) or image.mode in ("PA", "LA", "La", "RGBA", "RGBa"):
+    if "transparency" in image.info or image.mode in ("PA", "LA", "La", "RGBA", "RGBa"):  # incl. tRNS in RGB/L
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
@@ -170,6 +170,9 @@ def _to_channels(image: Image.Image, c_dim: int) -> Image.Image:
 def _crop_and_resize(image: Image.Image, spec: ImageSpec) -> Image.Image:
     if spec.crop:  # centre crop input_height x input_width (carpedm20's center_crop), then resize
         width, height = image.size
+        if width < spec.input_width or height < spec.input_height:  # Pillow would pad the crop with black
+            raise ValueError(f"{width}x{height} is smaller than the {spec.input_width}x{spec.input_height} crop "
+                             f"(--input_height/--input_width)")
         left = int(round((width - spec.input_width) / 2.0))
         top = int(round((height - spec.input_height) / 2.0))
         image = image.crop((left, top, left + spec.input_width, top + spec.input_height))
@@ -222,6 +225,14 @@ def load_images(paths: list[str], spec: ImageSpec, c_dim: int | None = None,
     return LoadedImages(stacked, kept, skipped)
 
 
+def subset_paths(paths: list[str], size: int | None, seed: int) -> list[str]:
+    """A seeded random subset of `size` paths, in their original order (all of them when size is None or larger)."""
+    if size is None or size >= len(paths):
+        return paths
+    keep = np.sort(np.random.default_rng(seed).permutation(len(paths))[:size])
+    return [paths[i] for i in keep]
+
+
 def subset(data: LoadedImages, size: int | None, seed: int) -> LoadedImages:
     """A seeded random subset of `size` images (all of them when size is None or larger)."""
     if size is None or size >= len(data):
@@ -245,20 +256,30 @@ def resize(data: LoadedImages, height: int, width: int) -> LoadedImages:
 
 # ---------------------------------------------------------------------------------------------- tf.data
 def steps_per_epoch(num_images: int, batch_size: int) -> int:
-    """Batches per epoch: every image seen at least once (a set smaller than a batch still gives 1 step)."""
+    """Batches per epoch: every image seen once (a set smaller than a batch still gives 1 step)."""
     return max(1, -(-num_images // batch_size))
 
 
-def index_stream(num_images: int, seed: int, start_element: int = 0) -> tf.data.Dataset:
-    """Endless image indices: pass p is a permutation seeded by (seed, p); starts at element `start_element`."""
-    first_pass, offset = divmod(start_element, num_images)
+def epoch_order(num_images: int, batch_size: int, seed: int, epoch) -> tf.Tensor:
+    """The image indices of one epoch: a permutation seeded by (seed, epoch), so every image comes once, then a
+    seeded top-up that fills the last batch. Length: steps_per_epoch * batch_size."""
+    epoch = tf.cast(epoch, tf.int64)
+    seed = tf.cast(seed, tf.int64)
+    order = tf.random.experimental.stateless_shuffle(tf.range(num_images, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+    top_up = steps_per_epoch(num_images, batch_size) * batch_size - num_images
+    if not top_up:
+        return order
+    extra = tf.random.stateless_uniform([top_up], seed=tf.stack([seed, -1 - epoch]), maxval=num_images,
+                                        dtype=tf.int64)
+    return tf.concat([order, extra], axis=0)
 
-    def one_pass(pass_number):
-        order = tf.random.experimental.stateless_shuffle(tf.range(num_images, dtype=tf.int64),
-                                                         seed=tf.stack([tf.cast(seed, tf.int64), pass_number]))
-        return tf.data.Dataset.from_tensor_slices(order)
 
-    return tf.data.Dataset.range(first_pass, np.iinfo(np.int64).max).flat_map(one_pass).skip(offset)
+def index_stream(num_images: int, batch_size: int, seed: int, start_epoch: int = 0,
+                 start_step: int = 0) -> tf.data.Dataset:
+    """Endless image indices, epoch after epoch (see epoch_order), from batch `start_step` of `start_epoch` on."""
+    epochs = tf.data.Dataset.range(start_epoch, np.iinfo(np.int64).max)
+    stream = epochs.flat_map(lambda e: tf.data.Dataset.from_tensor_slices(epoch_order(num_images, batch_size, seed, e)))
+    return stream.skip(start_step * batch_size)
 
 
 def to_float(images):
@@ -266,12 +287,13 @@ def to_float(images):
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
-def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_element: int = 0,
+def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_epoch: int = 0, start_step: int = 0,
                  y_dim: int | None = None) -> tf.data.Dataset:
-    """Endless batches of float32 images in [-1, 1] (with one-hot labels when y_dim), reshuffled every pass.
+    """Endless batches of float32 images in [-1, 1] (with one-hot labels when y_dim), reshuffled every epoch.
 
-    Batches have a fixed size (drop_remainder), so the compiled train_step traces once; a pass that does not fill
-    the last batch continues into the next shuffled pass.
+    Batches have a fixed size, so the compiled train_step traces once, and they line up with epochs: each epoch
+    shows every image once, its last batch topped up with random others. A resumed run passes the epoch and the
+    step within it to continue the exact order.
     """
     images = tf.constant(data.images)
     labels = None
@@ -284,5 +306,5 @@ def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_element: 
         batch = to_float(tf.gather(images, indices))
         return batch if labels is None else (batch, tf.gather(labels, indices))
 
-    stream = index_stream(len(data), seed, start_element).batch(batch_size, drop_remainder=True)
+    stream = index_stream(len(data), batch_size, seed, start_epoch, start_step).batch(batch_size, drop_remainder=True)
     return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

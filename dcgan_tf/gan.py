@@ -31,7 +31,8 @@ class DCGAN(keras.Model):
     """Generator + discriminator trained adversarially with the non-saturating loss.
 
     Data: images [N, H, W, C] float32 in [-1, 1], or (images, one-hot labels [N, y_dim]) when conditional.
-    `step` counts train steps (one D update each); `epoch` counts finished epochs (set by the EpochCounter callback).
+    `step` counts train steps (one D update each); `epoch` counts finished epochs and `epoch_start_step` is the step
+    at which the current epoch began (both set by the EpochCounter callback), so a resumed run knows its place.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
@@ -48,6 +49,7 @@ class DCGAN(keras.Model):
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.epoch = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
+        self.epoch_start_step = keras.Variable(0, dtype="int64", trainable=False, name="epoch_start_step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
 
     @property
@@ -56,7 +58,7 @@ class DCGAN(keras.Model):
 
     def compile(self, d_optimizer: keras.optimizers.Optimizer, g_optimizer: keras.optimizers.Optimizer, **kwargs):
         """Attach one optimizer per network and create their slots now, so a checkpoint can restore into them."""
-        super().compile(**kwargs)
+        super().compile(optimizer=None, **kwargs)  # no third (default RMSprop) optimizer with slots for every weight
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         d_optimizer.build(self.discriminator.trainable_variables)
@@ -73,6 +75,8 @@ class DCGAN(keras.Model):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
         z = tf.convert_to_tensor(z, tf.float32)
         if self.conditional:
+            if labels is None:
+                raise ValueError(f"this generator is conditional: pass one-hot labels [N, {self.y_dim}] with z")
             return self.generator([z, tf.convert_to_tensor(labels, tf.float32)], training=training)
         return self.generator(z, training=training)
 
@@ -106,9 +110,8 @@ class DCGAN(keras.Model):
 
     def discriminator_update(self, real, labels=None) -> dict:
         """One D update on a real batch and a fake batch of the same size; returns D's losses and mean outputs."""
-        z = self.sample_z(tf.shape(real)[0])
+        fake = self.generate(self.sample_z(tf.shape(real)[0]), labels, training=True)  # outside the tape: no G grads
         with tf.GradientTape() as tape:
-            fake = self.generate(z, labels, training=True)
             real_logits = self.discriminate(real, labels, training=True)
             fake_logits = self.discriminate(fake, labels, training=True)
             d_loss_real = _bce_with_logits(1.0, real_logits)

@@ -8,7 +8,7 @@ from dcgan_tf import checkpoints, runs
 from dcgan_tf.config import Config
 from dcgan_tf.gan import DCGAN
 from dcgan_tf.training import build_dcgan, grid_inputs
-from dcgan_tf.visualize import save_grid
+from dcgan_tf.visualize import FRESH_SEED_OFFSET, save_grid
 
 
 def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
@@ -26,9 +26,9 @@ def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
 
 
 def write_test_grid(config: Config) -> str:
-    """Test mode: a grid of fresh samples (z from the training distribution, `config.seed`) ->
-    `<sample_dir>/<run>/test_<step:08d>.png`."""
+    """Test mode: a grid of fresh samples (z from the training distribution, seeded by `config.seed`, not the
+    training grids' z) -> `<sample_dir>/<run>/test_<step:08d>.png`."""
     saved, model, step = load_trained(config)
-    z, labels = grid_inputs(saved, saved.seed)
+    z, labels = grid_inputs(saved, saved.seed + FRESH_SEED_OFFSET)  # apart from the training grids' fixed z
     images = model.generate(z, labels, training=False).numpy()
     return save_grid(images, saved.grid_rows, saved.grid_cols, os.path.join(saved.sample_path, f"test_{step:08d}.png"))

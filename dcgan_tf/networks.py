@@ -26,20 +26,24 @@ def _stages(conditional: bool) -> int:
     return CONDITIONAL_STAGES if conditional else UNCONDITIONAL_STAGES
 
 
+def side_problem(side_name: str, side: int, conditional: bool = False) -> str | None:
+    """Why an output side (e.g. "width", 20) cannot be built, listing sizes that work; None when it can."""
+    step = 2 ** _stages(conditional)
+    if side >= step and side % step == 0:
+        return None
+    nearest = sorted({max(step, side // step * step), max(step, -(-side // step) * step)})
+    examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
+    kind = "conditional (MNIST) nets have" if conditional else "the nets have"
+    return (f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
+            f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})")
+
+
 def check_output_size(height: int, width: int, conditional: bool = False) -> None:
     """Raise ValueError, listing sizes that work, unless every stride-2 stage divides both sides."""
-    step = 2 ** _stages(conditional)
     for side_name, side in (("height", height), ("width", width)):
-        if side < step or side % step:
-            below = max(step, side // step * step)
-            above = max(step, -(-side // step) * step)
-            nearest = sorted({below, above})
-            examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
-            kind = "conditional (MNIST) nets have" if conditional else "the nets have"
-            raise ValueError(
-                f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
-                f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})"
-            )
+        problem = side_problem(side_name, side, conditional)
+        if problem:
+            raise ValueError(problem)
 
 
 def _batch_norm(name: str) -> layers.BatchNormalization:

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 LOSS_CSV = "losses.csv"
 TENSORBOARD_DIR = "logs"
+MAX_ROLLBACKS = 3
 
 
 @dataclass
@@ -34,6 +35,10 @@ class TrainResult:
     num_images: int
     skipped: list
     history: dict
+    stopped_by: str | None = None  # a signal name (SIGINT, SIGTERM), "nan", or None when the run finished
+    nan_step: int | None = None  # the step whose losses went NaN/Inf
+    last_checkpoint: str | None = None
+    rollbacks: int = 0
 
 
 def load_training_data(config: Config) -> data.LoadedImages:
@@ -43,16 +48,17 @@ def load_training_data(config: Config) -> data.LoadedImages:
                           config.input_width)
     dataset, data_dir = os.path.expanduser(config.dataset or ""), os.path.expanduser(config.data_dir)
     if dataset == MNIST:
-        loaded = data.resize(load_mnist(data_dir), config.output_height, config.output_width)
+        loaded = data.subset(load_mnist(data_dir), config.train_size, config.seed)
+        return data.resize(loaded, config.output_height, config.output_width)
+    if not dataset:
+        directory, pattern = data.builtin_dataset_dir(), "*.png"
+    elif os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
+        directory, pattern = dataset, config.input_fname_pattern  # a folder path
     else:
-        if not dataset:
-            directory, pattern = data.builtin_dataset_dir(), "*.png"
-        elif os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
-            directory, pattern = dataset, config.input_fname_pattern  # a folder path
-        else:
-            directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
-        loaded = data.load_images(data.find_image_files(directory, pattern), spec, c_dim=config.c_dim)
-    return data.subset(loaded, config.train_size, config.seed)
+        directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
+    # --train_size picks its subset before decoding; files skipped as unreadable are not replaced
+    paths = data.subset_paths(data.find_image_files(directory, pattern), config.train_size, config.seed)
+    return data.load_images(paths, spec, c_dim=config.c_dim)
 
 
 def build_dcgan(config: Config) -> DCGAN:
@@ -72,10 +78,18 @@ def build_dcgan(config: Config) -> DCGAN:
     return model
 
 
-def grid_inputs(config: Config, seed: int):
-    """z [rows*cols, z_dim] from the training distribution, and one-hot labels (one row per class) or None."""
+def grid_inputs(config: Config, seed: int, bank=None):
+    """z [rows*cols, z_dim] from the training distribution, and one-hot labels (one row per class) or None.
+
+    With `bank` (a saved z [M, z_dim]), its first rows are used and any more are drawn with `seed`.
+    """
     count = config.grid_rows * config.grid_cols
-    z = sample_z((count, config.z_dim), config.z_dist, seed)
+    if bank is None:
+        z = sample_z((count, config.z_dim), config.z_dist, seed)
+    else:
+        z = tf.convert_to_tensor(bank)[:count]
+        if count > z.shape[0]:
+            z = tf.concat([z, sample_z((count - z.shape[0], config.z_dim), config.z_dist, seed + 1)], axis=0)
     labels = None
     if config.conditional:
         labels = tf.one_hot(np.arange(count) // config.grid_cols % config.y_dim, config.y_dim)
@@ -96,53 +110,115 @@ def train(config: Config) -> TrainResult:
     runs.save_config(config)
 
     model = build_dcgan(config)
-    grid_z, grid_labels = grid_inputs(config, config.seed)
-    fixed_z = tf.Variable(grid_z, trainable=False, name="sample_z")
-    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, fixed_z), config.checkpoint_path,
+    # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
+    bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")
+    bank = tf.Variable(sample_z(bank_shape or (config.grid_rows * config.grid_cols, config.z_dim), config.z_dist,
+                                config.seed), trainable=False, name="sample_z")
+    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, bank), config.checkpoint_path,
                                        config.max_to_keep)
     if checkpoints.restore_latest(manager):
         log.info("resuming run %s at step %d, epoch %d", config.name, int(model.step), int(model.epoch))
+        if saved is not None and saved.learning_rate != config.learning_rate:  # an explicit change wins
+            for optimizer in (model.g_optimizer, model.d_optimizer):
+                optimizer.learning_rate.assign(config.learning_rate)
+            log.info("learning rate changed from %g to %g", saved.learning_rate, config.learning_rate)
     else:
         log.info("starting run %s", config.name)
+    grid_z, grid_labels = grid_inputs(config, config.seed, bank)
 
     per_epoch = data.steps_per_epoch(len(images), config.batch_size)
-    step = int(model.step.numpy())
-    epoch, done_in_epoch = _position(step, int(model.epoch.numpy()), per_epoch)
-    model.epoch.assign(epoch)
+    stopper, guard = cb.GracefulStop(), cb.NonFiniteGuard()
+    csv_log = cb.LossCSV(os.path.join(config.checkpoint_path, LOSS_CSV), resume_step=int(model.step.numpy()))
+    callbacks = [  # order matters: the guard and counter run before anything saves
+        cb.EpochCounter(),
+        guard,
+        csv_log,
+        cb.LossTensorBoard(os.path.join(config.checkpoint_path, TENSORBOARD_DIR)),
+        cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
+                       grid_labels, keep=config.keep_samples, keep_every=config.keep_every,
+                       min_free_mb=config.min_free_mb),
+        cb.Checkpoints(manager, config.ckpt_freq),
+        stopper,
+    ]
     history: dict = {}
-    if epoch < config.epoch:
-        callbacks = [
-            cb.EpochCounter(),
-            cb.LossCSV(os.path.join(config.checkpoint_path, LOSS_CSV), resume_step=step),
-            cb.LossTensorBoard(os.path.join(config.checkpoint_path, TENSORBOARD_DIR)),
-            cb.SampleGrids(fixed_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
-                           grid_labels),
-            cb.Checkpoints(manager, config.ckpt_freq),
-        ]
+    result = TrainResult(config, 0, 0, len(images), images.skipped, history)
+    while True:
+        epoch, done_in_epoch = _position(model, per_epoch)
+        model.epoch.assign(epoch)
+        if epoch >= config.epoch:
+            break
         if done_in_epoch:  # finish the interrupted epoch first, then whole epochs
             _fit(model, images, callbacks, config, epoch, epoch + 1, per_epoch - done_in_epoch, history)
             epoch += 1
-        if epoch < config.epoch:
+        if epoch < config.epoch and not (stopper.signal_name or guard.tripped):
             _fit(model, images, callbacks, config, epoch, config.epoch, per_epoch, history)
-    else:
-        log.info("run %s already finished %d epochs; raise --epoch to train further", config.name, epoch)
+        if not guard.tripped:
+            break
+        result.nan_step = guard.tripped[0]
+        guard.tripped = None
+        if config.nan_policy != "rollback" or result.rollbacks >= MAX_ROLLBACKS \
+                or not checkpoints.restore_latest(manager):
+            result.stopped_by = "nan"
+            break
+        result.rollbacks += 1  # back to the last good checkpoint, with halved learning rates
+        for optimizer in (model.g_optimizer, model.d_optimizer):
+            optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
+        csv_log.resume_step = int(model.step.numpy())
+        log.warning("rolled back to step %d with learning rates halved to %.3g (rollback %d of %d)",
+                    int(model.step.numpy()), float(model.g_optimizer.learning_rate), result.rollbacks, MAX_ROLLBACKS)
+    if result.stopped_by is None and stopper.signal_name:
+        result.stopped_by = stopper.signal_name
+    if int(model.epoch.numpy()) >= config.epoch and result.stopped_by is None and not history:
+        log.info("run %s already finished %d epochs; raise --epoch to train further", config.name, config.epoch)
 
-    log.info("%d images used, %d files skipped; run folders: %s, %s", len(images), len(images.skipped),
-             os.path.abspath(config.checkpoint_path), os.path.abspath(config.sample_path))
-    return TrainResult(config, int(model.step.numpy()), int(model.epoch.numpy()), len(images), images.skipped,
-                       history)
+    _write_plots(config)
+    result.step, result.epoch = int(model.step.numpy()), int(model.epoch.numpy())
+    result.last_checkpoint = manager.latest_checkpoint
+    log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", len(images), len(images.skipped),
+             os.path.abspath(config.checkpoint_path), _size(config.checkpoint_path),
+             os.path.abspath(config.sample_path), _size(config.sample_path))
+    return result
 
 
-def _position(step: int, epoch: int, per_epoch: int) -> tuple[int, int]:
-    """(epoch to run next, steps of it already done) from the restored counters."""
-    done = max(0, step - epoch * per_epoch)
-    return epoch + done // per_epoch, done % per_epoch
+def _write_plots(config: Config) -> None:
+    """plot_losses.png and plot_loss_ratio.png into the sample folder; a failure only warns."""
+    if not os.path.isfile(os.path.join(config.checkpoint_path, LOSS_CSV)):
+        return
+    try:
+        from dcgan_tf import plots  # here: matplotlib loads only when a run ends
+
+        log.info("wrote %s", ", ".join(plots.plot_run(config.checkpoint_path, config.sample_path)))
+    except Exception as error:  # noqa: BLE001 - a plot must never cost the run its result
+        log.warning("no loss plots for %s: %s", config.name, error)
+
+
+def _size(folder: str) -> str:
+    """The total size of the files under `folder`, for humans."""
+    total = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+    for unit in ("B", "KB", "MB", "GB"):
+        if total < 1024 or unit == "GB":
+            return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
+        total /= 1024
+    return ""
+
+
+def _position(model: DCGAN, per_epoch: int) -> tuple[int, int]:
+    """(epoch to run next, steps of it already done) from the restored counters.
+
+    An epoch found longer than the data allows now (the data set shrank) counts as finished.
+    """
+    epoch, done = int(model.epoch.numpy()), int(model.step.numpy()) - int(model.epoch_start_step.numpy())
+    if done >= per_epoch:
+        model.epoch_start_step.assign(model.step)
+        return epoch + 1, 0
+    return epoch, max(0, done)
 
 
 def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history):
     """fit() over a data stream that starts right after the model's current step (the exact data order)."""
-    dataset = data.make_dataset(images, config.batch_size, config.seed,
-                                start_element=int(model.step.numpy()) * config.batch_size, y_dim=config.y_dim)
+    done_in_epoch = int(model.step.numpy()) - int(model.epoch_start_step.numpy())
+    dataset = data.make_dataset(images, config.batch_size, config.seed, start_epoch=initial_epoch,
+                                start_step=max(0, done_in_epoch), y_dim=config.y_dim)
     result = model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                        callbacks=callbacks, verbose=config.verbose, shuffle=False)
     for name, values in result.history.items():

@@ -29,12 +29,13 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert "broken.png" in first.stderr  # the bad file is named
     run = tmp_path / "checkpoints" / "faces_b4_16x16_z8_ga3_gf8_df8"
     assert (run / "config.json").is_file()
-    assert sorted(os.listdir(tmp_path / "samples" / run.name)) == ["train_00000002.png", "train_00000003.png"]
+    assert sorted(os.listdir(tmp_path / "samples" / run.name)) == [
+        "plot_loss_ratio.png", "plot_losses.png", "train_00000002.png", "train_00000003.png"]  # plots at the end
 
     second = run_main("--dataset", "faces", *TINY, "--epoch", "2", "--g_advantage", "3", "--train", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "resuming run faces_b4_16x16_z8_ga3_gf8_df8 at step 3, epoch 1" in second.stderr
-    assert "to step 6, epoch 2" in second.stdout
+    assert "trained faces_b4_16x16_z8_ga3_gf8_df8 at step 6, epoch 2" in second.stdout
 
     test = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", cwd=tmp_path)
     assert test.returncode == 0, test.stderr
@@ -47,6 +48,9 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     (["--output_height", "20"], "--output_height: output height 20 does not work"),
     (["--learning_rate", "-1"], "--learning_rate: must be > 0"),
     (["--z_dist", "cauchy"], "--z_dist"),
+    (["--output_width", "20"], "--output_width: output width 20 does not work"),
+    (["--seed", "-1"], "--seed: must be in [0, 2**32)"),
+    (["--nan_policy", "retry"], "--nan_policy"),
 ])
 def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
     result = run_main("--train", *flags, "--checkpoint_dir", str(tmp_path / "ck"), cwd=tmp_path)

@@ -405,35 +405,36 @@ def test_steps_per_epoch(num_images, batch_size, steps):
     assert data.steps_per_epoch(num_images, batch_size) == steps
 
 
-def test_index_stream_passes_are_distinct_permutations():
-    n = 7
-    stream = take(data.index_stream(n, seed=5), 5 * n)
-    passes = [stream[p * n:(p + 1) * n] for p in range(5)]
-    for one_pass in passes:
-        assert sorted(one_pass) == list(range(n))
-    for a, b in zip(passes, passes[1:]):
-        assert a != b
-    assert len({tuple(p) for p in passes}) == 5
+@pytest.mark.parametrize("n, batch", [(7, 7), (7, 3), (169, 64), (3, 8)])
+def test_every_epoch_shows_every_image_and_fills_whole_batches(n, batch):
+    per_epoch = data.steps_per_epoch(n, batch) * batch
+    stream = take(data.index_stream(n, batch, seed=5), 5 * per_epoch)
+    epochs = [stream[e * per_epoch:(e + 1) * per_epoch] for e in range(5)]
+    for epoch in epochs:
+        assert sorted(epoch[:n]) == list(range(n))  # each image once
+        assert all(0 <= i < n for i in epoch[n:])  # the top-up of the last batch
+    assert len({tuple(e) for e in epochs}) == 5  # reshuffled every epoch
 
 
 def test_index_stream_is_deterministic_per_seed():
     n = 9
-    first = take(data.index_stream(n, seed=11), 3 * n)
-    assert take(data.index_stream(n, seed=11), 3 * n) == first
-    assert take(data.index_stream(n, seed=12), 3 * n) != first
+    first = take(data.index_stream(n, 4, seed=11), 3 * 12)
+    assert take(data.index_stream(n, 4, seed=11), 3 * 12) == first
+    assert take(data.index_stream(n, 4, seed=12), 3 * 12) != first
 
 
-@pytest.mark.parametrize("start", [0, 1, 3, 6, 7, 13, 15])
-def test_index_stream_resumes_at_any_element(start):
-    n = 7  # starts checked: 0, 3, N-1, N, 2N-1, 2N+1
-    full = take(data.index_stream(n, seed=2), 5 * n)
-    resumed = take(data.index_stream(n, seed=2, start_element=start), 2 * n)
-    assert resumed == full[start:start + 2 * n]
+@pytest.mark.parametrize("epoch, step", [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (3, 1)])
+def test_index_stream_resumes_at_any_epoch_and_step(epoch, step):
+    n, batch = 7, 3  # 3 steps (9 indices) per epoch
+    full = take(data.index_stream(n, batch, seed=2), 6 * 9)
+    resumed = take(data.index_stream(n, batch, seed=2, start_epoch=epoch, start_step=step), 9)
+    start = epoch * 9 + step * batch
+    assert resumed == full[start:start + 9]
 
 
 def test_index_stream_of_one_image():
-    assert take(data.index_stream(1, seed=0), 5) == [0] * 5
-    assert take(data.index_stream(1, seed=0, start_element=4), 2) == [0, 0]
+    assert take(data.index_stream(1, 1, seed=0), 5) == [0] * 5
+    assert take(data.index_stream(1, 4, seed=0, start_epoch=2), 6) == [0] * 6
 
 
 # ---------------------------------------------------------------------------------------------- make_dataset
@@ -452,14 +453,13 @@ def test_make_dataset_fixed_batches_from_a_set_smaller_than_a_batch():
         for value in per_image[:, 0]:
             assert any(abs(value - e) < 1e-6 for e in expected.values())
     # exact ends of the mapping, and the order is the index stream's
-    stream = take(data.index_stream(3, seed=4), 24)
+    stream = take(data.index_stream(3, 8, seed=4), 24)
     got = np.concatenate([b.reshape(8, -1)[:, 0] for b in batches])
     want = np.array([expected[int(values[i])] for i in stream], np.float32)
     np.testing.assert_array_equal(got, want)
     assert -1.0 in got and 1.0 in got
-    # 8 draws from 3 images: the first batch covers two full passes and part of a third
-    counts = np.bincount(stream[:8], minlength=3)
-    assert counts.min() >= 2
+    # 8 draws from 3 images: the first batch (one epoch) holds every image, topped up with random ones
+    assert set(stream[:3]) == {0, 1, 2}
 
 
 def test_to_float_exact_mapping():
@@ -469,11 +469,11 @@ def test_to_float_exact_mapping():
     np.testing.assert_allclose(out[2:], [127 / 127.5 - 1, 128 / 127.5 - 1], rtol=0, atol=1e-6)
 
 
-def test_make_dataset_resumes_at_a_later_element():
+def test_make_dataset_resumes_at_a_later_step():
     images = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8) * 50
-    loaded = LoadedImages(images, [])
+    loaded = LoadedImages(images, [])  # 2 steps per epoch
     from_start = list(data.make_dataset(loaded, 4, seed=9).take(3).as_numpy_iterator())
-    resumed = list(data.make_dataset(loaded, 4, seed=9, start_element=4).take(2).as_numpy_iterator())
+    resumed = list(data.make_dataset(loaded, 4, seed=9, start_epoch=0, start_step=1).take(2).as_numpy_iterator())
     np.testing.assert_array_equal(resumed[0], from_start[1])
     np.testing.assert_array_equal(resumed[1], from_start[2])
 
@@ -564,3 +564,18 @@ def test_load_training_data_builtin_set(size):
     assert loaded.skipped == []
     assert all(p.endswith(".png") for p in loaded.paths)
     assert loaded.images.min() < 50 and loaded.images.max() == 255  # real pictures, not blank
+
+
+def test_crop_larger_than_the_image_is_a_named_skip(tmp_path):
+    small, large = str(tmp_path / "small.png"), str(tmp_path / "large.png")
+    Image.new("RGB", (20, 20), (255, 0, 0)).save(small)
+    Image.new("RGB", (40, 40), (255, 0, 0)).save(large)
+    loaded = data.load_images([small, large], ImageSpec(16, 16, crop=True, input_height=30, input_width=30))
+    assert loaded.paths == [large]
+    assert loaded.skipped[0][0] == small and "smaller than the 30x30 crop" in loaded.skipped[0][1]
+
+
+def test_rgb_png_with_a_transparent_key_colour_is_composited_onto_white(tmp_path):
+    path = str(tmp_path / "keyed.png")
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(path, transparency=(10, 200, 30))
+    assert (data.load_images([path], ImageSpec(8, 8)).images == 255).all()

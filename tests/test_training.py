@@ -169,3 +169,45 @@ def test_conditional_run_grid_has_one_row_per_digit(tmp_path):
     with Image.open(os.path.join(result.config.sample_path, "train_00000003.png")) as grid:
         assert grid.size == (3 * 28, 10 * 28)
     assert os.path.isfile(write_test_grid(config))
+
+
+def test_resume_after_the_data_set_shrank_counts_epochs_right(tmp_path):
+    folder = tmp_path / "shrinking"
+    paths = write_images(folder, 10)
+    assert train(tiny_config(tmp_path, folder, epoch=2)).step == 6  # 3 steps per epoch
+    for path in paths[4:]:
+        os.remove(path)  # 4 images left: 1 step per epoch
+    result = train(tiny_config(tmp_path, folder, epoch=4))
+    assert (result.step, result.epoch) == (8, 4)  # epochs 3 and 4 ran, none skipped
+
+
+def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder):
+    first = train(tiny_config(tmp_path, image_folder)).config
+    result = train(tiny_config(tmp_path, image_folder, epoch=2, grid_rows=3, grid_cols=4, learning_rate=0.001))
+    with Image.open(os.path.join(result.config.sample_path, "train_00000006.png")) as grid:
+        assert grid.size == (4 * 16, 3 * 16)
+    model, _ = restore_fresh(result.config)
+    assert np.isclose(float(model.g_optimizer.learning_rate), 0.001)  # the changed rate took effect
+    assert first.learning_rate == 0.0002
+
+
+def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder):
+    config = train(tiny_config(tmp_path, image_folder)).config
+    path = os.path.join(config.checkpoint_path, "losses.csv")
+    with open(path, "a") as handle:
+        handle.write("2")  # a row cut short by SIGKILL, without its newline
+    train(tiny_config(tmp_path, image_folder, epoch=2))
+    assert [int(r["step"]) for r in read_csv(config)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_test_mode_samples_differ_from_the_training_grid(tmp_path, image_folder):
+    config = train(tiny_config(tmp_path, image_folder)).config
+    test_grid = np.asarray(Image.open(write_test_grid(config)))
+    train_grid = np.asarray(Image.open(os.path.join(config.sample_path, "train_00000003.png")))
+    assert test_grid.shape == train_grid.shape and not np.array_equal(test_grid, train_grid)
+
+
+def test_dataset_given_as_path_or_with_trailing_slash_is_the_same_run(tmp_path, image_folder):
+    train(tiny_config(tmp_path, image_folder))
+    result = train(tiny_config(tmp_path, image_folder + os.sep, epoch=2))
+    assert result.step == 6

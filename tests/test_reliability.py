@@ -1,0 +1,154 @@
+"""Runs lose nothing: NaN guard and rollback, Ctrl-C/SIGTERM, SIGKILL at any moment, damaged checkpoints, disk."""
+
+import csv
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config, write_images
+from dcgan_tf import gan
+from dcgan_tf.training import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def csv_steps(config):
+    with open(os.path.join(config.checkpoint_path, "losses.csv"), newline="") as handle:
+        return [int(row["step"]) for row in csv.DictReader(handle)]
+
+
+def poison_discriminator(monkeypatch, from_step, once):
+    """From train step `from_step` on (0-based), D's first kernel turns NaN after its update; `once`: only once."""
+    original = gan.DCGAN.discriminator_update
+    done = tf.Variable(False)
+
+    def poisoned(self, real, labels=None):
+        values = original(self, real, labels)
+        kernel = self.discriminator.trainable_variables[0]
+        hit = tf.logical_and(self.step >= from_step, tf.logical_not(done)) if once else self.step >= from_step
+        kernel.assign(tf.where(hit, kernel * np.nan, kernel))
+        done.assign(tf.logical_or(done, hit))
+        return values
+
+    monkeypatch.setattr(gan.DCGAN, "discriminator_update", poisoned)
+
+
+def test_nan_stops_the_run_and_never_reaches_a_checkpoint(tmp_path, image_folder, monkeypatch):
+    poison_discriminator(monkeypatch, from_step=3, once=False)
+    result = train(tiny_config(tmp_path, image_folder, epoch=3))
+    assert result.stopped_by == "nan" and result.nan_step == 4
+    assert os.path.basename(result.last_checkpoint) == "ckpt-2"  # step 4's checkpoint was refused
+    assert not any(name.startswith("ckpt-4") for name in os.listdir(result.config.checkpoint_path))
+
+
+def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, image_folder, monkeypatch):
+    poison_discriminator(monkeypatch, from_step=3, once=True)
+    result = train(tiny_config(tmp_path, image_folder, epoch=2, nan_policy="rollback"))
+    assert result.stopped_by is None and result.rollbacks == 1 and result.nan_step == 4
+    assert (result.step, result.epoch) == (6, 2)
+    assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]  # the NaN step's row was replaced
+    from test_training import restore_fresh
+
+    model, _ = restore_fresh(result.config)
+    assert np.isclose(float(model.d_optimizer.learning_rate), 0.0001)  # halved, and saved so resume keeps it
+
+
+def test_keep_samples_prunes_old_grids(tmp_path, image_folder):
+    result = train(tiny_config(tmp_path, image_folder, epoch=3, sample_freq=1, keep_samples=2, keep_every=4))
+    grids = sorted(os.listdir(result.config.sample_path))
+    assert grids == ["train_00000004.png", "train_00000008.png", "train_00000009.png"]  # newest 2 + every 4th
+
+
+def test_low_disk_stops_samples_but_not_checkpoints(tmp_path, image_folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="dcgan_tf"):
+        result = train(tiny_config(tmp_path, image_folder, min_free_mb=10**12))
+    assert not os.path.exists(result.config.sample_path) or not os.listdir(result.config.sample_path)
+    assert os.path.basename(result.last_checkpoint) == "ckpt-3"
+    assert caplog.text.count("no more sample grids") == 1
+
+
+def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_folder):
+    config = train(tiny_config(tmp_path, image_folder, max_to_keep=3)).config  # ckpt-2, ckpt-3
+    folder = config.checkpoint_path
+    data_file = [n for n in os.listdir(folder) if n.startswith("ckpt-3.data")][0]
+    with open(os.path.join(folder, data_file), "r+b") as handle:
+        handle.truncate(10)  # damaged after it was written
+    open(os.path.join(folder, "ckpt-9.index"), "wb").write(b"half a write")  # a killed write: never in the state
+    result = train(tiny_config(tmp_path, image_folder, epoch=2, max_to_keep=3))
+    assert (result.step, result.epoch) == (6, 2)  # resumed from step 2, re-ran step 3, finished epoch 2
+    assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
+
+
+def test_library_never_unpickles():
+    source = "".join(open(os.path.join(ROOT, "dcgan_tf", name)).read()
+                     for name in os.listdir(os.path.join(ROOT, "dcgan_tf")) if name.endswith(".py"))
+    assert not re.search(r"\bimport pickle|allow_pickle\s*=\s*True|safe_mode\s*=\s*False|\bdill\b", source)
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def start(folder, run_dir, *extra):
+    args = [sys.executable, os.path.join(ROOT, "main.py"), "--train", "--dataset", str(folder),
+            "--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "2", "--z_dim", "4",
+            "--gf_dim", "4", "--df_dim", "4", "--verbose", "0", "--checkpoint_dir", str(run_dir / "ck"),
+            "--sample_dir", str(run_dir / "s"), "--run_name", "r", *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def wait_for_step(run_dir, step, process, timeout=120):
+    """Block until the run's loss CSV reaches `step` (training is under way)."""
+    path = run_dir / "ck" / "r" / "losses.csv"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.exists() and any(line.split(",")[0] == str(step) for line in path.read_text().splitlines()):
+            return
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.05)
+    raise AssertionError(f"step {step} not reached")
+
+
+def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes(tmp_path):
+    folder = tmp_path / "pics"
+    write_images(folder, 8)
+    process = start(folder, tmp_path, "--epoch", "200", "--ckpt_freq", "1000", "--sample_freq", "1000")
+    wait_for_step(tmp_path, 3, process)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    stopped = int(re.search(r"stopped by SIGTERM: r at step (\d+)", output).group(1))
+    assert stopped >= 3 and "run the same command to resume" in output
+    assert os.path.exists(tmp_path / "ck" / "r" / f"ckpt-{stopped}.index")  # written at the stop
+    assert os.path.exists(tmp_path / "s" / "r" / f"train_{stopped:08d}.png")
+    resumed = start(folder, tmp_path, "--epoch", "1", "--ckpt_freq", "1000", "--sample_freq", "1000")
+    output, _ = resumed.communicate(timeout=120)
+    assert f"at step {stopped}" in output  # nothing lost, nothing re-run
+
+
+def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_path):
+    folder = tmp_path / "pics"
+    write_images(folder, 6)  # 3 steps per epoch
+    args = ("--epoch", "6", "--ckpt_freq", "1", "--sample_freq", "2")
+    resumed_at = []
+    for kill_at in (2, 5, 9):  # early, mid epoch, late; with ckpt_freq 1 a kill often lands inside a save
+        process = start(folder, tmp_path, *args)
+        wait_for_step(tmp_path, kill_at, process)
+        process.kill()
+        output, _ = process.communicate(timeout=60)
+        found = re.search(r"resuming run r at step (\d+)", output)
+        resumed_at.append(int(found.group(1)) if found else 0)
+    final = start(folder, tmp_path, *args)
+    output, _ = final.communicate(timeout=180)
+    assert final.returncode == 0, output
+    resumed_at.append(int(re.search(r"resuming run r at step (\d+)", output).group(1)))
+    assert resumed_at == sorted(resumed_at) and resumed_at[-1] >= 8  # the step counter never went backwards
+    assert "trained r at step 18, epoch 6" in output
+    steps = csv_steps(type("C", (), {"checkpoint_path": str(tmp_path / "ck" / "r")}))
+    assert steps == list(range(1, 19))  # every step once, in order

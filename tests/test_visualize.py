@@ -1,0 +1,420 @@
+"""dcgan_tf.visualize: the pure z helpers (option names, sweeps, slerp, arithmetic parsing), GIF writing, and every
+option of visualize() on a tiny trained run (16x16 RGB, z_dim 4) and a tiny conditional MNIST-like run (28x28, 10
+digits): the files, their pixel sizes, GIF frame counts, and the z's and labels each option asks the model for.
+
+The tiny runs' generators barely moved from their N(0, 0.02) start, so every image would be the same grey and a
+GIF's frames identical; `spread_weights` gives the loaded generator wider weights so frames differ.
+"""
+
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+from conftest import tiny_config, write_images
+from dcgan_tf import visualize as vis
+from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.inference import load_trained
+from dcgan_tf.runs import RunError
+from dcgan_tf.training import train
+from dcgan_tf.visualize import VisualizeOptions, visualize
+
+FPS = 10  # 100 ms a frame, a whole number of the GIF's hundredths
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+class Recorder:
+    """Stands in for the model: passes generate() on and records every (z, labels) asked for."""
+
+    def __init__(self, model):
+        self.model, self.calls = model, []
+
+    def generate(self, z, labels=None, training=False):
+        self.calls.append((np.asarray(z), None if labels is None else np.asarray(labels)))
+        return self.model.generate(z, labels, training=training)
+
+
+def spread_weights(model, seed=0):
+    """Generator kernels ~ N(0, 1/fan) instead of N(0, 0.02): outputs that vary visibly with z."""
+    rng = np.random.default_rng(seed)
+    for variable in model.generator.weights:
+        if len(variable.shape) >= 2:
+            fan = int(np.prod(variable.shape[:-1]))
+            variable.assign(rng.normal(0, 1 / math.sqrt(fan), variable.shape).astype("float32"))
+
+
+def draw(run, **options):
+    """visualize() on the already-loaded run, recording the model's inputs: (paths, recorder)."""
+    config, (saved, model, step) = run
+    recorder = Recorder(model)
+    paths = visualize(config, VisualizeOptions(fps=FPS, **options), (saved, recorder, step))
+    return paths, recorder
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size  # (width, height)
+
+
+def gif_info(path):
+    """((width, height), stored frames, total duration in ms)."""
+    with Image.open(path) as gif:
+        durations = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
+        return gif.size, gif.n_frames, sum(durations)
+
+
+def assert_gif(path, size, frames):
+    assert os.path.isfile(path) and path.endswith(".gif")
+    assert gif_info(path) == (size, frames, frames * 1000 // FPS)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """(config, (saved, model, step)) of a 2-step run on 8 random 16x16 RGB images; grids 2x3, z_dim 4, seed 3."""
+    tmp = tmp_path_factory.mktemp("run")
+    write_images(tmp / "pics", 8)
+    config = tiny_config(tmp, tmp / "pics", z_dim=4, sample_freq=1)
+    train(config)
+    saved, model, step = load_trained(config)
+    spread_weights(model)
+    return config, (saved, model, step)
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory):
+    """A conditional run (y_dim 10, 28x28 grayscale) on 17 fake MNIST digits; grids 10x3."""
+    from test_mnist import make_mnist
+
+    tmp = tmp_path_factory.mktemp("mnist")
+    make_mnist(tmp / "data")
+    config = Config(dataset="mnist", data_dir=str(tmp / "data"), output_height=28, batch_size=8, epoch=1, z_dim=4,
+                    gf_dim=4, df_dim=4, gfc_dim=16, dfc_dim=16, grid_cols=3, verbose=0, sample_freq=100,
+                    checkpoint_dir=str(tmp / "ck"), sample_dir=str(tmp / "s")).resolved()
+    train(config)
+    saved, model, step = load_trained(config)
+    spread_weights(model)
+    return config, (saved, model, step)
+
+
+# ---------------------------------------------------------------------------------------------- option names
+def test_numbers_and_names_map_to_the_same_option():
+    for number, name in enumerate(["grid", "sweep", "random_sweep_gif", "sweep_gif", "merged_gif"]):
+        assert vis.option_name(number) == vis.option_name(str(number)) == vis.option_name(name) == name
+        assert vis.option_name(name.upper()) == name
+        assert VisualizeOptions(option=number) == VisualizeOptions(option=name)
+    for name in ("interpolate", "arithmetic", "progress"):
+        assert vis.option_name(name) == name
+    assert vis.option_name("merged-gif") == "merged_gif"
+
+
+@pytest.mark.parametrize("bad", [5, "-1", "7", "sweeps", ""])
+def test_unknown_option_lists_the_choices(bad):
+    with pytest.raises(ValueError) as info:
+        vis.option_name(bad)
+    assert info.value.field == "visualize_option"
+    for choice in ("0 grid", "1 sweep", "2 random_sweep_gif", "3 sweep_gif", "4 merged_gif", "interpolate",
+                   "arithmetic", "progress"):
+        assert choice in str(info.value)
+
+
+@pytest.mark.parametrize("options, flag", [
+    (dict(option="nope"), "visualize_option"), (dict(steps=1), "visualize_steps"), (dict(walks=1), "walks"),
+    (dict(num_samples=0), "num_samples"), (dict(interpolation="cubic"), "interpolation"), (dict(fps=0), "fps"),
+    (dict(label=-1), "label"), (dict(arith="1,2 +"), "arith"), (dict(dims="3-1"), "sweep_dims"),
+    (dict(dims=0), "sweep_dims"), (dict(max_frames=1), "max_frames"),
+])
+def test_bad_options_name_their_flag(options, flag):
+    with pytest.raises(ConfigError) as info:
+        VisualizeOptions(**options)
+    assert info.value.field == flag
+
+
+# ---------------------------------------------------------------------------------------------- pure z helpers
+def test_sweep_z_varies_exactly_one_dimension():
+    base = np.array([0.3, -0.2, 0.9, 0.1], np.float32)
+    values = vis.sweep_values("uniform_signed", 5)
+    np.testing.assert_allclose(values, [-1, -0.5, 0, 0.5, 1])
+    batch = vis.sweep_z(base, 2, values)
+    assert batch.shape == (5, 4)
+    np.testing.assert_array_equal(batch[:, 2], values)
+    np.testing.assert_array_equal(np.delete(batch, 2, axis=1), np.tile(np.delete(base, 2), (5, 1)))
+    assert base[2] == np.float32(0.9)  # the base is not changed
+
+
+def test_sweep_ranges_follow_the_z_distribution():
+    assert (vis.sweep_values("uniform_unsigned", 3) == [0, 0.5, 1]).all()
+    assert (vis.sweep_values("normal01", 3) == [-2, 0, 2]).all()
+
+
+def test_slerp_endpoints_and_norms():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    t = np.linspace(0, 1, 11)
+    path = vis.slerp(a, b, t)
+    assert path.shape == (11, 50)
+    np.testing.assert_allclose(path[0], a, atol=1e-12)
+    np.testing.assert_allclose(path[-1], b, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-9)  # unit vectors stay on the sphere
+    assert np.linalg.norm(vis.lerp(a, b, 0.5)) < 0.8  # the straight line cuts inside
+    np.testing.assert_allclose(vis.slerp(a, b, 0.3), path[3])  # scalar t -> one vector
+    # unequal norms: every point's norm lies between the ends' norms
+    for _ in range(200):
+        a, b = rng.uniform(-1, 1, 8), rng.uniform(-1, 1, 8) * rng.uniform(0.2, 3)
+        norms = np.linalg.norm(vis.slerp(a, b, t), axis=1)
+        low, high = sorted([np.linalg.norm(a), np.linalg.norm(b)])
+        assert low - 1e-9 <= norms.min() and norms.max() <= high + 1e-9
+    # parallel vectors and zero vectors: the straight line
+    np.testing.assert_allclose(vis.slerp(a, 2 * a, 0.5), 1.5 * a)
+    np.testing.assert_allclose(vis.slerp(np.zeros(8), b, 0.5), b / 2)
+
+
+def test_interpolation_path():
+    z0, z1 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    path = vis.interpolation_path(z0, z1, 5, "slerp")
+    assert path.shape == (5, 2) and path.dtype == np.float32
+    np.testing.assert_allclose(path[[0, -1]], [z0, z1], atol=1e-7)
+    np.testing.assert_allclose(path[2], [math.sqrt(0.5)] * 2, atol=1e-6)
+    np.testing.assert_allclose(vis.interpolation_path(z0, z1, 3, "linear")[1], [0.5, 0.5])
+    with pytest.raises(ValueError, match="slerp, linear"):
+        vis.interpolation_path(z0, z1, 3, "cubic")
+
+
+def test_parse_arithmetic():
+    assert vis.parse_arithmetic("3,17,22 - 5,9,40 + 1,2,8") == [(1, [3, 17, 22]), (-1, [5, 9, 40]), (1, [1, 2, 8])]
+    assert vis.parse_arithmetic(" -4 + 0, 1 ") == [(-1, [4]), (1, [0, 1])]
+    assert vis.parse_arithmetic("7") == [(1, [7])]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("   ", "empty"), ("1,2 -", "empty group"), ("1 + - 2", "empty group"), ("+", "empty group"),
+    ("1,,2", "'1,,2'.*not a group of sample indices"), ("1,x - 2", "'1,x'"), ("1 2", "'1 2'"),
+    ("1.5 + 2", "'1.5'"),
+])
+def test_parse_arithmetic_errors_say_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message) as info:
+        vis.parse_arithmetic(text)
+    assert info.value.field == "arith"
+    assert "3,17,22 - 5,9,40 + 1,2,8" in str(info.value)  # with an example
+
+
+def test_combine_groups_uses_the_group_means():
+    bank = np.random.default_rng(1).uniform(-1, 1, (10, 6)).astype(np.float32)
+    groups = vis.parse_arithmetic("0,1,2 - 3,4 + 9")
+    expected = bank[[0, 1, 2]].mean(0) - bank[[3, 4]].mean(0) + bank[9]
+    np.testing.assert_allclose(vis.combine_groups(bank, groups), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="sample 10 is not on the numbered grid.*0-9"):
+        vis.combine_groups(bank, [(1, [10])])
+
+
+def test_parse_and_select_dims():
+    assert vis.parse_dims("all") == "all" and vis.parse_dims("12") == 12
+    assert vis.parse_dims("0-3,7") == (0, 1, 2, 3, 7) and vis.parse_dims("7,") == (7,)
+    for bad in ("x", "0", "3-1", ","):
+        with pytest.raises(ConfigError, match="sweep_dims"):
+            vis.parse_dims(bad)
+    assert vis.select_dims(None, 100, "sweep") == list(range(vis.DEFAULT_SWEEP_DIMS))
+    assert vis.select_dims(None, 100, "merged_gif") == list(range(100))
+    assert vis.select_dims(None, 100, "merged_gif", rows=10) == list(range(vis.DEFAULT_SWEEP_DIMS))
+    assert vis.select_dims(50, 4, "sweep_gif") == [0, 1, 2, 3]
+    picked = vis.select_dims(5, 100, "random_sweep_gif", seed=3)
+    assert len(set(picked)) == 5 and picked == vis.select_dims(5, 100, "random_sweep_gif", seed=3)
+    assert picked != list(range(5))
+    with pytest.raises(ConfigError, match="dimension 4 is out of range.*0-3"):
+        vis.select_dims((1, 4), 4, "sweep")
+
+
+# ---------------------------------------------------------------------------------------------- files
+def test_save_gif_frames_durations_and_channels(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (6, 12, 20, 3), dtype=np.uint8)
+    path = vis.save_gif(frames, str(tmp_path / "sub" / "a.gif"), fps=FPS)
+    assert gif_info(path) == ((20, 12), 6, 600)
+    with Image.open(path) as gif:  # the pixels survive (6 frames of 240 pixels fit a palette exactly)
+        gif.seek(4)
+        np.testing.assert_array_equal(np.asarray(gif.convert("RGB")), frames[4])
+    gray = vis.save_gif(list(frames[..., :1]), str(tmp_path / "g.gif"), fps=20)
+    assert gif_info(gray) == ((20, 12), 6, 300)
+    # identical neighbours become one longer frame: the animation's length is kept
+    repeated = vis.save_gif(frames[[0, 0, 1, 2, 2, 2]], str(tmp_path / "r.gif"), fps=FPS)
+    assert gif_info(repeated) == ((20, 12), 3, 600)
+    with pytest.raises(ValueError, match="uint8"):
+        vis.save_gif(frames.astype(np.float32), str(tmp_path / "f.gif"))
+
+
+def test_existing_grid_functions_unchanged(tmp_path):
+    images = np.linspace(-1, 1, 5 * 4 * 4 * 3).reshape(5, 4, 4, 3)
+    grid = vis.sample_grid(images, 2, 3, padding=1)
+    assert grid.shape == (9, 14, 3) and (grid[:, 4] == 255).all() and (grid[5:, 10:] == 255).all()
+    np.testing.assert_array_equal(grid[:4, :4], vis.to_uint8(images[0]))
+    assert png_size(vis.save_grid(images, 2, 3, str(tmp_path / "g.png"))) == (12, 8)
+
+
+def test_numbered_grid_is_upscaled_and_labelled():
+    images = np.zeros((5, 16, 16, 1), np.float32)
+    picture = vis.numbered_grid(images, 2, 3)
+    assert picture.shape == (2 * 64 + 2, 3 * 64 + 4, 3)  # 16 px -> x4, 2 px padding
+    cell = picture[:64, :64]
+    assert (cell != 127).any()  # something is drawn on the grey cell
+    assert (picture[66:, 132:] == 255).all()  # the empty sixth cell stays white
+
+
+# ---------------------------------------------------------------------------------------------- on a run
+def test_grid_option_sizes_and_individual_pngs(run):
+    paths, recorder = draw(run, option=0)
+    assert len(paths) == 1 and os.path.basename(paths[0]) == "visualize_grid_00000002.png"
+    assert png_size(paths[0]) == (3 * 16, 2 * 16)
+    paths, recorder = draw(run, option="grid", num_samples=7, save_individual=True)
+    assert png_size(paths[0]) == (3 * 16, 3 * 16)  # 7 samples in rows of 3
+    assert len(paths) == 8 and all(png_size(p) == (16, 16) for p in paths[1:])
+    assert os.path.basename(paths[-1]) == "sample_0006.png"
+    assert recorder.calls[0][0].shape == (7, 4) and np.abs(recorder.calls[0][0]).max() <= 1
+    with pytest.raises(ConfigError, match="7 samples do not fit a 2x3 grid"):
+        draw(run, num_samples=7, grid_rows=2)
+
+
+def test_visualize_loads_the_run_itself(run):
+    config, _ = run
+    paths = visualize(config, VisualizeOptions(option="grid", grid_cols=2))
+    assert png_size(paths[0]) == (2 * 16, 2 * 16)
+
+
+def test_sweep_grids_vary_one_dimension_per_row(run):
+    paths, recorder = draw(run, option=1, steps=5)
+    assert [os.path.basename(p) for p in paths] == [f"sweep_dim{d:03d}_00000002.png" for d in range(4)]
+    assert all(png_size(p) == (5 * 16, 2 * 16) for p in paths)  # a row per base z, a column per value
+    values = vis.sweep_values("uniform_signed", 5)
+    for dim, (z, _) in enumerate(recorder.calls):
+        rows = z.reshape(2, 5, 4)
+        for row in rows:
+            np.testing.assert_array_equal(row[:, dim], values)
+            others = np.delete(row, dim, axis=1)
+            assert (others == others[0]).all()
+        assert not np.allclose(rows[0], rows[1])  # two different bases
+
+
+def test_sweep_gifs(run):
+    paths, recorder = draw(run, option=3, steps=5, dims="1,3")
+    assert [os.path.basename(p) for p in paths] == ["sweep_dim001_00000002.gif", "sweep_dim003_00000002.gif"]
+    for path in paths:
+        assert_gif(path, (16, 16), 2 * 5 - 2)  # forward and back
+    z = recorder.calls[0][0]
+    assert (np.delete(z, 1, axis=1) == 0).all()  # from z = 0
+
+    paths, recorder = draw(run, option="random_sweep_gif", steps=4, dims=2)
+    assert len(paths) == 2 and all(os.path.basename(p).startswith("random_sweep_dim") for p in paths)
+    for path, (z, _) in zip(paths, recorder.calls):
+        assert_gif(path, (16, 16), 6)
+        dim = int(os.path.basename(path)[16:19])
+        np.testing.assert_allclose(z[:, dim], [-1, -1 / 3, 1 / 3, 1], rtol=1e-6)
+        small = np.delete(z, dim, axis=1)
+        assert (small == small[0]).all() and 0 < np.abs(small).max() <= 0.2
+
+
+def test_merged_gif_holds_every_dimension(run):
+    paths, recorder = draw(run, option=4, steps=4)
+    assert [os.path.basename(p) for p in paths] == ["merged_sweep_00000002.gif"]
+    assert_gif(paths[0], (2 * 16, 2 * 16), 6)  # 4 dimensions in a 2x2 frame
+    z = recorder.calls[0][0].reshape(4, 4, 4)  # [value, dimension, z]
+    for dim in range(4):
+        np.testing.assert_allclose(z[:, dim, dim], vis.sweep_values("uniform_signed", 4))
+
+
+def test_interpolate_walks_a_closed_tour(run):
+    paths, recorder = draw(run, option="interpolate", walks=3, steps=4)
+    png, gif = paths
+    assert os.path.basename(png) == "interpolate_slerp_00000002.png"
+    assert png_size(png) == (4 * 16, 3 * 16)  # one row per walk
+    assert_gif(gif, (16, 16), 3 * 3)  # 3 walks of 3 new points each
+    walks = recorder.calls[0][0].reshape(3, 4, 4)
+    for i in range(3):
+        np.testing.assert_allclose(walks[i, -1], walks[(i + 1) % 3, 0], atol=1e-6)
+    np.testing.assert_allclose(recorder.calls[1][0], np.concatenate(walks[:, :-1]), atol=1e-6)
+    paths, _ = draw(run, option="interpolate", interpolation="linear", walks=2, steps=3)
+    assert os.path.basename(paths[0]) == "interpolate_linear_00000002.png" and png_size(paths[0]) == (48, 32)
+
+
+def test_arithmetic_numbered_grid_then_group_means(run):
+    paths, recorder = draw(run, option="arithmetic")
+    assert [os.path.basename(p) for p in paths] == ["arithmetic_numbered_00000002.png"]
+    assert png_size(paths[0]) == (3 * 64 + 2 * 2, 2 * 64 + 2)
+    bank = recorder.calls[0][0]
+
+    paths, recorder = draw(run, option="arithmetic", arith="0,1 - 2 + 3,4,5")
+    numbered, figure = paths
+    assert os.path.basename(figure) == "arithmetic_00000002.png"
+    # rows: 3 groups + the results; columns: the sign, then max(3 samples + gap + mean, result + 8 variants)
+    assert png_size(figure) == (10 * 64 + 9 * 2, 4 * 64 + 3 * 2)
+    np.testing.assert_array_equal(recorder.calls[0][0], bank)  # the same samples as the numbered grid
+    z = recorder.calls[1][0]
+    assert z.shape == (3 + 1 + 8, 4)
+    np.testing.assert_allclose(z[:3], [bank[[0, 1]].mean(0), bank[2], bank[3:6].mean(0)], rtol=1e-6)
+    result = bank[[0, 1]].mean(0) - bank[2] + bank[3:6].mean(0)
+    np.testing.assert_allclose(z[3], result, rtol=1e-5, atol=1e-6)
+    noise = z[4:] - result
+    assert np.abs(noise).max() <= 0.25 + 1e-6 and np.abs(noise).max() > 0.05
+    with pytest.raises(ConfigError, match="sample 6 is not on the numbered grid"):
+        draw(run, option="arithmetic", arith="6 - 1")
+
+
+def test_progress_from_the_training_grids(run, tmp_path):
+    config, _ = run
+    paths = draw(run, option="progress")[0]
+    assert [os.path.basename(p) for p in paths] == ["progress.gif", "progress_sheet.png"]
+    size, frames, duration = gif_info(paths[0])
+    assert size == (3 * 16, 2 * 16) and duration == 2 * 100  # grids of steps 1 and 2 (near-identical, may merge)
+
+    folder = tmp_path / "samples"
+    rng = np.random.default_rng(0)
+    for step, shape in ((10, (32, 48, 3)), (20, (32, 48, 3)), (30, (48, 48, 3)), (40, (32, 48, 3))):
+        vis.save_image(rng.integers(0, 256, shape, dtype=np.uint8), str(folder / f"train_{step:08d}.png"))
+    (folder / "test_00000040.png").write_bytes(b"not a training grid")
+    gif, sheet = vis.write_progress(str(folder), fps=FPS)
+    assert_gif(gif, (48, 48), 4)  # padded to the largest grid
+    assert png_size(sheet) == (2 * 48 + 2, 2 * (48 + vis.CAPTION_HEIGHT) + 2)
+    gif, _ = vis.write_progress(str(folder), fps=FPS, max_frames=3)
+    assert gif_info(gif)[1] == 3  # steps 10, 30 (nearest the middle), 40
+
+    with pytest.raises(RunError, match="no training grids"):
+        vis.write_progress(str(tmp_path / "empty"))
+
+
+def test_label_needs_a_conditional_run(run):
+    with pytest.raises(ConfigError, match="not conditional") as info:
+        draw(run, label=3)
+    assert info.value.field == "label"
+
+
+# ---------------------------------------------------------------------------------------------- conditional run
+def test_conditional_grids_have_one_row_per_digit(mnist_run):
+    paths, recorder = draw(mnist_run, option="grid")
+    assert png_size(paths[0]) == (3 * 28, 10 * 28)
+    np.testing.assert_array_equal(recorder.calls[0][1].argmax(1), np.arange(30) // 3)
+    paths, recorder = draw(mnist_run, option="sweep", dims="0,", steps=3)
+    assert png_size(paths[0]) == (3 * 28, 10 * 28)
+    np.testing.assert_array_equal(recorder.calls[0][1].argmax(1), np.arange(30) // 3)
+
+    paths, recorder = draw(mnist_run, option="grid", label=7)
+    assert os.path.basename(paths[0]) == "visualize_grid_label7_00000003.png"
+    assert (recorder.calls[0][1].argmax(1) == 7).all() and recorder.calls[0][1].sum() == 30
+    with pytest.raises(ConfigError, match="0-9"):
+        draw(mnist_run, label=10)
+
+
+def test_conditional_gifs_show_every_digit(mnist_run):
+    paths, recorder = draw(mnist_run, option="sweep_gif", dims="2,", steps=3)
+    assert_gif(paths[0], (10 * 28, 28), 4)  # the ten digits side by side
+    np.testing.assert_array_equal(recorder.calls[0][1].argmax(1), np.tile(np.arange(10), 3))
+
+    paths, _ = draw(mnist_run, option="merged_gif", dims=2, steps=3)
+    assert_gif(paths[0], (2 * 28, 10 * 28), 4)  # a row per digit, a column per dimension
+
+    paths, _ = draw(mnist_run, option="merged_gif", dims=2, steps=3, label=5)
+    assert os.path.basename(paths[0]) == "merged_sweep_label5_00000003.gif"
+    assert_gif(paths[0], (2 * 28, 28), 4)
+
+    paths, recorder = draw(mnist_run, option="arithmetic", num_samples=6, arith="0 - 1 + 5")
+    assert png_size(paths[0]) == (3 * 84 + 2 * 2, 2 * 84 + 2)  # 28 px -> x3
+    assert (recorder.calls[1][1].argmax(1) == 0).all()  # means and results drawn with sample 0's digit
