@@ -49,7 +49,29 @@ class EpochCounter(keras.callbacks.Callback):
             self.model.epoch_start_step.assign(self.model.step)
 
 
-class SampleGrids(keras.callbacks.Callback):
+class EveryNSteps(keras.callbacks.Callback):
+    """Call `save(step)` every `every` steps and once more at the end of training (unless that step has one)."""
+
+    def __init__(self, every: int):
+        super().__init__()
+        self.every = every
+        self.last_saved = None
+
+    def save(self, step: int):
+        raise NotImplementedError
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step % self.every == 0:
+            self.save(step)
+
+    def on_train_end(self, logs=None):
+        step = _step(self.model)
+        if self.last_saved != step:
+            self.save(step)
+
+
+class SampleGrids(EveryNSteps):
     """Every `every` steps and at the end: `<directory>/train_<step:08d>.png`, a grid of G(fixed z).
 
     keep: keep only the newest `keep` grids plus every `keep_every`-th one (0 keeps all). Below `min_free_mb` of
@@ -58,11 +80,10 @@ class SampleGrids(keras.callbacks.Callback):
 
     def __init__(self, sample_z, directory: str, rows: int, cols: int, every: int, labels=None, keep: int = 0,
                  keep_every: int = 10, min_free_mb: float = 0):
-        super().__init__()
+        super().__init__(every)
         self.sample_z, self.labels = sample_z, labels
-        self.directory, self.rows, self.cols, self.every = directory, rows, cols, every
+        self.directory, self.rows, self.cols = directory, rows, cols
         self.keep, self.keep_every, self.min_free_mb = keep, keep_every, min_free_mb
-        self.last_saved = None
         self.disk_full = False
 
     def save(self, step: int) -> str | None:
@@ -94,24 +115,13 @@ class SampleGrids(keras.callbacks.Callback):
             if step not in newest and (step // self.every) % self.keep_every:
                 os.remove(os.path.join(self.directory, f"train_{step:08d}.png"))
 
-    def on_train_batch_end(self, batch, logs=None):
-        step = _step(self.model)
-        if step % self.every == 0:
-            self.save(step)
 
-    def on_train_end(self, logs=None):
-        step = _step(self.model)
-        if self.last_saved != step:
-            self.save(step)
-
-
-class Checkpoints(keras.callbacks.Callback):
+class Checkpoints(EveryNSteps):
     """Save through a CheckpointManager every `every` steps and at the end of training (numbered by step)."""
 
     def __init__(self, manager: tf.train.CheckpointManager, every: int):
-        super().__init__()
-        self.manager, self.every = manager, every
-        self.last_saved = None
+        super().__init__(every)
+        self.manager = manager
 
     def save(self, step: int) -> str | None:
         if not weights_finite(self.model):  # never write a NaN checkpoint over a good one
@@ -121,16 +131,6 @@ class Checkpoints(keras.callbacks.Callback):
         self.last_saved = step
         log.info("saved checkpoint %s", path)
         return path
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = _step(self.model)
-        if step % self.every == 0:
-            self.save(step)
-
-    def on_train_end(self, logs=None):
-        step = _step(self.model)
-        if self.last_saved != step:
-            self.save(step)
 
 
 class LossCSV(keras.callbacks.Callback):

@@ -129,14 +129,15 @@ def train(config: Config) -> TrainResult:
     per_epoch = data.steps_per_epoch(len(images), config.batch_size)
     stopper, guard = cb.GracefulStop(), cb.NonFiniteGuard()
     csv_log = cb.LossCSV(os.path.join(config.checkpoint_path, LOSS_CSV), resume_step=int(model.step.numpy()))
+    grids = cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
+                           grid_labels, keep=config.keep_samples, keep_every=config.keep_every,
+                           min_free_mb=config.min_free_mb)
     callbacks = [  # order matters: the guard and counter run before anything saves
         cb.EpochCounter(),
         guard,
         csv_log,
         cb.LossTensorBoard(os.path.join(config.checkpoint_path, TENSORBOARD_DIR)),
-        cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
-                       grid_labels, keep=config.keep_samples, keep_every=config.keep_every,
-                       min_free_mb=config.min_free_mb),
+        grids,
         cb.Checkpoints(manager, config.ckpt_freq),
         stopper,
     ]
@@ -171,7 +172,8 @@ def train(config: Config) -> TrainResult:
     if int(model.epoch.numpy()) >= config.epoch and result.stopped_by is None and not history:
         log.info("run %s already finished %d epochs; raise --epoch to train further", config.name, config.epoch)
 
-    _write_plots(config)
+    if not grids.disk_full:  # low disk: no more pictures of any kind
+        _write_plots(config)
     result.step, result.epoch = int(model.step.numpy()), int(model.epoch.numpy())
     result.last_checkpoint = manager.latest_checkpoint
     log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", len(images), len(images.skipped),

@@ -63,7 +63,7 @@ def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, i
 
 def test_keep_samples_prunes_old_grids(tmp_path, image_folder):
     result = train(tiny_config(tmp_path, image_folder, epoch=3, sample_freq=1, keep_samples=2, keep_every=4))
-    grids = sorted(os.listdir(result.config.sample_path))
+    grids = sorted(name for name in os.listdir(result.config.sample_path) if name.startswith("train_"))
     assert grids == ["train_00000004.png", "train_00000008.png", "train_00000009.png"]  # newest 2 + every 4th
 
 
