@@ -29,6 +29,14 @@ flags.DEFINE_integer("batch_size", 64, "Images per batch.")
 flags.DEFINE_float("learning_rate", 0.0002, "Adam learning rate of both networks.")
 flags.DEFINE_float("beta1", 0.5, "Adam beta_1 of both networks.")
 flags.DEFINE_integer("g_advantage", 2, "Generator updates per discriminator update (>= 1; carpedm20 ran 2).")
+flags.DEFINE_integer("d_steps", 1, "Discriminator updates per step (>= 1), each on the step's real batch and a fresh "
+                     "fake batch: the mirror of --g_advantage.")
+flags.DEFINE_float("d_learning_rate", None, "Adam learning rate of the discriminator. Unset: --learning_rate "
+                   "(the clip-art study used half of it).")
+flags.DEFINE_integer("d_layers", 4, "Stride-2 conv layers in the discriminator, 1-4 (the clip-art study used 2): "
+                     "fewer make a weaker D.")
+flags.DEFINE_boolean("d_batchnorm", True, "Batch norm in the discriminator (all but its first layer); "
+                     "--nod_batchnorm removes it.")
 flags.DEFINE_enum("nan_policy", "stop", NAN_POLICIES, "On a NaN/Inf loss: 'stop' the run (exit 1; the last good "
                   "checkpoint stays), or 'rollback' to the last checkpoint with both learning rates halved (at most 3 "
                   "times).")

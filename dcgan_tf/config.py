@@ -19,6 +19,7 @@ MNIST_Y_DIM = 10
 MODEL_FIELDS = (
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
     "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
+    "d_layers", "d_batchnorm", "d_steps", "d_learning_rate",
 )
 
 
@@ -52,6 +53,8 @@ class Config:
     z_dist: str = "uniform_signed"
     gf_dim: int = 64
     df_dim: int = 64
+    d_layers: int = 4  # stride-2 conv layers in D (1-4); fewer make a weaker D
+    d_batchnorm: bool = True  # batch norm in D (all but its first layer)
     gfc_dim: int = 1024  # conditional (MNIST) nets only: width of the dense layers
     dfc_dim: int = 1024
     # training
@@ -60,6 +63,8 @@ class Config:
     learning_rate: float = 0.0002
     beta1: float = 0.5
     g_advantage: int = 2
+    d_steps: int = 1  # discriminator updates per step, the mirror of g_advantage
+    d_learning_rate: float | None = None  # None: learning_rate
     seed: int = 1
     nan_policy: str = "stop"  # on a NaN/Inf loss: stop, or roll back to the last checkpoint with halved learning rates
     # outputs
@@ -113,6 +118,15 @@ class Config:
             parts.append(c.z_dist)
         if c.gf_dim != 64 or c.df_dim != 64:
             parts.append(f"gf{c.gf_dim}_df{c.df_dim}")
+        # the discriminator-balance settings, when not carpedm20's
+        if c.d_layers != 4:
+            parts.append(f"dl{c.d_layers}")
+        if not c.d_batchnorm:
+            parts.append("dnobn")
+        if c.d_steps != 1:
+            parts.append(f"ds{c.d_steps}")
+        if c.d_learning_rate is not None and c.d_learning_rate != c.learning_rate:
+            parts.append(f"dlr{c.d_learning_rate:g}")
         return "_".join(parts)
 
     @property
@@ -134,7 +148,7 @@ class Config:
         """Raise ConfigError naming the first invalid setting; return self so calls chain."""
         c = self.resolved()
         positive = ("input_height", "input_width", "output_height", "output_width", "z_dim", "gf_dim", "df_dim",
-                    "gfc_dim", "dfc_dim", "epoch", "batch_size", "g_advantage", "sample_freq", "ckpt_freq",
+                    "gfc_dim", "dfc_dim", "epoch", "batch_size", "g_advantage", "d_steps", "sample_freq", "ckpt_freq",
                     "max_to_keep", "grid_rows", "grid_cols")
         for name in positive:
             value = getattr(c, name)
@@ -159,6 +173,13 @@ class Config:
             raise ConfigError("seed", f"must be in [0, 2**32) (got {c.seed})")
         if not c.learning_rate > 0:
             raise ConfigError("learning_rate", f"must be > 0 (got {c.learning_rate})")
+        if c.d_learning_rate is not None and not c.d_learning_rate > 0:
+            raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
+        if not 1 <= c.d_layers <= 4:
+            raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
+        if c.conditional and c.d_layers != 4:
+            raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
+                                          "leave --d_layers at 4 for MNIST")
         if not 0 <= c.beta1 < 1:
             raise ConfigError("beta1", f"must be in [0, 1) (got {c.beta1})")
         if c.verbose not in (0, 1, 2):

@@ -36,15 +36,17 @@ class DCGAN(keras.Model):
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
-                 g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, **kwargs):
+                 g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, d_steps: int = 1,
+                 **kwargs):
         super().__init__(**kwargs)
-        if g_advantage < 1:
-            raise ValueError(f"g_advantage must be >= 1 (got {g_advantage})")
+        if g_advantage < 1 or d_steps < 1:
+            raise ValueError(f"g_advantage and d_steps must be >= 1 (got {g_advantage}, {d_steps})")
         self.generator = generator
         self.discriminator = discriminator
         self.z_dim = z_dim
         self.z_dist = z_dist
         self.g_advantage = g_advantage
+        self.d_steps = d_steps
         self.y_dim = y_dim
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
@@ -93,7 +95,14 @@ class DCGAN(keras.Model):
     def train_step(self, data):
         real, labels = data if self.conditional else (data, None)
         batch_size = tf.shape(real)[0]
-        d_values = self.discriminator_update(real, labels)
+        # d_steps discriminator updates (default 1), on this real batch and a fresh fake batch each; metrics averaged
+        names = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
+        _, d_totals = tf.while_loop(
+            lambda i, totals: i < self.d_steps,
+            lambda i, totals: (i + 1, tuple(t + v for t, v in zip(totals, self._d_update_values(real, labels, names)))),
+            (tf.constant(0), tuple(tf.constant(0.0) for _ in names)),
+        )
+        d_values = {name: total / self.d_steps for name, total in zip(names, d_totals)}
         # g_advantage generator updates, each on a freshly drawn z (carpedm20 reused one z; we do not). A graph loop
         # (Keras traces train_step without AutoGraph), so g_advantage=50 builds no bigger graph than 1.
         _, g_loss_total = tf.while_loop(
@@ -107,6 +116,10 @@ class DCGAN(keras.Model):
             self.trackers[name].update_state(value)
         # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
         return values
+
+    def _d_update_values(self, real, labels, names):
+        values = self.discriminator_update(real, labels)
+        return tuple(values[name] for name in names)
 
     def discriminator_update(self, real, labels=None) -> dict:
         """One D update on a real batch and a fake batch of the same size; returns D's losses and mean outputs."""

@@ -105,25 +105,33 @@ def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim) 
 
 
 def build_discriminator(height: int, width: int, c_dim: int, df_dim: int = 64,
-                        y_dim: int | None = None, dfc_dim: int = 1024) -> keras.Model:
-    """images [N, height, width, c_dim] in [-1, 1] (and one-hot y) -> real/fake logits [N, 1] (float32)."""
+                        y_dim: int | None = None, dfc_dim: int = 1024, conv_layers: int = UNCONDITIONAL_STAGES,
+                        batchnorm: bool = True) -> keras.Model:
+    """images [N, height, width, c_dim] in [-1, 1] (and one-hot y) -> real/fake logits [N, 1] (float32).
+
+    `conv_layers` (1-4) stride-2 convs, and `batchnorm` on all but the first: fewer layers and no batch norm make a
+    weaker D, for small data sets where it overpowers G. The conditional (MNIST) D keeps carpedm20's 2 convs.
+    """
     check_output_size(height, width, conditional=bool(y_dim))
+    if not 1 <= conv_layers <= UNCONDITIONAL_STAGES:
+        raise ValueError(f"the discriminator takes 1 to {UNCONDITIONAL_STAGES} conv layers (got {conv_layers})")
     if y_dim:
-        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim)
+        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm)
     images = keras.Input((height, width, c_dim), name="images")
     x = images
-    for i, filters in enumerate((df_dim, df_dim * 2, df_dim * 4, df_dim * 8)):
-        x = layers.Conv2D(filters, KERNEL, strides=2, padding="same", use_bias=i == 0,
+    for i in range(conv_layers):
+        normalised = batchnorm and i > 0
+        x = layers.Conv2D(df_dim * 2**i, KERNEL, strides=2, padding="same", use_bias=not normalised,
                           kernel_initializer=weight_init(), name=f"d_h{i}_conv")(x)
-        if i > 0:
+        if normalised:
             x = _batch_norm(f"d_bn{i}")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h4_lin")(x)
+    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_out_lin")(x)
     return keras.Model(images, logits, name="discriminator")
 
 
-def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim) -> keras.Model:
+def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm=True) -> keras.Model:
     images = keras.Input((height, width, c_dim), name="images")
     y = keras.Input((y_dim,), name="y")
     x = ConcatLabelMaps()(images, y)
@@ -131,13 +139,13 @@ def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim) -> 
                       name="d_h0_conv")(x)
     x = layers.LeakyReLU(0.2)(x)
     x = ConcatLabelMaps()(x, y)
-    x = layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=False,
+    x = layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=not batchnorm,
                       kernel_initializer=weight_init(), name="d_h1_conv")(x)
-    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn1")(x))
+    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn1")(x) if batchnorm else x)
     x = layers.Flatten()(x)
     x = layers.Concatenate()([x, y])
-    x = layers.Dense(dfc_dim, use_bias=False, kernel_initializer=weight_init(), name="d_h2_lin")(x)
-    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn2")(x))
+    x = layers.Dense(dfc_dim, use_bias=not batchnorm, kernel_initializer=weight_init(), name="d_h2_lin")(x)
+    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn2")(x) if batchnorm else x)
     x = layers.Concatenate()([x, y])
     logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h3_lin")(x)
     return keras.Model([images, y], logits, name="discriminator")

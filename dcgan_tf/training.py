@@ -70,10 +70,12 @@ def build_dcgan(config: Config) -> DCGAN:
     generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
                                 config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim)
     discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim, config.df_dim,
-                                        y_dim=config.y_dim, dfc_dim=config.dfc_dim)
+                                        y_dim=config.y_dim, dfc_dim=config.dfc_dim, conv_layers=config.d_layers,
+                                        batchnorm=config.d_batchnorm)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
-                  seed=config.seed)
-    model.compile(d_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1),
+                  seed=config.seed, d_steps=config.d_steps)
+    d_learning_rate = config.d_learning_rate or config.learning_rate
+    model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1),
                   g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1))
     return model
 
@@ -119,8 +121,8 @@ def train(config: Config) -> TrainResult:
     if checkpoints.restore_latest(manager):
         log.info("resuming run %s at step %d, epoch %d", config.name, int(model.step), int(model.epoch))
         if saved is not None and saved.learning_rate != config.learning_rate:  # an explicit change wins
-            for optimizer in (model.g_optimizer, model.d_optimizer):
-                optimizer.learning_rate.assign(config.learning_rate)
+            model.g_optimizer.learning_rate.assign(config.learning_rate)
+            model.d_optimizer.learning_rate.assign(config.d_learning_rate or config.learning_rate)
             log.info("learning rate changed from %g to %g", saved.learning_rate, config.learning_rate)
     else:
         log.info("starting run %s", config.name)

@@ -126,3 +126,25 @@ def test_generator_learns_the_structure_of_its_data():
     after = left_minus_right(model.generate(z).numpy())
     assert abs(before) < 0.02
     assert after > 0.1, (before, after)  # the data's own difference is ~1.2
+
+
+def test_d_steps_gives_that_many_discriminator_updates_per_step():
+    model = small_model(g_advantage=1, d_steps=3)
+    model.fit(tf.data.Dataset.from_tensors(real_batch()).repeat(), steps_per_epoch=2, epochs=1, verbose=0,
+              shuffle=False)
+    assert int(model.d_optimizer.iterations) == 2 * 3 and int(model.g_optimizer.iterations) == 2
+    assert int(model.step) == 2
+
+
+def test_d_learning_rate_reaches_only_the_discriminator_optimizer():
+    model = small_model(d_learning_rate=0.0001)
+    assert np.isclose(float(model.d_optimizer.learning_rate), 0.0001)
+    assert np.isclose(float(model.g_optimizer.learning_rate), 0.0002)
+
+
+def test_discriminator_balance_settings_build_and_name_the_run():
+    config = Config(dataset="art", d_layers=2, d_batchnorm=False, d_learning_rate=0.0001, d_steps=2, c_dim=3,
+                    output_height=16, z_dim=8, gf_dim=8, df_dim=8).resolved().validate()
+    assert config.name.endswith("_dl2_dnobn_ds2_dlr0.0001")
+    model = build_dcgan(config)
+    assert len([layer for layer in model.discriminator.layers if type(layer).__name__ == "Conv2D"]) == 2

@@ -58,3 +58,20 @@ def test_dcgan_weight_init_and_architecture():
     assert [layer.filters for layer in convs] == [64, 128, 256, 512]
     norms = [layer.name for layer in discriminator.layers if "BatchNormalization" in type(layer).__name__]
     assert norms == ["d_bn1", "d_bn2", "d_bn3"]  # BN on all but the first conv
+
+
+@pytest.mark.parametrize("conv_layers,batchnorm", [(2, False), (2, True), (3, False), (4, True)])
+def test_discriminator_depth_and_batchnorm_knobs(conv_layers, batchnorm):
+    discriminator = build_discriminator(32, 32, c_dim=3, df_dim=4, conv_layers=conv_layers, batchnorm=batchnorm)
+    convs = [layer for layer in discriminator.layers if type(layer).__name__ == "Conv2D"]
+    norms = [layer for layer in discriminator.layers if "BatchNormalization" in type(layer).__name__]
+    assert [layer.filters for layer in convs] == [4 * 2**i for i in range(conv_layers)]
+    assert len(norms) == (conv_layers - 1 if batchnorm else 0)
+    assert discriminator(np.zeros((2, 32, 32, 3), np.float32)).shape == (2, 1)
+    with pytest.raises(ValueError, match="1 to 4 conv layers"):
+        build_discriminator(32, 32, c_dim=3, conv_layers=5)
+
+
+def test_conditional_discriminator_without_batchnorm():
+    discriminator = build_discriminator(28, 28, c_dim=1, df_dim=4, y_dim=10, dfc_dim=16, batchnorm=False)
+    assert not [layer for layer in discriminator.layers if "BatchNormalization" in type(layer).__name__]
