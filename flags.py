@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from dcgan_tf.config import NAN_POLICIES, Z_DISTRIBUTIONS
+from dcgan_tf.config import NAN_POLICIES, PREPROCESSING, Z_DISTRIBUTIONS
 
 # data
 flags.DEFINE_string("dataset", None, "Data set: a folder name under --data_dir, a path to a folder, or 'mnist' "
@@ -15,6 +15,20 @@ flags.DEFINE_integer("output_height", 64, "Height of the images the GAN trains o
 flags.DEFINE_integer("output_width", None, "Width of generated images. Unset: --output_height.")
 flags.DEFINE_boolean("crop", False, "Centre-crop input_height x input_width before resizing; else resize whole images.")
 flags.DEFINE_integer("train_size", None, "Train on a seeded random subset of this many images. Unset: all.")
+# autoencoder preprocessing
+flags.DEFINE_enum("preprocess", "none", PREPROCESSING, "'autoencoder': train a convolutional autoencoder on the images "
+                  "(once; later runs reuse it) and train the GAN on its blurrier reconstructions.")
+flags.DEFINE_integer("ae_code_dim", 128, "Length of the autoencoder's code (its bottleneck): smaller, blurrier.")
+flags.DEFINE_integer("ae_epochs", 30, "Epochs of autoencoder training.")
+flags.DEFINE_float("ae_learning_rate", 0.001, "Adam learning rate of the autoencoder.")
+flags.DEFINE_integer("swap_epoch", None, "With --preprocess autoencoder: train on the reconstructions for epochs "
+                     "before this one, then on the original images. Unset: reconstructions throughout.")
+flags.DEFINE_float("dedupe", None, "Drop near-duplicate images: those whose autoencoder codes lie within this "
+                   "fraction of the median code distance of an earlier image (e.g. 0.05; exact copies are at 0). "
+                   "Trains the autoencoder if needed; the dropped files are listed in the log and duplicates.csv.")
+flags.DEFINE_boolean("train_autoencoder", False, "Train (or reuse) only the autoencoder: write its pictures and every "
+                     "reconstruction as a PNG into <sample_dir>/<autoencoder name>/, and with --dedupe, "
+                     "duplicates.csv. Trains no GAN.")
 # model
 flags.DEFINE_integer("z_dim", 100, "Dimension of the latent vector z.")
 flags.DEFINE_enum("z_dist", "uniform_signed", Z_DISTRIBUTIONS,

@@ -42,6 +42,8 @@ def main(argv):
     try:
         if FLAGS.compare:
             paths = compare(config)
+        elif FLAGS.train_autoencoder:
+            paths = train_autoencoder(config)
         elif FLAGS.train:
             report_training(dcgan_tf.train(config))
             paths = []
@@ -88,6 +90,19 @@ def compare(config: Config) -> list[str]:
     stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
     return [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
             plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
+
+
+def train_autoencoder(config: Config) -> list[str]:
+    """--train_autoencoder: the preprocessing alone (the autoencoder, its pictures and reconstructions)."""
+    from dcgan_tf.preprocessing import train_autoencoder as run
+
+    result = run(config)
+    loss = result.autoencoded.final_loss
+    if loss is not None:
+        print(f"autoencoder mean squared error after training: {loss:.4f} (images in [-1, 1])")
+    if result.duplicates:
+        print(f"{len(result.duplicates)} near-duplicate images dropped")
+    return result.written
 
 
 def report_training(result) -> None:

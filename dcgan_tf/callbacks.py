@@ -134,17 +134,19 @@ class Checkpoints(EveryNSteps):
 
 
 class LossCSV(keras.callbacks.Callback):
-    """One row per step: step, epoch, and every loss/metric value of that step, flushed as it is written.
+    """One row per step: step, epoch, every loss/metric value of that step, and the data it trained on (`source`,
+    set by the trainer before each fit), flushed as it is written.
 
     On resume, rows past the restored step (written after the last checkpoint, then lost) and a row torn by a
     kill are dropped first, through a temporary file, so the log never holds a step twice and is never lost.
     """
 
-    COLUMNS = ("step", "epoch") + METRIC_NAMES
+    REQUIRED = ("step", "epoch") + METRIC_NAMES
+    COLUMNS = REQUIRED + ("data",)  # data: the images trained on, "originals" or "reconstructions"
 
-    def __init__(self, path: str, resume_step: int = 0):
+    def __init__(self, path: str, resume_step: int = 0, source: str = "originals"):
         super().__init__()
-        self.path, self.resume_step = path, resume_step
+        self.path, self.resume_step, self.source = path, resume_step, source
         self.handle = self.writer = None
         self.epoch = 0
 
@@ -153,7 +155,7 @@ class LossCSV(keras.callbacks.Callback):
             return []
         with open(self.path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        return [row for row in rows if None not in row.values() and all(row.get(c) for c in self.COLUMNS)
+        return [row for row in rows if None not in row.values() and all(row.get(c) for c in self.REQUIRED)
                 and row["step"].isdigit() and int(row["step"]) <= self.resume_step]
 
     def on_train_begin(self, logs=None):
@@ -174,7 +176,7 @@ class LossCSV(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         row = {name: float(logs[name]) for name in METRIC_NAMES if name in logs}
-        self.writer.writerow({"step": _step(self.model), "epoch": self.epoch, **row})
+        self.writer.writerow({"step": _step(self.model), "epoch": self.epoch, **row, "data": self.source})
         self.handle.flush()  # a checkpoint may follow: its rows must be on disk first
 
     def on_train_end(self, logs=None):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
 NAN_POLICIES = ("stop", "rollback")
+PREPROCESSING = ("none", "autoencoder")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
@@ -20,7 +21,10 @@ MODEL_FIELDS = (
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
     "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
     "d_layers", "d_batchnorm", "d_steps", "d_learning_rate",
+    "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
 )
+# Fields that change the autoencoder or the data it is trained on; they name its folder (autoencoder_name).
+AUTOENCODER_FIELDS = ("ae_code_dim", "ae_epochs", "ae_learning_rate")
 
 
 class ConfigError(ValueError):
@@ -48,6 +52,13 @@ class Config:
     train_size: int | None = None  # None: every image
     c_dim: int | None = None  # None: 1 if every image is grayscale, else 3
     y_dim: int | None = None  # None: 10 for MNIST (conditional DCGAN), else unconditional
+    # autoencoder preprocessing
+    preprocess: str = "none"  # "autoencoder": train the GAN on the autoencoder's reconstructions
+    ae_code_dim: int = 128  # length of the autoencoder's code
+    ae_epochs: int = 30
+    ae_learning_rate: float = 0.001
+    swap_epoch: int | None = None  # with preprocess: epochs >= this train on the originals; None: never swap
+    dedupe: float | None = None  # drop images whose codes are this close (x the median code distance); None: keep all
     # model
     z_dim: int = 100
     z_dist: str = "uniform_signed"
@@ -127,6 +138,26 @@ class Config:
             parts.append(f"ds{c.d_steps}")
         if c.d_learning_rate is not None and c.d_learning_rate != c.learning_rate:
             parts.append(f"dlr{c.d_learning_rate:g}")
+        if c.preprocess == "autoencoder":
+            parts.append(f"ae{c.ae_code_dim}")
+        if c.swap_epoch is not None:
+            parts.append(f"swap{c.swap_epoch}")
+        if c.dedupe is not None:
+            parts.append(f"dedupe{c.dedupe:g}")
+        return "_".join(parts)
+
+    @property
+    def autoencoder_name(self) -> str:
+        """The autoencoder's own folder name: the data it learns plus its settings, shared by every GAN run on them."""
+        c = self.resolved()
+        parts = [c.dataset_name, f"{c.output_height}x{c.output_width}"]
+        if c.crop:
+            parts.append(f"crop{c.input_height}x{c.input_width}")
+        if c.train_size is not None:
+            parts.append(f"n{c.train_size}")
+        parts += [f"ae{c.ae_code_dim}", f"e{c.ae_epochs}", f"lr{c.ae_learning_rate:g}"]
+        if c.seed != 1:
+            parts.append(f"s{c.seed}")
         return "_".join(parts)
 
     @property
@@ -149,7 +180,7 @@ class Config:
         c = self.resolved()
         positive = ("input_height", "input_width", "output_height", "output_width", "z_dim", "gf_dim", "df_dim",
                     "gfc_dim", "dfc_dim", "epoch", "batch_size", "g_advantage", "d_steps", "sample_freq", "ckpt_freq",
-                    "max_to_keep", "grid_rows", "grid_cols")
+                    "max_to_keep", "grid_rows", "grid_cols", "ae_code_dim", "ae_epochs")
         for name in positive:
             value = getattr(c, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -180,6 +211,19 @@ class Config:
         if c.conditional and c.d_layers != 4:
             raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
                                           "leave --d_layers at 4 for MNIST")
+        if c.preprocess not in PREPROCESSING:
+            raise ConfigError("preprocess", f"must be one of {', '.join(PREPROCESSING)} (got {c.preprocess!r})")
+        if not c.ae_learning_rate > 0:
+            raise ConfigError("ae_learning_rate", f"must be > 0 (got {c.ae_learning_rate})")
+        if c.swap_epoch is not None:
+            if c.preprocess != "autoencoder":
+                raise ConfigError("swap_epoch", "swaps from the autoencoder's reconstructions to the originals, so it "
+                                                "needs --preprocess autoencoder")
+            if not isinstance(c.swap_epoch, int) or c.swap_epoch < 1:
+                raise ConfigError("swap_epoch", f"must be an epoch >= 1, or unset to never swap (got {c.swap_epoch!r})")
+        if c.dedupe is not None and not c.dedupe > 0:
+            raise ConfigError("dedupe", f"must be > 0 (a fraction of the median code distance), or unset "
+                                        f"(got {c.dedupe})")
         if not 0 <= c.beta1 < 1:
             raise ConfigError("beta1", f"must be in [0, 1) (got {c.beta1})")
         if c.verbose not in (0, 1, 2):

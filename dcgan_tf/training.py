@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_tf import callbacks as cb
-from dcgan_tf import checkpoints, data, runs
+from dcgan_tf import checkpoints, data, preprocessing, runs
 from dcgan_tf.config import MNIST, Config
 from dcgan_tf.gan import DCGAN, sample_z
 from dcgan_tf.mnist import load_mnist
@@ -39,6 +39,8 @@ class TrainResult:
     nan_step: int | None = None  # the step whose losses went NaN/Inf
     last_checkpoint: str | None = None
     rollbacks: int = 0
+    duplicates: list = dataclasses.field(default_factory=list)  # (dropped, kept, distance) under config.dedupe
+    sources: list = dataclasses.field(default_factory=list)  # (first epoch, data source) of each stretch trained
 
 
 def load_training_data(config: Config) -> data.LoadedImages:
@@ -110,6 +112,8 @@ def train(config: Config) -> TrainResult:
     if saved is not None:
         runs.check_resumable(config, saved)  # now with the data's channel count known
     runs.save_config(config)
+    prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path],
+                                        report_dir=config.checkpoint_path)
 
     model = build_dcgan(config)
     # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
@@ -128,7 +132,7 @@ def train(config: Config) -> TrainResult:
         log.info("starting run %s", config.name)
     grid_z, grid_labels = grid_inputs(config, config.seed, bank)
 
-    per_epoch = data.steps_per_epoch(len(images), config.batch_size)
+    per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
     stopper, guard = cb.GracefulStop(), cb.NonFiniteGuard()
     csv_log = cb.LossCSV(os.path.join(config.checkpoint_path, LOSS_CSV), resume_step=int(model.step.numpy()))
     grids = cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
@@ -144,17 +148,21 @@ def train(config: Config) -> TrainResult:
         stopper,
     ]
     history: dict = {}
-    result = TrainResult(config, 0, 0, len(images), images.skipped, history)
+    result = TrainResult(config, 0, 0, len(prepared.originals), images.skipped, history,
+                         duplicates=prepared.duplicates)
     while True:
         epoch, done_in_epoch = _position(model, per_epoch)
         model.epoch.assign(epoch)
         if epoch >= config.epoch:
             break
-        if done_in_epoch:  # finish the interrupted epoch first, then whole epochs
-            _fit(model, images, callbacks, config, epoch, epoch + 1, per_epoch - done_in_epoch, history)
-            epoch += 1
-        if epoch < config.epoch and not (stopper.signal_name or guard.tripped):
-            _fit(model, images, callbacks, config, epoch, config.epoch, per_epoch, history)
+        # An interrupted epoch is finished first; then whole epochs, split where the data source swaps.
+        while epoch < config.epoch and not (stopper.signal_name or guard.tripped):
+            source_name, source = prepared.source(epoch, config.swap_epoch)
+            end = epoch + 1 if done_in_epoch else _segment_end(epoch, config)
+            _log_source(result, epoch, source_name, config)
+            csv_log.source = source_name
+            _fit(model, source, callbacks, config, epoch, end, per_epoch - done_in_epoch, history)
+            epoch, done_in_epoch = end, 0
         if not guard.tripped:
             break
         result.nan_step = guard.tripped[0]
@@ -204,6 +212,29 @@ def _size(folder: str) -> str:
             return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"
         total /= 1024
     return ""
+
+
+def _segment_end(epoch: int, config: Config) -> int:
+    """The epoch where a stretch on one data source ends: the swap, or the end of training."""
+    if config.preprocess == "autoencoder" and config.swap_epoch is not None and epoch < config.swap_epoch:
+        return min(config.swap_epoch, config.epoch)
+    return config.epoch
+
+
+def _log_source(result: TrainResult, epoch: int, source: str, config: Config) -> None:
+    """Log which images train from `epoch` on, saying so loudly at the swap; remember it in the result."""
+    if result.sources and result.sources[-1][1] == source:
+        return
+    if result.sources:
+        log.info("epoch %d: swapped the training data from %s to %s (--swap_epoch %d)", epoch,
+                 result.sources[-1][1], source, config.swap_epoch)
+    elif config.preprocess == "autoencoder":
+        swap = "" if config.swap_epoch is None else (
+            f", swapped to them at epoch {config.swap_epoch}" if source == preprocessing.ORIGINALS
+            else f" until epoch {config.swap_epoch}")
+        log.info("epoch %d: training on the autoencoder's %s%s", epoch, source if source != "originals"
+                 else "input images (originals)", swap)
+    result.sources.append((epoch, source))
 
 
 def _position(model: DCGAN, per_epoch: int) -> tuple[int, int]:

@@ -48,7 +48,8 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     (["--output_height", "20"], "--output_height: output height 20 does not work"),
     (["--learning_rate", "-1"], "--learning_rate: must be > 0"),
     (["--z_dist", "cauchy"], "--z_dist"),
-    (["--output_width", "20"], "--output_width: output width 20 does not work"),
+    (["--swap_epoch", "3"], "--swap_epoch: swaps from the autoencoder's reconstructions to the originals, so it "
+                            "needs --preprocess autoencoder"),
     (["--seed", "-1"], "--seed: must be in [0, 2**32)"),
     (["--nan_policy", "retry"], "--nan_policy"),
 ])

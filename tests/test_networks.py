@@ -75,3 +75,11 @@ def test_discriminator_depth_and_batchnorm_knobs(conv_layers, batchnorm):
 def test_conditional_discriminator_without_batchnorm():
     discriminator = build_discriminator(28, 28, c_dim=1, df_dim=4, y_dim=10, dfc_dim=16, batchnorm=False)
     assert not [layer for layer in discriminator.layers if "BatchNormalization" in type(layer).__name__]
+
+
+def test_a_width_that_does_not_work_names_the_width_flag():
+    from dcgan_tf.config import Config, ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        Config(output_height=32, output_width=20).validate()
+    assert error.value.field == "output_width" and "output width 20 does not work" in str(error.value)
