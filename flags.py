@@ -14,6 +14,8 @@ flags.DEFINE_integer("input_width", None, "Width of the centre crop. Unset: --in
 flags.DEFINE_integer("output_height", 64, "Height of the images the GAN trains on and generates.")
 flags.DEFINE_integer("output_width", None, "Width of generated images. Unset: --output_height.")
 flags.DEFINE_boolean("crop", False, "Centre-crop input_height x input_width before resizing; else resize whole images.")
+flags.DEFINE_integer("cache_limit", 4096, "MB of decoded images kept in memory. A data set that needs more is "
+                     "streamed from its files instead (decoded batch by batch, in parallel). 0: always stream.")
 flags.DEFINE_integer("train_size", None, "Train on a seeded random subset of this many images. Unset: all.")
 # autoencoder preprocessing
 flags.DEFINE_enum("preprocess", "none", PREPROCESSING, "'autoencoder': train a convolutional autoencoder on the images "
@@ -51,6 +53,10 @@ flags.DEFINE_integer("d_layers", 4, "Stride-2 conv layers in the discriminator, 
                      "fewer make a weaker D.")
 flags.DEFINE_boolean("d_batchnorm", True, "Batch norm in the discriminator (all but its first layer); "
                      "--nod_batchnorm removes it.")
+flags.DEFINE_boolean("mixed_precision", False, "Mixed precision: bf16 on a CPU, fp16 with dynamic loss scaling on a "
+                     "GPU; weights, batch-norm statistics, logits and losses stay float32. May change on resume.")
+flags.DEFINE_boolean("jit_compile", False, "XLA-compile the training step. Off by default: measured slower on CPU "
+                     "(see README, Performance).")
 flags.DEFINE_enum("nan_policy", "stop", NAN_POLICIES, "On a NaN/Inf loss: 'stop' the run (exit 1; the last good "
                   "checkpoint stays), or 'rollback' to the last checkpoint with both learning rates halved (at most 3 "
                   "times).")

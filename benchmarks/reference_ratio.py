@@ -18,7 +18,9 @@ What it does, all in one process so the machine's state is shared:
      `@tf.function` step (D update on a real and a fake batch, then g_advantage G updates, a fresh z each) over
      the same tf.data batches, called from a Python loop,
    timing each round on its own. Each side is warmed up (traced) first. The ratio project / reference is given per
-   round pair and as the median; the project's achieved FLOP/s is given against the matmul peak.
+   round pair and as the median; the project's achieved FLOP/s is given against the matmul peak. Both are timed
+   from the start of their first step to the end of their last (fit()'s per-call setup and teardown excluded,
+   see `Project.run`), with the CPU time the hypervisor stole during the round.
 4. Peak resident memory of the process (ru_maxrss).
 """
 
@@ -59,6 +61,10 @@ def parse_args(argv=None):
     parser.add_argument("--mixed_precision", action="store_true",
                         help="mixed precision on both sides (bf16 on CPU, fp16 with loss scaling on GPU)")
     parser.add_argument("--skip_reference", action="store_true", help="time the project only")
+    parser.add_argument("--inter_op_threads", type=int, default=0,
+                        help="TF inter-op thread pool size for both sides (0: TF's default)")
+    parser.add_argument("--intra_op_threads", type=int, default=0,
+                        help="TF intra-op thread pool size for both sides (0: TF's default)")
     return parser.parse_args(argv)
 
 
@@ -133,8 +139,22 @@ class Project:
         self.model = build_dcgan(config)
         self.dataset = dataset
 
-    def run(self, steps: int) -> None:
-        self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
+    def run(self, steps: int) -> float:
+        """Seconds from the start of the first step to the end of the last. fit()'s own setup and teardown are
+        left out: they are paid once per fit() (once per run in train()), and tearing down fit's distributed
+        iterator was measured to take 0-1 s, in steps of about 1 s, which would swamp a short round."""
+        timer = _StepSpan()
+        self.model.fit(self.dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+        return timer.seconds
+
+
+class _StepSpan(keras.callbacks.Callback):
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds = time.perf_counter() - self.started
 
 
 class Reference:
@@ -176,26 +196,39 @@ class Reference:
             g_loss += loss
         return d_loss, g_loss
 
-    def run(self, steps: int) -> None:
+    def run(self, steps: int) -> float:
+        started = time.perf_counter()
         for _ in range(steps):
             d_loss, _ = self.step(next(self.iterator))
         d_loss.numpy()  # wait for the last step
+        return time.perf_counter() - started
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to others (/proc/stat 'steal'), summed over CPUs; 0 where unknown."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def timed(side, steps: int) -> float:
-    started = time.perf_counter()
-    side.run(steps)
-    return time.perf_counter() - started
+    return side.run(steps)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
     total = time.perf_counter()
     gpus = tf.config.list_physical_devices("GPU")
     print(f"cpu count {os.cpu_count()}, python {platform.python_version()}, TF {tf.__version__}, "
           f"Keras {keras.__version__}, GPUs: {', '.join(g.name for g in gpus) or 'none'}")
     if args.mixed_precision:
         print("mixed precision: " + ("fp16 (loss scaling)" if gpus else "bf16"))
+    print(f"TF threads: inter-op {args.inter_op_threads or 'default'}, intra-op {args.intra_op_threads or 'default'}")
     print(f"load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (other work skews every figure)")
 
     fp32_peak = matmul_peak(tf.float32)
@@ -222,10 +255,12 @@ def main(argv=None) -> int:
     times = {name: [] for name in sides}
     for round_ in range(args.rounds):
         for name, side in (sides.items() if round_ % 2 == 0 else reversed(sides.items())):
+            stolen = steal_seconds()
             seconds = timed(side, args.steps)
+            stolen = steal_seconds() - stolen
             times[name].append(seconds)
             print(f"round {round_ + 1} {name:>9}: {args.steps * config.batch_size / seconds:6.2f} images/s "
-                  f"({seconds / args.steps:.2f} s/step)", flush=True)
+                  f"({seconds / args.steps:.2f} s/step; CPU stolen by the host: {stolen:.1f} s)", flush=True)
 
     print("\n== summary")
     rates = {name: [args.steps * config.batch_size / s for s in values] for name, values in times.items()}

@@ -34,10 +34,12 @@ What is measured, and what each figure means:
        channel detection. This is a one-off cost before training starts, not a per-step one.
    (b) iterating `data.make_dataset(cache, batch_size, seed)` (index stream -> gather -> float [-1, 1] ->
        prefetch), after a few warm-up batches, in images/s (median of `--repeats`).
+   (c) the same over `data.probe_images(files, spec)`: the streaming path a data set over `--cache_limit`
+       takes, which decodes, crops and resizes every batch from the JPEGs in a parallel map.
    Each is also shown as a ratio to the training images/s of step 2: "input pipeline feeds Nx what training
    consumes". N well above 1 means the input side is not the bottleneck.
 
-4. A summary table of all of the above.
+4. A summary table of all of the above, with the process's peak resident memory.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -269,12 +272,18 @@ def input_pipeline(args, train_rate: float) -> dict:
               flush=True)
         feed_rate = time_make_dataset(cache, args.batch_size, args.seed, args.pipeline_batches, args.repeats)
         print(f"(b)  make_dataset batches from the cache:      {feed_rate:9.1f} images/s")
+        streamed = data.probe_images(files, spec)
+        stream_batches = max(1, min(args.pipeline_batches, 2 * args.num_files // args.batch_size))
+        stream_rate = time_make_dataset(streamed, args.batch_size, args.seed, stream_batches, args.repeats, warmup=1)
+        print(f"(c)  make_dataset streaming from the JPEGs:    {stream_rate:9.1f} images/s "
+              f"(--cache_limit exceeded: decode per batch)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
-    result = {"load_images": load_rate, "load_images_c3": load3_rate, "make_dataset": feed_rate}
+    result = {"load_images": load_rate, "load_images_c3": load3_rate, "make_dataset": feed_rate,
+              "streaming": stream_rate}
     for key, label in (("load_images", "(a)  load_images"), ("load_images_c3", "(a') load_images c_dim=3"),
-                       ("make_dataset", "(b)  make_dataset batches")):
+                       ("make_dataset", "(b)  make_dataset batches"), ("streaming", "(c)  streaming batches")):
         print(f"{label}: input pipeline feeds {result[key] / train_rate:,.1f}x what training consumes "
               f"({train_rate:.1f} images/s)")
     return result
@@ -299,6 +308,9 @@ def summary(args, env: dict, train: dict, pipe: dict) -> None:
          f"{pipe['load_images_c3'] / rate:,.1f}x training (one-off, before training)"),
         ("(b)  make_dataset", f"{fmt_rate(pipe['make_dataset'])} images/s",
          f"{pipe['make_dataset'] / rate:,.1f}x training (per step)"),
+        ("(c)  streaming", f"{fmt_rate(pipe['streaming'])} images/s",
+         f"{pipe['streaming'] / rate:,.1f}x training (per step, over --cache_limit)"),
+        ("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB", "whole process"),
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
     for name, value, note in rows:

@@ -19,8 +19,9 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.tra
     tracked = dict(
         generator=model.generator,
         discriminator=model.discriminator,
-        g_optimizer=model.g_optimizer,
-        d_optimizer=model.d_optimizer,
+        # the Adam inside a loss-scale wrapper (fp16), so runs switch --mixed_precision on resume
+        g_optimizer=getattr(model.g_optimizer, "inner_optimizer", model.g_optimizer),
+        d_optimizer=getattr(model.d_optimizer, "inner_optimizer", model.d_optimizer),
         step=model.step,
         epoch=model.epoch,
         epoch_start_step=model.epoch_start_step,

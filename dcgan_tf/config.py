@@ -50,6 +50,7 @@ class Config:
     output_width: int | None = None  # None: output_height
     crop: bool = False
     train_size: int | None = None  # None: every image
+    cache_limit: int = 4096  # MB of decoded images kept in memory; a bigger data set streams from its files
     c_dim: int | None = None  # None: 1 if every image is grayscale, else 3
     y_dim: int | None = None  # None: 10 for MNIST (conditional DCGAN), else unconditional
     # autoencoder preprocessing
@@ -77,6 +78,8 @@ class Config:
     d_steps: int = 1  # discriminator updates per step, the mirror of g_advantage
     d_learning_rate: float | None = None  # None: learning_rate
     seed: int = 1
+    mixed_precision: bool = False  # bf16 on CPU, fp16 with loss scaling on GPU; losses, logits, BN stats in fp32
+    jit_compile: bool = False  # XLA-compile train_step (measured slower on CPU; see the README's Performance)
     nan_policy: str = "stop"  # on a NaN/Inf loss: stop, or roll back to the last checkpoint with halved learning rates
     # outputs
     checkpoint_dir: str = "checkpoints"
@@ -185,7 +188,7 @@ class Config:
             value = getattr(c, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1 (got {value!r})")
-        for name in ("keep_samples", "min_free_mb"):
+        for name in ("keep_samples", "min_free_mb", "cache_limit"):
             if getattr(c, name) < 0:
                 raise ConfigError(name, f"must be >= 0 (got {getattr(c, name)})")
         if c.keep_every < 1:

@@ -2,7 +2,9 @@
 
 Images are decoded once, in parallel threads (Pillow releases the GIL while decoding and resizing), into one
 uint8 array held in memory: the cache. Training then reads batches from that array through an index stream whose
-order is a pure function of (seed, pass number), so a resumed run continues the exact data order.
+order is a pure function of (seed, pass number), so a resumed run continues the exact data order. A data set
+bigger than the cache limit is streamed instead: checked once up front (unreadable files skipped by name, the
+channel count settled), then decoded again batch by batch, in parallel, in the same order.
 """
 
 from __future__ import annotations
@@ -55,6 +57,29 @@ class LoadedImages:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+@dataclass
+class StreamedImages:
+    """A data set decoded from its files while training: the readable paths, their spec and channel count."""
+
+    paths: list[str]
+    spec: ImageSpec
+    channels: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    labels: np.ndarray | None = None
+
+    @property
+    def c_dim(self) -> int:
+        return self.channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def cache_bytes(num_images: int, spec: ImageSpec, c_dim: int | None = None) -> int:
+    """Bytes the decoded cache of `num_images` takes (3 channels when the count is not known yet)."""
+    return num_images * spec.output_height * spec.output_width * (c_dim or 3)
 
 
 # ---------------------------------------------------------------------------------------------- finding files
@@ -200,29 +225,48 @@ def load_images(paths: list[str], spec: ImageSpec, c_dim: int | None = None,
     c_dim None: 1 if every readable image is grayscale, else 3 (grayscale images then get three equal channels,
     exactly what Pillow's L -> RGB conversion gives).
     """
-
-    def decode(path):
-        try:
-            return decode_image(path, spec, c_dim), None
-        except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file", with the reason
-            return None, f"{type(error).__name__}: {error}"
-
-    with ThreadPoolExecutor(workers or min(32, (os.cpu_count() or 1) + 4)) as pool:
-        decoded = list(pool.map(decode, paths))
-    images = [array for array, _ in decoded if array is not None]
-    kept = [path for path, (array, _) in zip(paths, decoded) if array is not None]
-    skipped = [(path, reason) for path, (array, reason) in zip(paths, decoded) if array is None]
-    for path, reason in skipped:
-        log.warning("skipped unreadable image %s (%s)", path, reason)
-    if not images:
-        raise DataError(f"none of the {len(paths)} files could be read as an image "
-                        f"(first: {skipped[0][0]}: {skipped[0][1]})" if skipped else "no images given")
+    images, kept, skipped = _decode_all(paths, spec, c_dim, workers, keep=True)
     channels = max(array.shape[-1] for array in images)
     stacked = np.stack([np.repeat(array, channels, axis=-1) if array.shape[-1] < channels else array
                         for array in images])
     log.info("loaded %d images (%dx%dx%d), skipped %d unreadable", len(images), spec.output_height,
              spec.output_width, channels, len(skipped))
     return LoadedImages(stacked, kept, skipped)
+
+
+def _decode_all(paths, spec, c_dim, workers, keep: bool):
+    """Decode every file in parallel threads: (arrays, or just their channel counts unless `keep`; readable paths;
+    (path, reason) of the files skipped, each logged)."""
+
+    def decode(path):
+        try:
+            array = decode_image(path, spec, c_dim)
+            return (array if keep else array.shape[-1]), None
+        except Exception as error:  # noqa: BLE001 - any decoder failure means "skip this file", with the reason
+            return None, f"{type(error).__name__}: {error}"
+
+    with ThreadPoolExecutor(workers or min(32, (os.cpu_count() or 1) + 4)) as pool:
+        decoded = list(pool.map(decode, paths))
+    results = [value for value, _ in decoded if value is not None]
+    kept = [path for path, (value, _) in zip(paths, decoded) if value is not None]
+    skipped = [(path, reason) for path, (value, reason) in zip(paths, decoded) if value is None]
+    for path, reason in skipped:
+        log.warning("skipped unreadable image %s (%s)", path, reason)
+    if not results:
+        raise DataError(f"none of the {len(paths)} files could be read as an image "
+                        f"(first: {skipped[0][0]}: {skipped[0][1]})" if skipped else "no images given")
+    return results, kept, skipped
+
+
+def probe_images(paths: list[str], spec: ImageSpec, c_dim: int | None = None,
+                 workers: int | None = None) -> StreamedImages:
+    """Check every file once for streaming: decode it (keeping nothing), skip and log the unreadable ones, and
+    settle the channel count as load_images does."""
+    channel_counts, kept, skipped = _decode_all(paths, spec, c_dim, workers, keep=False)
+    channels = c_dim or max(channel_counts)
+    log.info("checked %d images for streaming (%dx%dx%d), skipped %d unreadable", len(kept), spec.output_height,
+             spec.output_width, channels, len(skipped))
+    return StreamedImages(kept, spec, channels, skipped)
 
 
 def subset_paths(paths: list[str], size: int | None, seed: int) -> list[str]:
@@ -295,6 +339,8 @@ def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_epoch: in
     shows every image once, its last batch topped up with random others. A resumed run passes the epoch and the
     step within it to continue the exact order.
     """
+    if isinstance(data, StreamedImages):
+        return _streaming_dataset(data, batch_size, seed, start_epoch, start_step)
     images = tf.constant(data.images)
     labels = None
     if y_dim:
@@ -308,3 +354,27 @@ def make_dataset(data: LoadedImages, batch_size: int, seed: int, start_epoch: in
 
     stream = index_stream(len(data), batch_size, seed, start_epoch, start_step).batch(batch_size, drop_remainder=True)
     return stream.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _streaming_dataset(data: StreamedImages, batch_size: int, seed: int, start_epoch: int,
+                       start_step: int) -> tf.data.Dataset:
+    """make_dataset's batches, in the same order, decoded from the files as they are needed (parallel map)."""
+    spec, channels, paths = data.spec, data.channels, data.paths
+    shape = (spec.output_height, spec.output_width, channels)
+
+    def decode(index):
+        path = paths[int(index)]
+        try:
+            return decode_image(path, spec, channels)
+        except Exception as error:  # noqa: BLE001 - it was readable when checked; say which file broke
+            raise DataError(f"{path} could no longer be read while streaming ({type(error).__name__}: {error}); "
+                            f"fix or remove it and run the same command to resume") from error
+
+    def load(index):
+        image = tf.numpy_function(decode, [index], tf.uint8, stateful=False)
+        image.set_shape(shape)
+        return image
+
+    stream = index_stream(len(paths), batch_size, seed, start_epoch, start_step)
+    return stream.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \
+        .batch(batch_size, drop_remainder=True).map(to_float).prefetch(tf.data.AUTOTUNE)

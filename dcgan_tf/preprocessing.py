@@ -13,8 +13,8 @@ import numpy as np
 
 from dcgan_tf import autoencoder_pictures as pictures
 from dcgan_tf.autoencoder import Autoencoded, autoencode, drop_images, near_duplicates
-from dcgan_tf.config import Config
-from dcgan_tf.data import LoadedImages
+from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.data import LoadedImages, StreamedImages, cache_bytes
 from dcgan_tf.visualize import save_image
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir
     """
     if config.preprocess != "autoencoder" and config.dedupe is None:
         return Preprocessed(images)
+    if isinstance(images, StreamedImages):
+        needed = cache_bytes(len(images), images.spec, images.c_dim) // 2**20 + 1
+        raise ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the decoded "
+                                         f"images in memory: raise --cache_limit to at least {needed} (MB)")
     encoded = autoencode(config, images.images)
     result = Preprocessed(images, None, [], encoded)
     fresh = encoded.trained_now or not encoded.cache_reused

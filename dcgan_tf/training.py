@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -43,8 +44,9 @@ class TrainResult:
     sources: list = dataclasses.field(default_factory=list)  # (first epoch, data source) of each stretch trained
 
 
-def load_training_data(config: Config) -> data.LoadedImages:
-    """The run's images (uint8, at the output size) from the built-in set, MNIST, or a folder."""
+def load_training_data(config: Config) -> data.LoadedImages | data.StreamedImages:
+    """The run's images (uint8, at the output size) from the built-in set, MNIST, or a folder: decoded into memory,
+    or, when they would take more than config.cache_limit MB, checked and left on disk to stream (MNIST: memory)."""
     config = config.resolved()
     spec = data.ImageSpec(config.output_height, config.output_width, config.crop, config.input_height,
                           config.input_width)
@@ -60,25 +62,69 @@ def load_training_data(config: Config) -> data.LoadedImages:
         directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
     # --train_size picks its subset before decoding; files skipped as unreadable are not replaced
     paths = data.subset_paths(data.find_image_files(directory, pattern), config.train_size, config.seed)
+    needed = data.cache_bytes(len(paths), spec, config.c_dim)
+    if needed > config.cache_limit * 2**20:
+        log.info("%d images need about %d MB decoded, over --cache_limit %d MB: streaming them from disk",
+                 len(paths), needed // 2**20, config.cache_limit)
+        return data.probe_images(paths, spec, c_dim=config.c_dim)
     return data.load_images(paths, spec, c_dim=config.c_dim)
+
+
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU has bfloat16 arithmetic (AVX512-BF16 or AMX-BF16); None where /proc/cpuinfo is missing."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return None
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def precision_policy(mixed: bool) -> str:
+    """Keras dtype policy: float32, or mixed precision: mixed_float16 on a GPU, mixed_bfloat16 on a CPU."""
+    if not mixed:
+        return "float32"
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Layers built inside take this dtype policy; Keras' global policy is restored afterwards."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_dcgan(config: Config) -> DCGAN:
     """The DCGAN a (resolved, c_dim-known) config describes, compiled with one Adam per network.
 
-    Seeds Keras' global RNG with config.seed first, so the same seed gives the same initial weights.
+    Seeds Keras' global RNG with config.seed first, so the same seed gives the same initial weights. With
+    config.mixed_precision the layers compute in bf16 (CPU) or fp16 (GPU, with dynamic loss scaling) while weights,
+    batch-norm statistics, logits and losses stay float32.
     """
     keras.utils.set_random_seed(config.seed)
-    generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
-                                config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim)
-    discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim, config.df_dim,
-                                        y_dim=config.y_dim, dfc_dim=config.dfc_dim, conv_layers=config.d_layers,
-                                        batchnorm=config.d_batchnorm)
+    policy = precision_policy(config.mixed_precision)
+    with dtype_policy(policy):
+        generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
+                                    config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim)
+        discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim,
+                                            config.df_dim, y_dim=config.y_dim, dfc_dim=config.dfc_dim,
+                                            conv_layers=config.d_layers, batchnorm=config.d_batchnorm)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
                   seed=config.seed, d_steps=config.d_steps)
     d_learning_rate = config.d_learning_rate or config.learning_rate
-    model.compile(d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1),
-                  g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1))
+    d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1)
+    g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+    if policy == "mixed_float16":  # fp16 gradients underflow without loss scaling; bf16 has fp32's range
+        d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+        g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
+    model.compile(d_optimizer=d_optimizer, g_optimizer=g_optimizer, jit_compile=config.jit_compile)
     return model
 
 
@@ -115,6 +161,10 @@ def train(config: Config) -> TrainResult:
     prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path],
                                         report_dir=config.checkpoint_path)
 
+    if precision_policy(config.mixed_precision) == "mixed_bfloat16" and cpu_has_bf16() is False:
+        log.warning("--mixed_precision: this CPU has no bfloat16 instructions (%s), so TensorFlow emulates bf16 and "
+                    "training runs several times slower than float32 (8x measured on an AVX2 CPU); leave "
+                    "--mixed_precision off here", " or ".join(BF16_CPU_FLAGS))
     model = build_dcgan(config)
     # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
     bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")

@@ -261,3 +261,12 @@ def test_pca_finds_the_main_direction_and_draws_thumbnails(tmp_path):
     with Image.open(path) as image:
         assert image.size == (1000, 1000)
         assert len(np.unique(np.asarray(image.convert("RGB")).reshape(-1, 3), axis=0)) > 50  # thumbnails drawn
+
+
+def test_the_autoencoder_refuses_streamed_data_and_says_how_much_memory_it_needs(tmp_path):
+    from dcgan_tf.data import ImageSpec, StreamedImages
+
+    streamed = StreamedImages([f"img_{i}.png" for i in range(1000)], ImageSpec(64, 64), 3)
+    with pytest.raises(ConfigError) as error:
+        preprocessing.preprocess(Config(preprocess="autoencoder"), streamed)
+    assert error.value.field == "cache_limit" and "at least 12 (MB)" in error.value.message

@@ -6,6 +6,7 @@ Every input file is written here, into tmp_path, with Pillow and numpy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 
@@ -579,3 +580,48 @@ def test_rgb_png_with_a_transparent_key_colour_is_composited_onto_white(tmp_path
     path = str(tmp_path / "keyed.png")
     Image.new("RGB", (8, 8), (10, 200, 30)).save(path, transparency=(10, 200, 30))
     assert (data.load_images([path], ImageSpec(8, 8)).images == 255).all()
+
+
+# ---------------------------------------------------------------------------------------------- streaming
+def test_over_the_cache_limit_the_data_streams_in_the_cached_order(tmp_path, caplog):
+    """A data set bigger than --cache_limit is left on disk; its batches equal the cached ones, resume included."""
+    from conftest import write_images
+
+    folder = tmp_path / "pics"
+    write_images(folder, 9, size=(20, 12))
+    (folder / "broken.png").write_bytes(b"not an image")
+    caplog.set_level(logging.INFO)
+    base = dict(dataset=str(folder), input_fname_pattern="*.png", output_height=16, seed=4)
+    cached = load_training_data(Config(**base).resolved())
+    streamed = load_training_data(Config(**base, cache_limit=0).resolved())
+    assert isinstance(cached, LoadedImages) and isinstance(streamed, data.StreamedImages)
+    assert "streaming them from disk" in caplog.text
+    assert streamed.paths == cached.paths and streamed.c_dim == cached.c_dim == 3
+    assert [os.path.basename(p) for p, _ in streamed.skipped] == ["broken.png"]  # skipped and named, as cached
+    for start_epoch, start_step in ((0, 0), (2, 1)):
+        a = data.make_dataset(cached, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
+        b = data.make_dataset(streamed, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
+        for x, y in zip(a.take(6), b.take(6)):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_cache_limit_decides_by_the_decoded_size(tmp_path):
+    from conftest import write_images
+
+    write_images(tmp_path / "pics", 3)
+    config = Config(dataset=str(tmp_path / "pics"), input_fname_pattern="*.png", output_height=512)
+    # 3 x 512 x 512 x 3 bytes = 2.25 MB: cached under a 3 MB limit, streamed under 2 MB
+    assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=3).resolved()), LoadedImages)
+    assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=2).resolved()), data.StreamedImages)
+
+
+def test_a_file_that_breaks_while_streaming_is_named(tmp_path):
+    import tensorflow as tf
+    from conftest import write_images
+
+    paths = write_images(tmp_path / "pics", 4)
+    streamed = data.probe_images(paths, ImageSpec(16, 16))
+    for path in paths:
+        open(path, "wb").close()  # emptied after the check
+    with pytest.raises(tf.errors.OpError, match="could no longer be read while streaming"):
+        next(iter(data.make_dataset(streamed, 2, seed=0)))

@@ -1,5 +1,6 @@
 """DCGAN training step: which weights each update touches, the G:D ratio, fresh z, finite losses, and learning."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -101,8 +102,9 @@ def test_z_distributions(z_dist, low, high):
         assert abs(z.std() - 1) < 0.05 and z.min() < -2
 
 
-def test_generator_learns_the_structure_of_its_data():
-    """An honest learning check: every real image has a bright left half and a dark right half (random contrast
+@pytest.mark.parametrize("mixed_precision", [False, True])
+def test_generator_learns_the_structure_of_its_data(mixed_precision):
+    """An honest learning check (also in mixed precision: bf16 on this CPU): every real image has a bright left half and a dark right half (random contrast
     and offset per image); after training, G's samples have a bright left half too.
 
     Not a flat colour: carpedm20's D batch-normalises real and fake batches separately, which erases anything
@@ -119,7 +121,7 @@ def test_generator_learns_the_structure_of_its_data():
     def left_minus_right(images):
         return float(images[:, :, :8].mean() - images[:, :, 8:].mean())
 
-    model = small_model(g_advantage=2, seed=3, learning_rate=0.001)
+    model = small_model(g_advantage=2, seed=3, learning_rate=0.001, mixed_precision=mixed_precision)
     z = sample_z((64, 8), "uniform_signed", seed=2)
     before = left_minus_right(model.generate(z).numpy())
     model.fit(dataset, steps_per_epoch=240, epochs=1, verbose=0, shuffle=False)
@@ -148,3 +150,45 @@ def test_discriminator_balance_settings_build_and_name_the_run():
     assert config.name.endswith("_dl2_dnobn_ds2_dlr0.0001")
     model = build_dcgan(config)
     assert len([layer for layer in model.discriminator.layers if type(layer).__name__ == "Conv2D"]) == 2
+
+
+def test_mixed_precision_computes_low_but_keeps_weights_statistics_logits_and_losses_float32():
+    model = small_model(mixed_precision=True)  # no GPU here: bf16
+    convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    assert {layer.compute_dtype for layer in convs[:-1]} == {"bfloat16"}
+    assert {layer.kernel.dtype for layer in convs} == {"float32"}
+    norms = [layer for layer in model.generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.moving_variance.dtype == "float32" for layer in norms)
+    assert model.discriminate(real_batch()).dtype == tf.float32 and model.generate(model.sample_z(2)).dtype == tf.float32
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    history = model.fit(tf.data.Dataset.from_tensors(real_batch()).repeat(), steps_per_epoch=3, epochs=1, verbose=0,
+                        shuffle=False)
+    assert all(np.isfinite(values[-1]) for values in history.history.values())
+
+
+def test_fp16_scales_the_loss_and_checkpoints_stay_interchangeable_with_fp32(monkeypatch, tmp_path):
+    """On a GPU mixed precision is fp16 with dynamic loss scaling; forced here on the CPU."""
+    from dcgan_tf import checkpoints, training
+
+    monkeypatch.setattr(training, "precision_policy", lambda mixed: "mixed_float16" if mixed else "float32")
+    model = small_model(mixed_precision=True)
+    assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(model.g_optimizer.scale_loss(tf.constant(1.0))) > 1.0  # the loss is scaled up before gradients
+    model.fit(tf.data.Dataset.from_tensors(real_batch()).repeat(), steps_per_epoch=2, epochs=1, verbose=0,
+              shuffle=False)
+    assert int(model.g_optimizer.iterations) == 2 * 2 and int(model.d_optimizer.iterations) == 2
+    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model), str(tmp_path), 1)
+    manager.save(checkpoint_number=2)
+
+    plain = small_model()  # an fp32 run resuming the fp16 one restores weights and Adam state
+    restored = checkpoints.make_manager(checkpoints.make_checkpoint(plain), str(tmp_path), 1)
+    assert checkpoints.restore_latest(restored)
+    assert int(plain.g_optimizer.iterations) == 4 and int(plain.step) == 2
+    for a, b in zip(model.generator.weights, plain.generator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_jit_compile_reaches_the_compiled_model():
+    assert small_model(jit_compile=True).jit_compile is True
+    assert small_model().jit_compile is False  # not Keras' "auto", which turns XLA on wherever a GPU is seen
