@@ -27,7 +27,8 @@ flags.DEFINE_integer("swap_epoch", None, "With --preprocess autoencoder: train o
                      "before this one, then on the original images. Unset: reconstructions throughout.")
 flags.DEFINE_float("dedupe", None, "Drop near-duplicate images: those whose autoencoder codes lie within this "
                    "fraction of the median code distance of an earlier image (e.g. 0.05; exact copies are at 0). "
-                   "Trains the autoencoder if needed; the dropped files are listed in the log and duplicates.csv.")
+                   "Trains the autoencoder if needed; the dropped files are listed in duplicates.csv (the first 10 "
+                   "in the log).")
 flags.DEFINE_boolean("train_autoencoder", False, "Train (or reuse) only the autoencoder: write its pictures and every "
                      "reconstruction as a PNG into <sample_dir>/<autoencoder name>/, and with --dedupe, "
                      "duplicates.csv. Trains no GAN.")

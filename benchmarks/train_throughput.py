@@ -199,6 +199,16 @@ def training_throughput(args) -> dict:
         print(f"  epoch {i + 1}: {s:7.2f} s  {rate:8.1f} images/s  {s / args.steps * 1000:7.0f} ms/step  "
               f"(steps: first {steps_ms[0]:.0f}, min {steps_ms.min():.0f}, max {steps_ms.max():.0f} ms)")
     median_s = statistics.median(epoch_s)
+    # Between epochs: from the last step's end to the next epoch's first step's start (callbacks, metric resets,
+    # the data stream crossing into a new seeded order). With the cache it should be a sliver of an epoch.
+    gaps = [begin - end for end, begin in zip(timer.epoch_ends, timer.epoch_begins[1:])]
+    first_batches = [min(t for t in timer.batch_ends if t >= begin) for begin in timer.epoch_begins]
+    step_s = median_s / args.steps
+    between = [(first - begin) - step_s + gap for first, begin, gap in zip(first_batches[1:], timer.epoch_begins[1:],
+                                                                          gaps)]
+    epoch_overhead = statistics.median(between) if between else float("nan")
+    print(f"per-epoch overhead (gap between epochs, plus the first step's excess over a median step): "
+          f"{epoch_overhead * 1000:.0f} ms = {epoch_overhead / median_s:.1%} of an epoch of {args.steps} steps")
     result = {
         "first_step_s": first_step_s,
         "warm_rest_s": warm_rest,
@@ -207,6 +217,8 @@ def training_throughput(args) -> dict:
         "images_per_s_max": max(rates),
         "ms_per_step": median_s / args.steps * 1000,
         "steps": int(model.step.numpy()),
+        "epoch_overhead_s": epoch_overhead,
+        "epoch_s": median_s,
     }
     print(f"median: {result['images_per_s']:.1f} real images/s (min {min(rates):.1f}, max {max(rates):.1f}), "
           f"{result['ms_per_step']:.0f} ms/step; "
@@ -302,6 +314,8 @@ def summary(args, env: dict, train: dict, pipe: dict) -> None:
         ("training", f"{fmt_rate(rate)} images/s",
          f"{train['ms_per_step']:.0f} ms/step, median of {args.repeats} x {args.steps} steps "
          f"(min {train['images_per_s_min']:.1f}, max {train['images_per_s_max']:.1f})"),
+        ("per-epoch overhead", f"{train['epoch_overhead_s'] * 1000:.0f} ms",
+         f"{train['epoch_overhead_s'] / train['epoch_s']:.1%} of a {args.steps}-step epoch (cached data)"),
         ("(a)  load_images c_dim=None", f"{fmt_rate(pipe['load_images'])} images/s",
          f"{pipe['load_images'] / rate:,.1f}x training (one-off, before training)"),
         ("(a') load_images c_dim=3", f"{fmt_rate(pipe['load_images_c3'])} images/s",

@@ -128,7 +128,7 @@ def encode_and_reconstruct(model: ConvAutoencoder, images: np.ndarray) -> tuple[
 def fingerprint(images: np.ndarray) -> str:
     """sha256 of the images' shape and pixels: changes whenever a file is added, removed or altered."""
     digest = hashlib.sha256(repr(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).tobytes())
+    digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))  # no copy of the images
     return digest.hexdigest()
 
 
@@ -142,7 +142,7 @@ def _file_digest(path: str) -> str:
 
 def _settings(config: Config, images: np.ndarray) -> dict:
     return {**{name: getattr(config, name) for name in AUTOENCODER_FIELDS}, "seed": config.seed,
-            "image_shape": list(images.shape[1:]), "filters": FILTERS}
+            "image_shape": list(images.shape[1:]), "filters": FILTERS, "max_stages": MAX_STAGES}
 
 
 def autoencoder_folder(config: Config) -> str:
@@ -159,26 +159,33 @@ def autoencode(config: Config, images: np.ndarray) -> Autoencoded:
 
     info = _read_json(info_path)
     model = build_autoencoder(config, images.shape[1:])
-    trained_now = not (info and info.get("settings") == settings and info.get("data") == data_key
-                       and os.path.isfile(weights_path))
-    if trained_now:
-        reason = "no saved autoencoder" if not info else "the images or its settings changed"
+    reusable = bool(info and info.get("settings") == settings and info.get("data") == data_key
+                    and os.path.isfile(weights_path) and info.get("weights") == _file_digest(weights_path))
+    reason = "no saved autoencoder" if not info else "the images, its settings or its weights file changed"
+    if reusable:
+        try:
+            model.load_weights(weights_path)
+            log.info("reusing the autoencoder in %s", folder)
+        except Exception as error:  # noqa: BLE001 - a damaged file: train again rather than fail the run
+            reusable, reason = False, f"its weights could not be loaded: {error}"
+            model = build_autoencoder(config, images.shape[1:])
+    if not reusable:
         log.info("training the autoencoder %s (%s): %d images, %d epochs", config.autoencoder_name, reason,
                  len(images), config.ae_epochs)
+        _remove(info_path)  # a run killed from here on finds no info, so never pairs old info with new weights
         losses = fit_autoencoder(model, images, config)
-        temporary = os.path.join(folder, "autoencoder.tmp.weights.h5")
+        temporary = os.path.join(folder, f"autoencoder.tmp{os.getpid()}.weights.h5")
         model.save_weights(temporary)
         os.replace(temporary, weights_path)
-        info = {"settings": settings, "data": data_key, "num_images": len(images), "losses": losses}
+        info = {"settings": settings, "data": data_key, "weights": _file_digest(weights_path),
+                "num_images": len(images), "losses": losses}
         _write_json(info_path, info)
         log.info("autoencoder trained: mean squared error %.4f after epoch 1, %.4f after epoch %d", losses[0],
                  losses[-1], len(losses))
-    else:
-        model.load_weights(weights_path)
-        log.info("reusing the autoencoder in %s", folder)
+    trained_now = not reusable
 
     # The cache belongs to these exact images and these exact weights.
-    cache_key = hashlib.sha256((data_key + _file_digest(weights_path)).encode()).hexdigest()
+    cache_key = hashlib.sha256((data_key + info["weights"]).encode()).hexdigest()
     cache_path = os.path.join(folder, CACHE_FILE)
     cached = _read_cache(cache_path, cache_key)
     if cached is not None:
@@ -186,7 +193,7 @@ def autoencode(config: Config, images: np.ndarray) -> Autoencoded:
         log.info("reusing %d cached reconstructions from %s", len(reconstructions), cache_path)
     else:
         codes, reconstructions = encode_and_reconstruct(model, images)
-        temporary = cache_path + ".tmp.npz"
+        temporary = f"{cache_path}.tmp{os.getpid()}.npz"
         np.savez(temporary, key=np.array(cache_key), codes=codes, reconstructions=reconstructions)
         os.replace(temporary, cache_path)
         log.info("cached %d reconstructions in %s", len(reconstructions), cache_path)
@@ -201,8 +208,15 @@ def _read_json(path: str) -> dict | None:
         return None
 
 
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
 def _write_json(path: str, value: dict) -> None:
-    temporary = path + ".tmp"
+    temporary = f"{path}.tmp{os.getpid()}"
     with open(temporary, "w", encoding="utf-8") as handle:
         json.dump(value, handle, indent=2)
     os.replace(temporary, path)
@@ -225,37 +239,45 @@ def _read_cache(path: str, key: str):
 
 # ------------------------------------------------------------------------------------------------ duplicates
 def median_distance(codes: np.ndarray, seed: int = 0) -> float:
-    """The median Euclidean distance between the codes of two different images (from a seeded sample of codes)."""
+    """The median Euclidean distance between the codes of two different images (from a seeded sample of codes),
+    copies left out: so a set made mostly of copies still has the scale of its distinct images. 0: all alike."""
     if len(codes) > DISTANCE_SAMPLE:
         codes = codes[np.random.default_rng(seed).choice(len(codes), DISTANCE_SAMPLE, replace=False)]
-    distances = _pairwise(codes, codes)
-    return float(np.median(distances[np.triu_indices(len(codes), k=1)])) if len(codes) > 1 else 0.0
+    distances = _pairwise(codes, codes)[np.triu_indices(len(codes), k=1)]
+    distances = distances[distances > 0]
+    return float(np.median(distances)) if len(distances) else 0.0
 
 
 def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Euclidean distances [len(a), len(b)]; a squared distance lost in rounding (identical codes) is exactly 0."""
     a, b = a.astype(np.float64), b.astype(np.float64)
-    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.sqrt(np.maximum(squared, 0.0))
+    norms_a, norms_b = (a * a).sum(1)[:, None], (b * b).sum(1)[None, :]
+    squared = norms_a + norms_b - 2.0 * a @ b.T
+    squared[squared <= 1e-9 * (norms_a + norms_b)] = 0.0
+    return np.sqrt(squared)
 
 
-def near_duplicates(codes: np.ndarray, threshold: float, seed: int = 0, block: int = 1024) -> list[tuple]:
-    """Images whose code lies within `threshold` x the median code distance of an earlier image's code.
+def near_duplicates(codes: np.ndarray, threshold: float, seed: int = 0, block: int | None = None) -> list[tuple]:
+    """Images whose code lies within `threshold` x the median code distance of the code of an earlier image that
+    is kept. Greedy in order, so the first image of every group is kept and every dropped image names a kept one.
 
-    Returns (index, earlier index, relative distance) for each such image, the earlier one being its nearest earlier
-    image; the first image of every group of near-duplicates is never listed, so dropping the listed ones keeps it.
+    Returns (index, kept earlier index, relative distance) for each image to drop.
     """
     scale = median_distance(codes, seed)
-    limit = threshold * scale
+    limit = threshold * scale  # all codes alike: scale 0, and every copy of the first image goes
+    kept = np.ones(len(codes), dtype=bool)
     found = []
+    block = block or max(1, min(1024, 2**24 // max(1, len(codes))))  # bounds the distance block's memory
     for start in range(1, len(codes), block):
         stop = min(start + block, len(codes))
         distances = _pairwise(codes[start:stop], codes[:stop])
-        distances[np.arange(stop - start)[:, None] <= np.arange(stop)[None, :] - start] = np.inf  # earlier only
-        nearest = distances.argmin(1)
-        for row, j in enumerate(nearest):
-            distance = distances[row, j]
-            if distance <= limit:
-                found.append((start + row, int(j), float(distance / scale) if scale > 0 else 0.0))
+        for row in range(stop - start):
+            index = start + row
+            candidates = np.where(kept[:index], distances[row, :index], np.inf)
+            nearest = int(candidates.argmin())
+            if candidates[nearest] <= limit:
+                kept[index] = False
+                found.append((index, nearest, float(candidates[nearest] / scale) if scale > 0 else 0.0))
     return found
 
 

@@ -118,6 +118,11 @@ class Config:
         return os.path.basename(os.path.normpath(self.dataset)) or "data"
 
     @property
+    def uses_autoencoder(self) -> bool:
+        """Reconstructions or dedupe: either needs the autoencoder."""
+        return self.preprocess == "autoencoder" or self.dedupe is not None
+
+    @property
     def conditional(self) -> bool:
         return bool(self.y_dim)
 
@@ -141,8 +146,12 @@ class Config:
             parts.append(f"ds{c.d_steps}")
         if c.d_learning_rate is not None and c.d_learning_rate != c.learning_rate:
             parts.append(f"dlr{c.d_learning_rate:g}")
-        if c.preprocess == "autoencoder":
+        if c.uses_autoencoder:
             parts.append(f"ae{c.ae_code_dim}")
+            if c.ae_epochs != Config.ae_epochs:
+                parts.append(f"e{c.ae_epochs}")
+            if c.ae_learning_rate != Config.ae_learning_rate:
+                parts.append(f"aelr{c.ae_learning_rate:g}")
         if c.swap_epoch is not None:
             parts.append(f"swap{c.swap_epoch}")
         if c.dedupe is not None:
@@ -264,6 +273,8 @@ class Config:
                 x, y = a.dataset_name, b.dataset_name
             if name in ("input_height", "input_width") and not (a.crop or b.crop):
                 continue  # the input size only matters when cropping
+            if name in AUTOENCODER_FIELDS and not (a.uses_autoencoder or b.uses_autoencoder):
+                continue  # autoencoder settings only matter when it is used
             if x != y:
                 diffs[name] = (x, y)
         return diffs

@@ -75,6 +75,9 @@ def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir
         result.duplicates = [(_name(images, i), _name(images, j), distance) for i, j, distance in found]
         dropped = [i for i, _, _ in found]
         _report_duplicates(result.duplicates, len(images), config.dedupe)
+        if len(dropped) > len(images) // 2:
+            log.warning("--dedupe %g dropped more than half the images (%d of %d); it is a fraction of the median "
+                        "code distance, so 0.05 drops near-copies only", config.dedupe, len(dropped), len(images))
         if report_dir:
             result.written.append(write_duplicates(result.duplicates, os.path.join(report_dir, DUPLICATES_CSV)))
         images, reconstructions = drop_images(images, dropped), drop_images(reconstructions, dropped)
@@ -109,18 +112,20 @@ def export_reconstructions(data: LoadedImages, reconstructions: np.ndarray, fold
         for name in os.listdir(folder):
             if name.endswith(".png"):
                 os.remove(os.path.join(folder, name))
-    used = set()
+    used = set()  # lower case: names differing only in case are one file on macOS and Windows
     for index, image in enumerate(reconstructions):
         stem = os.path.splitext(os.path.basename(data.paths[index]))[0] if data.paths else f"{index:06d}"
-        name = stem if stem not in used else f"{stem}_{index}"  # same names in different subfolders
-        used.add(name)
+        name, suffix = stem, 1
+        while name.lower() in used:  # the same name in different subfolders
+            name, suffix = f"{stem}_{suffix}", suffix + 1
+        used.add(name.lower())
         save_image(image, os.path.join(folder, name + ".png"))
     return len(reconstructions)
 
 
 def train_autoencoder(config: Config) -> Preprocessed:
-    """Standalone mode: train (or reuse) the autoencoder for config's data, write its pictures, every
-    reconstruction as a PNG, and (with dedupe) duplicates.csv, into `<sample_dir>/<autoencoder name>/`."""
+    """Standalone mode: train (or reuse) the autoencoder for config's data, write its pictures, the reconstruction
+    of every image kept as a PNG, and (with dedupe) duplicates.csv, into `<sample_dir>/<autoencoder name>/`."""
     from dcgan_tf.training import load_training_data  # the GAN's own loader: the same images, the same folder
 
     config = dataclasses.replace(config.resolved(), preprocess="autoencoder", swap_epoch=None).validate()

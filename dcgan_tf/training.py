@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 import keras
@@ -14,7 +15,7 @@ import tensorflow as tf
 
 from dcgan_tf import callbacks as cb
 from dcgan_tf import checkpoints, data, preprocessing, runs
-from dcgan_tf.config import MNIST, Config
+from dcgan_tf.config import MNIST, Config, ConfigError
 from dcgan_tf.gan import DCGAN, sample_z
 from dcgan_tf.mnist import load_mnist
 from dcgan_tf.networks import build_discriminator, build_generator
@@ -64,6 +65,12 @@ def load_training_data(config: Config) -> data.LoadedImages | data.StreamedImage
     paths = data.subset_paths(data.find_image_files(directory, pattern), config.train_size, config.seed)
     needed = data.cache_bytes(len(paths), spec, config.c_dim)
     if needed > config.cache_limit * 2**20:
+        if config.preprocess == "autoencoder" or config.dedupe is not None:  # say so before decoding anything
+            raise ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the "
+                                             f"decoded images in memory: raise --cache_limit to at least "
+                                             f"{needed // 2**20 + 1} (MB)")
+        if config.y_dim:
+            raise data.DataError("a conditional model needs labels, and this data set has none")
         log.info("%d images need about %d MB decoded, over --cache_limit %d MB: streaming them from disk",
                  len(paths), needed // 2**20, config.cache_limit)
         return data.probe_images(paths, spec, c_dim=config.c_dim)
@@ -160,6 +167,9 @@ def train(config: Config) -> TrainResult:
     runs.save_config(config)
     prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path],
                                         report_dir=config.checkpoint_path)
+    if config.swap_epoch is not None and config.swap_epoch >= config.epoch:
+        log.warning("--swap_epoch %d is not before --epoch %d: this run trains on the reconstructions only",
+                    config.swap_epoch, config.epoch)
 
     if precision_policy(config.mixed_precision) == "mixed_bfloat16" and cpu_has_bf16() is False:
         log.warning("--mixed_precision: this CPU has no bfloat16 instructions (%s), so TensorFlow emulates bf16 and "
@@ -236,7 +246,8 @@ def train(config: Config) -> TrainResult:
         _write_plots(config)
     result.step, result.epoch = int(model.step.numpy()), int(model.epoch.numpy())
     result.last_checkpoint = manager.latest_checkpoint
-    log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", len(images), len(images.skipped),
+    log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", len(prepared.originals),
+             len(images.skipped),
              os.path.abspath(config.checkpoint_path), _size(config.checkpoint_path),
              os.path.abspath(config.sample_path), _size(config.sample_path))
     return result
@@ -275,7 +286,10 @@ def _log_source(result: TrainResult, epoch: int, source: str, config: Config) ->
     """Log which images train from `epoch` on, saying so loudly at the swap; remember it in the result."""
     if result.sources and result.sources[-1][1] == source:
         return
-    if result.sources:
+    if result.sources and source == preprocessing.RECONSTRUCTIONS:
+        log.info("epoch %d: back on the reconstructions after a rollback to before --swap_epoch %d", epoch,
+                 config.swap_epoch)
+    elif result.sources:
         log.info("epoch %d: swapped the training data from %s to %s (--swap_epoch %d)", epoch,
                  result.sources[-1][1], source, config.swap_epoch)
     elif config.preprocess == "autoencoder":
@@ -304,7 +318,14 @@ def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history
     done_in_epoch = int(model.step.numpy()) - int(model.epoch_start_step.numpy())
     dataset = data.make_dataset(images, config.batch_size, config.seed, start_epoch=initial_epoch,
                                 start_step=max(0, done_in_epoch), y_dim=config.y_dim)
-    result = model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                       callbacks=callbacks, verbose=config.verbose, shuffle=False)
+    try:
+        result = model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
+    except tf.errors.OpError as error:  # a streamed file that broke: name it, not TensorFlow's stack
+        found = re.search(r"(\S.*could no longer be read while streaming.*?resume)", str(error))
+        if not found:
+            raise
+        last = tf.train.latest_checkpoint(config.checkpoint_path) or "none yet"
+        raise data.DataError(f"{found.group(1)} from the last checkpoint ({last})") from None
     for name, values in result.history.items():
         history.setdefault(name, []).extend(values)

@@ -96,12 +96,19 @@ def test_weights_and_reconstructions_are_cached_and_invalidated(tmp_path, caplog
     third = ae.autoencode(config, changed)
     assert third.trained_now and not third.cache_reused
 
-    # Other weights under the same images (say, replaced by hand): the reconstructions are recomputed.
+    # A weights file that is not the one recorded (replaced, or written by a run killed before it recorded it) is
+    # never trusted: the autoencoder trains again and the reconstructions follow.
     model = ae.build_autoencoder(dataclasses.replace(config, seed=99), images.shape[1:])
     model.save_weights(os.path.join(folder, ae.WEIGHTS_FILE))
     fourth = ae.autoencode(config, changed)
-    assert not fourth.trained_now and not fourth.cache_reused
-    assert not np.array_equal(fourth.reconstructions, third.reconstructions)
+    assert fourth.trained_now and not fourth.cache_reused
+    np.testing.assert_array_equal(fourth.reconstructions, third.reconstructions)  # same seed, same training
+    with open(os.path.join(folder, ae.WEIGHTS_FILE), "wb") as handle:
+        handle.write(b"damaged")
+    info = ae._read_json(os.path.join(folder, ae.INFO_FILE))
+    info["weights"] = ae._file_digest(os.path.join(folder, ae.WEIGHTS_FILE))  # recorded, but unloadable
+    ae._write_json(os.path.join(folder, ae.INFO_FILE), info)
+    assert ae.autoencode(config, changed).trained_now
 
     # A torn cache file is recomputed with a warning, not a crash.
     with open(os.path.join(folder, ae.CACHE_FILE), "wb") as handle:
@@ -120,6 +127,10 @@ def test_settings_name_the_autoencoder_folder_and_the_run():
     assert Config(dataset="mice", preprocess="autoencoder", swap_epoch=5, dedupe=0.05).name.endswith(
         "_ae128_swap5_dedupe0.05")
     assert base.model_differences(dataclasses.replace(base, ae_epochs=60)) == {"ae_epochs": (30, 60)}
+    assert dataclasses.replace(base, ae_epochs=60, ae_learning_rate=0.0005).name.endswith("_ae128_e60_aelr0.0005")
+    assert Config(dataset="mice", dedupe=0.1).name.endswith("_ae128_dedupe0.1")  # dedupe alone uses it too
+    plain = Config(dataset="mice")
+    assert plain.model_differences(dataclasses.replace(plain, ae_epochs=60)) == {}  # unused: no difference
 
 
 @pytest.mark.parametrize("overrides, field", [
@@ -145,6 +156,15 @@ def test_near_duplicates_finds_copies_and_keeps_distinct_codes():
     assert [(i, j) for i, j, _ in found] == [(20, 3), (21, 7), (22, 3)]
     assert all(distance < 0.01 for _, _, distance in found)
     assert ae.near_duplicates(codes[:20], 0.05) == []  # distinct codes all stay
+
+    # Mostly copies: the copies are exactly 0 apart, the scale comes from the distinct codes, every copy goes.
+    many = np.concatenate([np.repeat(codes[[0]], 8, axis=0), codes[1:3]]) * 37.0
+    assert [i for i, _, _ in ae.near_duplicates(many, 0.05)] == list(range(1, 8))
+    assert [i for i, _, _ in ae.near_duplicates(np.repeat(codes[[4]], 5, axis=0), 0.05)] == [1, 2, 3, 4]
+
+    # A chain a - b - c with a, c apart: b goes (near a), c stays, since only kept images count.
+    chain = np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0], [50.0, 0.0], [0.0, 50.0], [50.0, 50.0]])
+    assert [(i, j) for i, j, _ in ae.near_duplicates(chain, 1.5 / 50)] == [(1, 0)]
 
 
 def test_dedupe_drops_copied_files_names_them_and_trains_on_the_rest(tmp_path, caplog):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from dcgan_tf import data
-from dcgan_tf.config import Config
+from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.data import DataError, ImageSpec, LoadedImages
 from dcgan_tf.training import load_training_data
 
@@ -613,9 +613,13 @@ def test_cache_limit_decides_by_the_decoded_size(tmp_path):
     # 3 x 512 x 512 x 3 bytes = 2.25 MB: cached under a 3 MB limit, streamed under 2 MB
     assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=3).resolved()), LoadedImages)
     assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=2).resolved()), data.StreamedImages)
+    # the autoencoder needs them in memory: refused before anything is decoded, with the limit that would do
+    with pytest.raises(ConfigError, match="at least 3 \\(MB\\)") as error:
+        load_training_data(dataclasses.replace(config, cache_limit=2, dedupe=0.1).resolved())
+    assert error.value.field == "cache_limit"
 
 
-def test_a_file_that_breaks_while_streaming_is_named(tmp_path):
+def test_a_file_that_breaks_while_streaming_is_named(tmp_path, monkeypatch):
     import tensorflow as tf
     from conftest import write_images
 
@@ -625,3 +629,20 @@ def test_a_file_that_breaks_while_streaming_is_named(tmp_path):
         open(path, "wb").close()  # emptied after the check
     with pytest.raises(tf.errors.OpError, match="could no longer be read while streaming"):
         next(iter(data.make_dataset(streamed, 2, seed=0)))
+
+    # through train(): a DataError naming the file and the checkpoint to resume from, not TensorFlow's stack
+    from conftest import tiny_config
+    from dcgan_tf import training
+
+    write_images(tmp_path / "run", 8)
+    config = tiny_config(tmp_path, tmp_path / "run", cache_limit=0, epoch=2)
+    probe = data.probe_images
+
+    def probe_then_break(paths, *args, **kwargs):
+        streamed = probe(paths, *args, **kwargs)
+        open(paths[5], "wb").close()
+        return streamed
+
+    monkeypatch.setattr(training.data, "probe_images", probe_then_break)
+    with pytest.raises(DataError, match=r"img_005.png could no longer be read while streaming.*last checkpoint"):
+        training.train(config)
