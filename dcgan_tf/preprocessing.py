@@ -45,18 +45,22 @@ def _name(data: LoadedImages, index: int) -> str:
     return data.paths[index] if data.paths else f"#{index}"
 
 
+def needs_memory(needed_bytes: int) -> ConfigError:
+    """The error for autoencoder work on a data set over --cache_limit, naming the limit that would do."""
+    return ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the decoded images "
+                                      f"in memory: raise --cache_limit to at least {needed_bytes // 2**20 + 1} (MB)")
+
+
 def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir: str | None = None) -> Preprocessed:
     """Autoencode `images` when config asks for reconstructions or dedupe, drop near-duplicates, draw pictures.
 
     picture_dirs: folders that get the reconstruction and code pictures (when missing there, or the autoencoder's
     output is new). report_dir: where duplicates.csv goes.
     """
-    if config.preprocess != "autoencoder" and config.dedupe is None:
+    if not config.uses_autoencoder:
         return Preprocessed(images)
     if isinstance(images, StreamedImages):
-        needed = cache_bytes(len(images), images.spec, images.c_dim) // 2**20 + 1
-        raise ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the decoded "
-                                         f"images in memory: raise --cache_limit to at least {needed} (MB)")
+        raise needs_memory(cache_bytes(len(images), images.spec, images.c_dim))
     encoded = autoencode(config, images.images)
     result = Preprocessed(images, None, [], encoded)
     fresh = encoded.trained_now or not encoded.cache_reused

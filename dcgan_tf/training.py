@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from dcgan_tf import callbacks as cb
 from dcgan_tf import checkpoints, data, preprocessing, runs
-from dcgan_tf.config import MNIST, Config, ConfigError
+from dcgan_tf.config import MNIST, Config
 from dcgan_tf.gan import DCGAN, sample_z
 from dcgan_tf.mnist import load_mnist
 from dcgan_tf.networks import build_discriminator, build_generator
@@ -65,10 +65,8 @@ def load_training_data(config: Config) -> data.LoadedImages | data.StreamedImage
     paths = data.subset_paths(data.find_image_files(directory, pattern), config.train_size, config.seed)
     needed = data.cache_bytes(len(paths), spec, config.c_dim)
     if needed > config.cache_limit * 2**20:
-        if config.preprocess == "autoencoder" or config.dedupe is not None:  # say so before decoding anything
-            raise ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the "
-                                             f"decoded images in memory: raise --cache_limit to at least "
-                                             f"{needed // 2**20 + 1} (MB)")
+        if config.uses_autoencoder:  # say so before decoding anything
+            raise preprocessing.needs_memory(needed)
         if config.y_dim:
             raise data.DataError("a conditional model needs labels, and this data set has none")
         log.info("%d images need about %d MB decoded, over --cache_limit %d MB: streaming them from disk",
@@ -88,6 +86,13 @@ def cpu_has_bf16() -> bool | None:
     except OSError:
         return None
     return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def _warn_if_bf16_is_emulated(config: Config) -> None:
+    if precision_policy(config.mixed_precision) == "mixed_bfloat16" and cpu_has_bf16() is False:
+        log.warning("--mixed_precision: this CPU has no bfloat16 instructions (%s), so TensorFlow emulates bf16 and "
+                    "training runs several times slower than float32 (8x measured on an AVX2 CPU); leave "
+                    "--mixed_precision off here", " or ".join(BF16_CPU_FLAGS))
 
 
 def precision_policy(mixed: bool) -> str:
@@ -171,10 +176,7 @@ def train(config: Config) -> TrainResult:
         log.warning("--swap_epoch %d is not before --epoch %d: this run trains on the reconstructions only",
                     config.swap_epoch, config.epoch)
 
-    if precision_policy(config.mixed_precision) == "mixed_bfloat16" and cpu_has_bf16() is False:
-        log.warning("--mixed_precision: this CPU has no bfloat16 instructions (%s), so TensorFlow emulates bf16 and "
-                    "training runs several times slower than float32 (8x measured on an AVX2 CPU); leave "
-                    "--mixed_precision off here", " or ".join(BF16_CPU_FLAGS))
+    _warn_if_bf16_is_emulated(config)
     model = build_dcgan(config)
     # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
     bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")

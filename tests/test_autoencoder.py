@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config, write_images
+from conftest import tiny_config
 from dcgan_tf import autoencoder as ae
 from dcgan_tf import autoencoder_pictures as pictures
 from dcgan_tf import preprocessing, training
