@@ -2,7 +2,7 @@
 
 from absl import flags
 
-from dcgan_tf.config import NAN_POLICIES, PREPROCESSING, Z_DISTRIBUTIONS
+from dcgan_tf.config import NAN_POLICIES, PREPROCESSING, STRATEGIES, Z_DISTRIBUTIONS
 
 # data
 flags.DEFINE_string("dataset", None, "Data set: a folder name under --data_dir, a path to a folder, or 'mnist' "
@@ -58,6 +58,9 @@ flags.DEFINE_boolean("mixed_precision", False, "Mixed precision: bf16 on a CPU, 
                      "GPU; weights, batch-norm statistics, logits and losses stay float32. May change on resume.")
 flags.DEFINE_boolean("jit_compile", False, "XLA-compile the training step. Off by default: measured slower on CPU "
                      "(see README, Performance).")
+flags.DEFINE_enum("strategy", "default", STRATEGIES, "Where the training step runs: 'default' (one device), "
+                  "'mirrored' (every local GPU, the global --batch_size split between them) or 'multiworker' (several "
+                  "machines, configured by TF_CONFIG; see README). May change on resume.")
 flags.DEFINE_enum("nan_policy", "stop", NAN_POLICIES, "On a NaN/Inf loss: 'stop' the run (exit 1; the last good "
                   "checkpoint stays), or 'rollback' to the last checkpoint with both learning rates halved (at most 3 "
                   "times).")

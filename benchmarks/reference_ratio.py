@@ -10,7 +10,8 @@ What it does, all in one process so the machine's state is shared:
 1. Times a large matmul (fp32 and, with --mixed_precision, bf16 on CPU / fp16 on GPU): the machine's practical peak.
 2. Counts the FLOPs of one training step of the canonical model (64x64 RGB, gf/df 64, z 100, batch 64, one D and
    `--g_advantage` G updates) from the layer shapes: forward passes, input gradients and weight gradients of every
-   conv, transposed conv and dense layer that the step needs (see `step_flops`).
+   conv, transposed conv and dense layer that the step needs (see `step_flops`); the project's step does one G
+   forward pass fewer, and its FLOP/s count only what it does.
 3. Alternates `--rounds` rounds of `--steps` steps of
    - the project: `build_dcgan(Config(...))` trained by `fit()` on `data.make_dataset` (what `train()` runs, minus
      the monitoring callbacks), and
@@ -91,18 +92,19 @@ def network_flops(model) -> tuple[int, int]:
     return sum(weighted), weighted[0]
 
 
-def step_flops(generator, discriminator, batch: int, g_advantage: int) -> int:
+def step_flops(generator, discriminator, batch: int, g_advantage: int, shared_forward: bool = False) -> int:
     """FLOPs of one train step. A weight gradient costs one forward pass of its layer, an input gradient another.
 
     D update: G forward; D forward on real and fake; D weight gradients on both; D input gradients on both except
     through its first layer. G update: G forward; D forward; D input gradients all the way to the image (no D
     weight gradients); G weight gradients; G input gradients except through its first (dense) layer.
+    `shared_forward`: the D update and the first G update share one G forward pass (the project's step).
     """
     g_fwd, g_first = network_flops(generator)
     d_fwd, d_first = network_flops(discriminator)
     d_update = g_fwd + 2 * d_fwd + 2 * d_fwd + 2 * (d_fwd - d_first)
     g_update = g_fwd + d_fwd + d_fwd + g_fwd + (g_fwd - g_first)
-    return batch * (d_update + g_advantage * g_update)
+    return batch * (d_update + g_advantage * g_update - (g_fwd if shared_forward else 0))
 
 
 def matmul_peak(dtype, n: int = 2048, repeats: int = 20) -> float:
@@ -243,9 +245,12 @@ def main(argv=None) -> int:
     images = data.LoadedImages(rng.integers(0, 256, (1024, config.output_height, config.output_width, 3), np.uint8),
                                paths=[])
     project = Project(config, data.make_dataset(images, config.batch_size, config.seed))
-    flops = step_flops(project.model.generator, project.model.discriminator, config.batch_size, config.g_advantage)
-    print(f"one step: {flops / 1e9:.0f} GFLOP ({config.output_height}x{config.output_width}x3, batch "
-          f"{config.batch_size}, g_advantage {config.g_advantage}, jit_compile {config.jit_compile})")
+    networks = project.model.generator, project.model.discriminator, config.batch_size, config.g_advantage
+    flops = {"reference": step_flops(*networks), "project": step_flops(*networks, shared_forward=True)}
+    print(f"one step: {flops['reference'] / 1e9:.0f} GFLOP in the reference, {flops['project'] / 1e9:.0f} in the "
+          f"project (its D update and first G update share a G forward pass) ({config.output_height}x"
+          f"{config.output_width}x3, batch {config.batch_size}, g_advantage {config.g_advantage}, jit_compile "
+          f"{config.jit_compile})")
     sides = {"project": project}
     if not args.skip_reference:
         sides["reference"] = Reference(config, data.make_dataset(images, config.batch_size, config.seed))
@@ -266,7 +271,7 @@ def main(argv=None) -> int:
     rates = {name: [args.steps * config.batch_size / s for s in values] for name, values in times.items()}
     for name, values in rates.items():
         rate = statistics.median(values)
-        achieved = rate / config.batch_size * flops / 1e9
+        achieved = rate / config.batch_size * flops[name] / 1e9
         print(f"{name:>9}: {rate:6.2f} images/s (median of {len(values)}; min {min(values):.2f}, max "
               f"{max(values):.2f}); {achieved:.0f} GFLOP/s = {achieved / fp32_peak:.0%} of the fp32 matmul"
               + (f", {achieved / low_peak:.0%} of the low-precision matmul" if low_peak else ""))

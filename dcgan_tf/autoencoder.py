@@ -21,7 +21,7 @@ import tensorflow as tf
 from keras import layers
 
 from dcgan_tf.config import AUTOENCODER_FIELDS, Config
-from dcgan_tf.data import LoadedImages, to_float
+from dcgan_tf.data import DataError, LoadedImages, to_float
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +149,16 @@ def autoencoder_folder(config: Config) -> str:
     return os.path.join(config.checkpoint_dir, config.autoencoder_name)
 
 
-def autoencode(config: Config, images: np.ndarray) -> Autoencoded:
+def autoencode(config: Config, images: np.ndarray, train_missing: bool = True) -> Autoencoded:
     """Train the run's autoencoder on uint8 `images` (or reuse its saved weights) and return its reconstructions
-    and codes (or reuse the cached ones). Weights and cache are checked against the images and the settings."""
+    and codes (or reuse the cached ones). Weights and cache are checked against the images and the settings.
+
+    train_missing=False (the workers of a multiworker run, which must all use one autoencoder) only reads: no valid
+    saved autoencoder is an error, and the cache is not written.
+    """
     folder = autoencoder_folder(config)
-    os.makedirs(folder, exist_ok=True)
+    if train_missing:
+        os.makedirs(folder, exist_ok=True)
     weights_path, info_path = os.path.join(folder, WEIGHTS_FILE), os.path.join(folder, INFO_FILE)
     data_key, settings = fingerprint(images), _settings(config, images)
 
@@ -169,6 +174,10 @@ def autoencode(config: Config, images: np.ndarray) -> Autoencoded:
         except Exception as error:  # noqa: BLE001 - a damaged file: train again rather than fail the run
             reusable, reason = False, f"its weights could not be loaded: {error}"
             model = build_autoencoder(config, images.shape[1:])
+    if not reusable and not train_missing:
+        raise DataError(f"{folder} holds no autoencoder for these images and settings ({reason}), and a --strategy "
+                        f"multiworker run does not train one, so that every worker uses the same: run the same command "
+                        f"with --train_autoencoder first (one machine, no --strategy), then start the workers")
     if not reusable:
         log.info("training the autoencoder %s (%s): %d images, %d epochs", config.autoencoder_name, reason,
                  len(images), config.ae_epochs)
@@ -193,6 +202,7 @@ def autoencode(config: Config, images: np.ndarray) -> Autoencoded:
         log.info("reusing %d cached reconstructions from %s", len(reconstructions), cache_path)
     else:
         codes, reconstructions = encode_and_reconstruct(model, images)
+    if cached is None and train_missing:
         temporary = f"{cache_path}.tmp{os.getpid()}.npz"
         np.savez(temporary, key=np.array(cache_key), codes=codes, reconstructions=reconstructions)
         os.replace(temporary, cache_path)

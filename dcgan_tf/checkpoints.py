@@ -1,4 +1,4 @@
-"""Checkpoints: G, D, both optimizers, the step and epoch counters, the RNG state and the fixed sample z."""
+"""Checkpoints: G, D, both optimizers, the step and epoch counters (which key the z draws) and the fixed sample z."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.tra
         step=model.step,
         epoch=model.epoch,
         epoch_start_step=model.epoch_start_step,
-        rng_state=model.seed_generator.state,
     )
     if sample_z is not None:
         tracked["sample_z"] = sample_z

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 Z_DISTRIBUTIONS = ("uniform_signed", "uniform_unsigned", "normal01")
 NAN_POLICIES = ("stop", "rollback")
+STRATEGIES = ("default", "mirrored", "multiworker")
 PREPROCESSING = ("none", "autoencoder")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
@@ -80,6 +81,7 @@ class Config:
     seed: int = 1
     mixed_precision: bool = False  # bf16 on CPU, fp16 with loss scaling on GPU; losses, logits, BN stats in fp32
     jit_compile: bool = False  # XLA-compile train_step (measured slower on CPU; see the README's Performance)
+    strategy: str = "default"  # default (one device), mirrored (all local GPUs) or multiworker (TF_CONFIG)
     nan_policy: str = "stop"  # on a NaN/Inf loss: stop, or roll back to the last checkpoint with halved learning rates
     # outputs
     checkpoint_dir: str = "checkpoints"
@@ -223,6 +225,8 @@ class Config:
         if c.conditional and c.d_layers != 4:
             raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
                                           "leave --d_layers at 4 for MNIST")
+        if c.strategy not in STRATEGIES:
+            raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)} (got {c.strategy!r})")
         if c.preprocess not in PREPROCESSING:
             raise ConfigError("preprocess", f"must be one of {', '.join(PREPROCESSING)} (got {c.preprocess!r})")
         if not c.ae_learning_rate > 0:

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import functools
+import random
+
 import keras
 import tensorflow as tf
 
+Z_RANGES = {"uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0), "normal01": None}
 METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
 
 
 def sample_z(shape, z_dist: str, seed):
     """Draw latent vectors: uniform_signed U(-1, 1), uniform_unsigned U(0, 1) or normal01 N(0, 1).
 
-    `seed` is an int or a keras.random.SeedGenerator (advanced on each call).
+    `seed` is an int, a keras.random.SeedGenerator (advanced on each call), or an int tensor [2] (a stateless key).
     """
-    if z_dist == "uniform_signed":
-        return keras.random.uniform(shape, -1.0, 1.0, seed=seed)
-    if z_dist == "uniform_unsigned":
-        return keras.random.uniform(shape, 0.0, 1.0, seed=seed)
+    if z_dist not in Z_RANGES:
+        raise ValueError(f"unknown z_dist {z_dist!r}")
+    if tf.is_tensor(seed):
+        if z_dist == "normal01":
+            return tf.random.stateless_normal(shape, seed)
+        return tf.random.stateless_uniform(shape, seed, *Z_RANGES[z_dist])
     if z_dist == "normal01":
         return keras.random.normal(shape, seed=seed)
-    raise ValueError(f"unknown z_dist {z_dist!r}")
+    return keras.random.uniform(shape, *Z_RANGES[z_dist], seed=seed)
 
 
 def _bce_with_logits(target: float, logits):
@@ -34,6 +40,11 @@ class DCGAN(keras.Model):
     Data: images [N, H, W, C] float32 in [-1, 1], or (images, one-hot labels [N, y_dim]) when conditional.
     `step` counts train steps (one D update each); `epoch` counts finished epochs and `epoch_start_step` is the step
     at which the current epoch began (both set by the EpochCounter callback), so a resumed run knows its place.
+    Each z batch is a stateless draw keyed by (seed, step, draw within the step), so a resumed run draws the same z.
+
+    Under a tf.distribute strategy (built in its scope) each replica trains on its slice of the global batch and
+    takes the same rows of the global z draw; losses are divided by the replica count because the optimizers sum
+    the replicas' gradients, so an update equals one device's on the whole batch.
     """
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
@@ -49,11 +60,14 @@ class DCGAN(keras.Model):
         self.g_advantage = g_advantage
         self.d_steps = d_steps
         self.y_dim = y_dim
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
-        self.epoch = keras.Variable(0, dtype="int64", trainable=False, name="epoch")
-        self.epoch_start_step = keras.Variable(0, dtype="int64", trainable=False, name="epoch_start_step")
+        self.seed = int(seed) if seed is not None else random.randrange(2**31)
+        # counters change once per step, not once per replica
+        counter = functools.partial(keras.Variable, 0, dtype="int64", trainable=False, aggregation="only_first_replica")
+        self.step = counter(name="step")
+        self.epoch = counter(name="epoch")
+        self.epoch_start_step = counter(name="epoch_start_step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        self.built = True  # G and D are built; fit() under a strategy must not trace call() on an image batch
 
     @property
     def conditional(self) -> bool:
@@ -71,8 +85,23 @@ class DCGAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def sample_z(self, batch_size):
-        return sample_z((batch_size, self.z_dim), self.z_dist, self.seed_generator)
+    @property
+    def draws_per_step(self) -> int:
+        return self.d_steps + self.g_advantage - 1  # the last D update and the first G update share one z
+
+    def sample_z(self, batch_size, draw=0):
+        """The current step's `draw`-th z batch [batch_size, z_dim]: keyed by (seed, step, draw), not by RNG state.
+
+        In a replica context of a strategy with R replicas, the global draw has R * batch_size rows and replica r
+        takes rows [r * batch_size, (r + 1) * batch_size), so the z match one device's on the global batch.
+        """
+        replicas = _replicas_in_sync()
+        key = tf.stack([tf.constant(self.seed, tf.int64), self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
+        z = sample_z((batch_size * replicas, self.z_dim), self.z_dist, key)
+        if replicas == 1:
+            return z
+        first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * batch_size
+        return tf.slice(z, tf.stack([first, 0]), tf.stack([batch_size, -1]))
 
     def generate(self, z, labels=None, training: bool = False):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
@@ -96,55 +125,98 @@ class DCGAN(keras.Model):
     def train_step(self, data):
         real, labels = data if self.conditional else (data, None)
         batch_size = tf.shape(real)[0]
-        # d_steps discriminator updates (default 1), on this real batch and a fresh fake batch each; metrics averaged
+        # d_steps discriminator updates (default 1), on this real batch and a fresh fake batch each; metrics averaged.
+        # The last one shares its generator forward pass with the first G update (see shared_forward_updates).
         names = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
-        d_totals = self._repeat(self.d_steps, lambda totals: tuple(
-            t + v for t, v in zip(totals, self._d_update_values(real, labels, names))),
+        d_totals = self._repeat(self.d_steps - 1, lambda i, totals: tuple(
+            t + v for t, v in zip(totals, self._d_update_values(real, labels, names, draw=i))),
             tuple(tf.constant(0.0) for _ in names))
-        d_values = {name: total / self.d_steps for name, total in zip(names, d_totals)}
-        # g_advantage generator updates, each on a freshly drawn z (carpedm20 reused one z; we do not)
-        g_loss_total = self._repeat(self.g_advantage, lambda total: total + self.generator_update(batch_size, labels),
-                                    tf.constant(0.0))
+        last_d, first_g_loss = self.shared_forward_updates(real, labels, draw=self.d_steps - 1)
+        d_values = {name: (total + last_d[name]) / self.d_steps for name, total in zip(names, d_totals)}
+        # the other g_advantage - 1 generator updates, each on a freshly drawn z (carpedm20 reused one z throughout)
+        g_loss_total = self._repeat(self.g_advantage - 1, lambda i, total: total + self.generator_update(
+            batch_size, labels, draw=self.d_steps + i), first_g_loss)
         self.step.assign_add(1)
         values = {**d_values, "g_loss": g_loss_total / self.g_advantage}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
+        if _across_workers(self.distribute_strategy):  # Keras averages these over workers along a batch axis
+            return {name: tf.reshape(value, [1]) for name, value in values.items()}
         return values
 
     @staticmethod
     def _repeat(count: int, body, initial):
-        """body(state) -> state, `count` times, in a graph while_loop (Keras traces train_step without AutoGraph),
-        so g_advantage=50 builds no bigger graph than 1. Measured no slower than the updates written out."""
-        return tf.while_loop(lambda i, state: i < count, lambda i, state: (i + 1, body(state)),
+        """body(i, state) -> state for i in range(count), in a graph while_loop (Keras traces train_step without
+        AutoGraph), so g_advantage=50 builds no bigger graph than 1. Measured no slower than the updates written out.
+        With several replicas the updates are written out: a strategy cannot synchronise inside a while_loop."""
+        if _replicas_in_sync() > 1:
+            state = initial
+            for i in range(count):
+                state = body(i, state)
+            return state
+        return tf.while_loop(lambda i, state: i < count, lambda i, state: (i + 1, body(i, state)),
                              (tf.constant(0), initial))[1]
 
-    def _d_update_values(self, real, labels, names):
-        values = self.discriminator_update(real, labels)
+    def _d_update_values(self, real, labels, names, draw):
+        values = self.discriminator_update(real, labels, draw)
         return tuple(values[name] for name in names)
 
-    def discriminator_update(self, real, labels=None) -> dict:
-        """One D update on a real batch and a fake batch of the same size; returns D's losses and mean outputs."""
-        fake = self.generate(self.sample_z(tf.shape(real)[0]), labels, training=True)  # outside the tape: no G grads
+    def discriminator_update(self, real, labels=None, draw=0, fake=None) -> dict:
+        """One D update on a real batch and a fake batch of the same size (made from the step's `draw`-th z unless
+        given); returns D's losses and mean outputs."""
+        if fake is None:
+            fake = self.generate(self.sample_z(tf.shape(real)[0], draw), labels, training=True)  # no tape: no G grads
         with tf.GradientTape() as tape:
             real_logits = self.discriminate(real, labels, training=True)
             fake_logits = self.discriminate(fake, labels, training=True)
             d_loss_real = _bce_with_logits(1.0, real_logits)
             d_loss_fake = _bce_with_logits(0.0, fake_logits)
             d_loss = d_loss_real + d_loss_fake
-            scaled = self.d_optimizer.scale_loss(d_loss)  # the loss itself, unless fp16 loss scaling is on
+            # per replica: the optimizer sums replicas' gradients; scale_loss is identity unless fp16 loss scaling
+            scaled = self.d_optimizer.scale_loss(d_loss / _replicas_in_sync())
         d_variables = self.discriminator.trainable_variables
         self.d_optimizer.apply(tape.gradient(scaled, d_variables), d_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
                 "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
-    def generator_update(self, batch_size, labels=None):
+    def shared_forward_updates(self, real, labels=None, draw=0):
+        """A D update and then a G update on the same z, with one generator forward pass for both.
+
+        The same as discriminator_update then generator_update with one `draw` (D's update leaves G's weights
+        alone, so G makes the same fake batch twice), minus one G forward pass per step: the fake batch D learns
+        from is kept on G's tape, and G's update backpropagates through it and D's updated weights.
+        Returns (D's values, the G loss).
+        """
+        z = self.sample_z(tf.shape(real)[0], draw)
+        with tf.GradientTape() as tape:
+            fake = self.generate(z, labels, training=True)
+            with tape.stop_recording():
+                d_values = self.discriminator_update(real, labels, fake=tf.stop_gradient(fake))
+            g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
+            scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
+        g_variables = self.generator.trainable_variables
+        self.g_optimizer.apply(tape.gradient(scaled, g_variables), g_variables)
+        return d_values, g_loss
+
+    def generator_update(self, batch_size, labels=None, draw=0):
         """One G update against the current D (non-saturating loss) on a fresh z; returns the G loss."""
-        z = self.sample_z(batch_size)
+        z = self.sample_z(batch_size, draw)
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
-            scaled = self.g_optimizer.scale_loss(g_loss)
+            scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
         g_variables = self.generator.trainable_variables
         self.g_optimizer.apply(tape.gradient(scaled, g_variables), g_variables)
         return g_loss
+
+
+def _replicas_in_sync() -> int:
+    """How many replicas share this step: 1 outside a distribution strategy or in its cross-replica context."""
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1
+
+
+def _across_workers(strategy) -> bool:
+    """Whether Keras' fit() runs this strategy over several workers (the test Keras itself applies)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()

@@ -7,6 +7,8 @@ so 28 works).
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import layers, ops
 
@@ -46,8 +48,9 @@ def check_output_size(height: int, width: int, conditional: bool = False) -> Non
             raise ValueError(problem)
 
 
-def _batch_norm(name: str) -> layers.BatchNormalization:
-    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
+    """carpedm20's batch norm; `synchronized`: statistics over the global batch when split across replicas."""
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=synchronized, name=name)
 
 
 class ConcatLabelMaps(layers.Layer):
@@ -63,41 +66,45 @@ class ConcatLabelMaps(layers.Layer):
 
 
 def build_generator(height: int, width: int, c_dim: int, z_dim: int = 100, gf_dim: int = 64,
-                    y_dim: int | None = None, gfc_dim: int = 1024) -> keras.Model:
-    """z [N, z_dim] (and one-hot y [N, y_dim]) -> images [N, height, width, c_dim] in [-1, 1] (tanh)."""
+                    y_dim: int | None = None, gfc_dim: int = 1024, sync_batchnorm: bool = False) -> keras.Model:
+    """z [N, z_dim] (and one-hot y [N, y_dim]) -> images [N, height, width, c_dim] in [-1, 1] (tanh).
+
+    `sync_batchnorm`: batch statistics over all replicas of a distribution strategy (the same maths as one device).
+    """
     check_output_size(height, width, conditional=bool(y_dim))
+    bn = functools.partial(_batch_norm, synchronized=sync_batchnorm)
     if y_dim:
-        return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim)
+        return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn)
     s = 2 ** UNCONDITIONAL_STAGES
     z = keras.Input((z_dim,), name="z")
     x = layers.Dense(height // s * width // s * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
                      name="g_h0_lin")(z)
     x = layers.Reshape((height // s, width // s, gf_dim * 8))(x)
-    x = layers.ReLU()(_batch_norm("g_bn0")(x))
+    x = layers.ReLU()(bn("g_bn0")(x))
     for i, filters in enumerate((gf_dim * 4, gf_dim * 2, gf_dim), start=1):
         x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=weight_init(), name=f"g_h{i}")(x)
-        x = layers.ReLU()(_batch_norm(f"g_bn{i}")(x))
+        x = layers.ReLU()(bn(f"g_bn{i}")(x))
     x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h4")(x)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
     return keras.Model(z, images, name="generator")
 
 
-def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim) -> keras.Model:
+def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn) -> keras.Model:
     z = keras.Input((z_dim,), name="z")
     y = keras.Input((y_dim,), name="y")
     h4, w4 = height // 4, width // 4
     x = layers.Concatenate()([z, y])
     x = layers.Dense(gfc_dim, use_bias=False, kernel_initializer=weight_init(), name="g_h0_lin")(x)
-    x = layers.ReLU()(_batch_norm("g_bn0")(x))
+    x = layers.ReLU()(bn("g_bn0")(x))
     x = layers.Concatenate()([x, y])
     x = layers.Dense(gf_dim * 2 * h4 * w4, use_bias=False, kernel_initializer=weight_init(), name="g_h1_lin")(x)
-    x = layers.ReLU()(_batch_norm("g_bn1")(x))
+    x = layers.ReLU()(bn("g_bn1")(x))
     x = layers.Reshape((h4, w4, gf_dim * 2))(x)
     x = ConcatLabelMaps()(x, y)
     x = layers.Conv2DTranspose(gf_dim * 2, KERNEL, strides=2, padding="same", use_bias=False,
                                kernel_initializer=weight_init(), name="g_h2")(x)
-    x = layers.ReLU()(_batch_norm("g_bn2")(x))
+    x = layers.ReLU()(bn("g_bn2")(x))
     x = ConcatLabelMaps()(x, y)
     x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h3")(x)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
@@ -106,17 +113,18 @@ def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim) 
 
 def build_discriminator(height: int, width: int, c_dim: int, df_dim: int = 64,
                         y_dim: int | None = None, dfc_dim: int = 1024, conv_layers: int = UNCONDITIONAL_STAGES,
-                        batchnorm: bool = True) -> keras.Model:
+                        batchnorm: bool = True, sync_batchnorm: bool = False) -> keras.Model:
     """images [N, height, width, c_dim] in [-1, 1] (and one-hot y) -> real/fake logits [N, 1] (float32).
 
     `conv_layers` (1-4) stride-2 convs, and `batchnorm` on all but the first: fewer layers and no batch norm make a
     weaker D, for small data sets where it overpowers G. The conditional (MNIST) D keeps carpedm20's 2 convs.
     """
     check_output_size(height, width, conditional=bool(y_dim))
+    bn = functools.partial(_batch_norm, synchronized=sync_batchnorm)
     if not 1 <= conv_layers <= UNCONDITIONAL_STAGES:
         raise ValueError(f"the discriminator takes 1 to {UNCONDITIONAL_STAGES} conv layers (got {conv_layers})")
     if y_dim:
-        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm)
+        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn)
     images = keras.Input((height, width, c_dim), name="images")
     x = images
     for i in range(conv_layers):
@@ -124,14 +132,14 @@ def build_discriminator(height: int, width: int, c_dim: int, df_dim: int = 64,
         x = layers.Conv2D(df_dim * 2**i, KERNEL, strides=2, padding="same", use_bias=not normalised,
                           kernel_initializer=weight_init(), name=f"d_h{i}_conv")(x)
         if normalised:
-            x = _batch_norm(f"d_bn{i}")(x)
+            x = bn(f"d_bn{i}")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
     logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_out_lin")(x)
     return keras.Model(images, logits, name="discriminator")
 
 
-def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm=True) -> keras.Model:
+def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn) -> keras.Model:
     images = keras.Input((height, width, c_dim), name="images")
     y = keras.Input((y_dim,), name="y")
     x = ConcatLabelMaps()(images, y)
@@ -141,11 +149,11 @@ def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, bat
     x = ConcatLabelMaps()(x, y)
     x = layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=not batchnorm,
                       kernel_initializer=weight_init(), name="d_h1_conv")(x)
-    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn1")(x) if batchnorm else x)
+    x = layers.LeakyReLU(0.2)(bn("d_bn1")(x) if batchnorm else x)
     x = layers.Flatten()(x)
     x = layers.Concatenate()([x, y])
     x = layers.Dense(dfc_dim, use_bias=not batchnorm, kernel_initializer=weight_init(), name="d_h2_lin")(x)
-    x = layers.LeakyReLU(0.2)(_batch_norm("d_bn2")(x) if batchnorm else x)
+    x = layers.LeakyReLU(0.2)(bn("d_bn2")(x) if batchnorm else x)
     x = layers.Concatenate()([x, y])
     logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h3_lin")(x)
     return keras.Model([images, y], logits, name="discriminator")

@@ -51,17 +51,19 @@ def needs_memory(needed_bytes: int) -> ConfigError:
                                       f"in memory: raise --cache_limit to at least {needed_bytes // 2**20 + 1} (MB)")
 
 
-def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir: str | None = None) -> Preprocessed:
+def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir: str | None = None,
+               train_missing: bool = True) -> Preprocessed:
     """Autoencode `images` when config asks for reconstructions or dedupe, drop near-duplicates, draw pictures.
 
     picture_dirs: folders that get the reconstruction and code pictures (when missing there, or the autoencoder's
-    output is new). report_dir: where duplicates.csv goes.
+    output is new). report_dir: where duplicates.csv goes. train_missing=False: use a saved autoencoder, never
+    train or write one (see autoencode).
     """
     if not config.uses_autoencoder:
         return Preprocessed(images)
     if isinstance(images, StreamedImages):
         raise needs_memory(cache_bytes(len(images), images.spec, images.c_dim))
-    encoded = autoencode(config, images.images)
+    encoded = autoencode(config, images.images, train_missing)
     result = Preprocessed(images, None, [], encoded)
     fresh = encoded.trained_now or not encoded.cache_reused
     for folder in picture_dirs:

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 
 import keras
@@ -14,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_tf import callbacks as cb
-from dcgan_tf import checkpoints, data, preprocessing, runs
+from dcgan_tf import checkpoints, data, distribution, preprocessing, runs
 from dcgan_tf.config import MNIST, Config
 from dcgan_tf.gan import DCGAN, sample_z
 from dcgan_tf.mnist import load_mnist
@@ -113,21 +114,31 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def build_dcgan(config: Config) -> DCGAN:
+def build_dcgan(config: Config, strategy: tf.distribute.Strategy | None = None) -> DCGAN:
     """The DCGAN a (resolved, c_dim-known) config describes, compiled with one Adam per network.
 
     Seeds Keras' global RNG with config.seed first, so the same seed gives the same initial weights. With
     config.mixed_precision the layers compute in bf16 (CPU) or fp16 (GPU, with dynamic loss scaling) while weights,
-    batch-norm statistics, logits and losses stay float32.
+    batch-norm statistics, logits and losses stay float32. With a multi-replica `strategy` the model is built in its
+    scope, and batch norm takes its statistics over the global batch (synchronised), as on one device.
     """
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        with strategy.scope():
+            return _build_dcgan(config, sync_batchnorm=True)
+    return _build_dcgan(config, sync_batchnorm=False)
+
+
+def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
     keras.utils.set_random_seed(config.seed)
     policy = precision_policy(config.mixed_precision)
     with dtype_policy(policy):
         generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
-                                    config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim)
+                                    config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim,
+                                    sync_batchnorm=sync_batchnorm)
         discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim,
                                             config.df_dim, y_dim=config.y_dim, dfc_dim=config.dfc_dim,
-                                            conv_layers=config.d_layers, batchnorm=config.d_batchnorm)
+                                            conv_layers=config.d_layers, batchnorm=config.d_batchnorm,
+                                            sync_batchnorm=sync_batchnorm)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
                   seed=config.seed, d_steps=config.d_steps)
     d_learning_rate = config.d_learning_rate or config.learning_rate
@@ -159,8 +170,25 @@ def grid_inputs(config: Config, seed: int, bank=None):
 
 
 def train(config: Config) -> TrainResult:
-    """Train (or resume) the run that `config` names until `config.epoch` epochs are done."""
+    """Train (or resume) the run that `config` names until `config.epoch` epochs are done.
+
+    Under `--strategy multiworker` every worker calls this; the chief writes the run's outputs, the others only
+    their own checkpoints (into a temporary folder that is removed at the end), as tf.distribute requires.
+    """
     config = config.resolved().validate()
+    strategy = distribution.make_strategy(config.strategy)  # first: multiworker must precede other TensorFlow work
+    distribution.check_batch_split(config.batch_size, strategy)
+    if distribution.is_chief(strategy):
+        return _train(config, strategy, scratch=None)
+    with tempfile.TemporaryDirectory(prefix="dcgan_tf_worker_") as scratch:
+        log.info("%s: the chief writes the run's outputs; this worker checkpoints into %s",
+                 distribution.worker_name(strategy), scratch)
+        return _train(config, strategy, scratch)
+
+
+def _train(config: Config, strategy: tf.distribute.Strategy, scratch: str | None) -> TrainResult:
+    """train() on this process; `scratch`: a non-chief worker's folder for the writes the chief alone keeps."""
+    chief = scratch is None
     saved = runs.load_saved_config(config)
     if saved is not None:
         runs.check_resumable(config, saved)  # fails before the data is read
@@ -169,34 +197,40 @@ def train(config: Config) -> TrainResult:
     config = dataclasses.replace(config, c_dim=images.c_dim).validate()
     if saved is not None:
         runs.check_resumable(config, saved)  # now with the data's channel count known
-    runs.save_config(config)
-    prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path],
-                                        report_dir=config.checkpoint_path)
+    if chief:
+        runs.save_config(config)
+    prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path] if chief else [],
+                                        report_dir=config.checkpoint_path if chief else None,
+                                        train_missing=not distribution.is_multiworker(strategy))
     if config.swap_epoch is not None and config.swap_epoch >= config.epoch:
         log.warning("--swap_epoch %d is not before --epoch %d: this run trains on the reconstructions only",
                     config.swap_epoch, config.epoch)
 
     _warn_if_bf16_is_emulated(config)
-    model = build_dcgan(config)
+    model = build_dcgan(config, strategy)
     # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
     bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")
     bank = tf.Variable(sample_z(bank_shape or (config.grid_rows * config.grid_cols, config.z_dim), config.z_dist,
                                 config.seed), trainable=False, name="sample_z")
-    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, bank), config.checkpoint_path,
-                                       config.max_to_keep)
-    if checkpoints.restore_latest(manager):
-        log.info("resuming run %s at step %d, epoch %d", config.name, int(model.step), int(model.epoch))
+    checkpoint = checkpoints.make_checkpoint(model, bank)
+    manager = checkpoints.make_manager(checkpoint, config.checkpoint_path, config.max_to_keep)
+    if checkpoints.restore_latest(manager):  # every worker resumes from the chief's checkpoints
+        log.info("resuming run %s at step %d, epoch %d", config.name, int(model.step.numpy()),
+                 int(model.epoch.numpy()))
         if saved is not None and saved.learning_rate != config.learning_rate:  # an explicit change wins
             model.g_optimizer.learning_rate.assign(config.learning_rate)
             model.d_optimizer.learning_rate.assign(config.d_learning_rate or config.learning_rate)
             log.info("learning rate changed from %g to %g", saved.learning_rate, config.learning_rate)
     else:
         log.info("starting run %s", config.name)
+    if not chief:  # saving may read variables collectively, so every worker saves; only the chief's are kept
+        manager = checkpoints.make_manager(checkpoint, scratch, config.max_to_keep)
     grid_z, grid_labels = grid_inputs(config, config.seed, bank)
 
     per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
     stopper, guard = cb.GracefulStop(), cb.NonFiniteGuard()
-    csv_log = cb.LossCSV(os.path.join(config.checkpoint_path, LOSS_CSV), resume_step=int(model.step.numpy()))
+    csv_log = cb.LossCSV(os.path.join(config.checkpoint_path if chief else scratch, LOSS_CSV),
+                         resume_step=int(model.step.numpy()))
     grids = cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
                            grid_labels, keep=config.keep_samples, keep_every=config.keep_every,
                            min_free_mb=config.min_free_mb)
@@ -204,8 +238,7 @@ def train(config: Config) -> TrainResult:
         cb.EpochCounter(),
         guard,
         csv_log,
-        cb.LossTensorBoard(os.path.join(config.checkpoint_path, TENSORBOARD_DIR)),
-        grids,
+        *([cb.LossTensorBoard(os.path.join(config.checkpoint_path, TENSORBOARD_DIR)), grids] if chief else []),
         cb.Checkpoints(manager, config.ckpt_freq),
         stopper,
     ]
@@ -222,7 +255,7 @@ def train(config: Config) -> TrainResult:
             source_name, source = prepared.source(epoch, config.swap_epoch)
             end = epoch + 1 if done_in_epoch else _segment_end(epoch, config)
             _log_source(result, epoch, source_name, config)
-            csv_log.source = source_name
+            csv_log.source = source_name  # a non-chief worker's CSV stays in its scratch folder
             _fit(model, source, callbacks, config, epoch, end, per_epoch - done_in_epoch, history)
             epoch, done_in_epoch = end, 0
         if not guard.tripped:
@@ -230,7 +263,8 @@ def train(config: Config) -> TrainResult:
         result.nan_step = guard.tripped[0]
         guard.tripped = None
         if config.nan_policy != "rollback" or result.rollbacks >= MAX_ROLLBACKS \
-                or not checkpoints.restore_latest(manager):
+                or not checkpoints.restore_latest(manager if chief else checkpoints.make_manager(
+                    checkpoint, config.checkpoint_path, config.max_to_keep)):  # all roll back to the chief's
             result.stopped_by = "nan"
             break
         result.rollbacks += 1  # back to the last good checkpoint, with halved learning rates
@@ -244,7 +278,7 @@ def train(config: Config) -> TrainResult:
     if int(model.epoch.numpy()) >= config.epoch and result.stopped_by is None and not history:
         log.info("run %s already finished %d epochs; raise --epoch to train further", config.name, config.epoch)
 
-    if not grids.disk_full:  # low disk: no more pictures of any kind
+    if chief and not grids.disk_full:  # low disk: no more pictures of any kind
         _write_plots(config)
     result.step, result.epoch = int(model.step.numpy()), int(model.epoch.numpy())
     result.last_checkpoint = manager.latest_checkpoint
@@ -318,8 +352,9 @@ def _position(model: DCGAN, per_epoch: int) -> tuple[int, int]:
 def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history):
     """fit() over a data stream that starts right after the model's current step (the exact data order)."""
     done_in_epoch = int(model.step.numpy()) - int(model.epoch_start_step.numpy())
-    dataset = data.make_dataset(images, config.batch_size, config.seed, start_epoch=initial_epoch,
-                                start_step=max(0, done_in_epoch), y_dim=config.y_dim)
+    dataset = distribution.shard_by_data(data.make_dataset(
+        images, config.batch_size, config.seed, start_epoch=initial_epoch, start_step=max(0, done_in_epoch),
+        y_dim=config.y_dim))
     try:
         result = model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                            callbacks=callbacks, verbose=config.verbose, shuffle=False)

@@ -30,8 +30,8 @@ def poison_discriminator(monkeypatch, from_step, once):
     original = gan.DCGAN.discriminator_update
     done = tf.Variable(False)
 
-    def poisoned(self, real, labels=None):
-        values = original(self, real, labels)
+    def poisoned(self, *args, **kwargs):
+        values = original(self, *args, **kwargs)
         kernel = self.discriminator.trainable_variables[0]
         hit = tf.logical_and(self.step >= from_step, tf.logical_not(done)) if once else self.step >= from_step
         kernel.assign(tf.where(hit, kernel * np.nan, kernel))

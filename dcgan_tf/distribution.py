@@ -1,0 +1,88 @@
+"""--strategy: train on one device, on every local device (MirroredStrategy), or on several machines
+(MultiWorkerMirroredStrategy, configured through the TF_CONFIG environment variable)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+from dcgan_tf.config import STRATEGIES, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy `name` asks for.
+
+    mirrored: one replica per local GPU, or per logical CPU device where there is no GPU. multiworker: every worker
+    listed in TF_CONFIG, each with its local GPUs (or its CPU); create it before any other TensorFlow work.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = [device.name for device in tf.config.list_logical_devices("GPU")]
+        devices = devices or [device.name for device in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        log.info("--strategy mirrored: %d replicas on %s", strategy.num_replicas_in_sync, ", ".join(devices))
+        return strategy
+    if name == "multiworker":
+        cluster = read_tf_config()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        log.info("--strategy multiworker: %s %d of %d workers, %d replicas in all", cluster["task"]["type"],
+                 cluster["task"]["index"], len(cluster["cluster"].get("worker", [])) + len(
+                     cluster["cluster"].get("chief", [])), strategy.num_replicas_in_sync)
+        return strategy
+    raise ConfigError("strategy", f"must be one of {', '.join(STRATEGIES)} (got {name!r})")
+
+
+def read_tf_config() -> dict:
+    """TF_CONFIG, checked: a JSON object with a cluster of workers and this process's task in it."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise ConfigError("strategy", "multiworker needs the TF_CONFIG environment variable on every machine, e.g. "
+                                      "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
+                                      "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see the README)")
+    try:
+        config = json.loads(text)
+        workers = config["cluster"].get("worker", []) + config["cluster"].get("chief", [])
+        task_type, index = config["task"]["type"], int(config["task"]["index"])
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ConfigError("strategy", f"TF_CONFIG is not a cluster and task description ({error!r}): {text}") from None
+    if not workers or task_type not in ("worker", "chief") or not 0 <= index < len(config["cluster"].get(task_type, [])):
+        raise ConfigError("strategy", f"TF_CONFIG must list workers and name this process's task among them: {text}")
+    return config
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's outputs: always, except on the non-chief workers of a multiworker run."""
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def is_multiworker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def worker_name(strategy: tf.distribute.Strategy) -> str:
+    """'worker 1' (or 'chief 0') in a multiworker run, else ''."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return ""
+    return f"{resolver.task_type} {resolver.task_id}"
+
+
+def check_batch_split(batch_size: int, strategy: tf.distribute.Strategy) -> None:
+    """The global batch must split evenly over the replicas, so each replica's z and data match one device's."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ConfigError("batch_size", f"must split evenly over the strategy's {replicas} replicas (got {batch_size}; "
+                                        f"try {max(replicas, batch_size // replicas * replicas)})")
+
+
+def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """Workers take their part of each global batch (our pipeline has no files for FILE sharding)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)

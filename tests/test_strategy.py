@@ -1,0 +1,133 @@
+"""--strategy: mirrored over two logical CPUs and two workers each match one device; resume; only the chief writes."""
+
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from conftest import tiny_config
+from dcgan_tf import distribution
+from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.training import train
+from test_training import read_csv, restore_fresh
+
+HELPER = os.path.join(os.path.dirname(__file__), "run_distributed.py")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def start(configs, logical_cpus=1, tf_config=None):
+    """train() on each config in turn, in a fresh Python process (see run_distributed.py)."""
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    configs = json.dumps([dataclasses.asdict(config) for config in configs])
+    return subprocess.Popen([sys.executable, HELPER, configs, str(logical_cpus)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process, timeout=300):
+    """(the step and epoch each run reached, the process's log)."""
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output[-3000:]
+    return [json.loads(line) for line in output.splitlines() if line.startswith('{"step"')], output
+
+
+def weights(config):
+    model, path = restore_fresh(config)
+    return path, [v.numpy() for v in model.generator.weights + model.discriminator.weights]
+
+
+def assert_same_training(config, reference):
+    """Same checkpoint step, weights and logged losses as the one-device run, within float tolerance."""
+    (path, ours), (ref_path, theirs) = weights(config), weights(reference)
+    assert os.path.basename(path) == os.path.basename(ref_path)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs)) < 1e-4
+    rows, ref_rows = read_csv(config), read_csv(reference)
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
+    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
+        np.testing.assert_allclose([float(r[name]) for r in rows], [float(r[name]) for r in ref_rows], rtol=1e-4,
+                                   atol=1e-5, err_msg=name)
+
+
+def test_mirrored_on_two_devices_matches_one_device_and_resumes(tmp_path, image_folder):
+    reference = train(tiny_config(tmp_path / "one", image_folder, epoch=2)).config  # 10 images, batch 4: 3 steps
+    mirrored = tiny_config(tmp_path / "two", image_folder, epoch=1, strategy="mirrored", c_dim=3)
+    resumed = dataclasses.replace(mirrored, epoch=2)  # one more epoch: the step counter and the data order continue
+    results, output = finish(start([mirrored, resumed], logical_cpus=2))
+    assert results == [{"step": 3, "epoch": 1}, {"step": 6, "epoch": 2}]
+    assert "2 replicas" in output and "resuming run" in output
+    assert_same_training(resumed.resolved(), reference)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_match_one_device_and_only_the_chief_writes(tmp_path, image_folder):
+    config = tiny_config(tmp_path / "workers", image_folder, epoch=1, strategy="multiworker", c_dim=3)
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    processes = [start([config], tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
+                 for index in range(2)]
+    try:
+        (chief, chief_log), (other, other_log) = [finish(process) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert chief == other == [{"step": 3, "epoch": 1}]
+    assert "2 replicas" in chief_log and "worker 1" in other_log
+    reference = train(tiny_config(tmp_path / "one", image_folder, epoch=1)).config
+    assert_same_training(config.resolved(), reference)
+    # written once: the run folders hold what a one-device run writes, and the other worker's scratch is gone
+    assert sorted(os.listdir(config.resolved().checkpoint_path)) == sorted(os.listdir(reference.checkpoint_path))
+    assert sorted(os.listdir(config.resolved().sample_path)) == sorted(os.listdir(reference.sample_path))
+    scratch = other_log.split("checkpoints into ")[1].split()[0]
+    assert "dcgan_tf_worker_" in scratch and not os.path.exists(scratch)
+
+
+def test_multiworker_without_tf_config_names_the_flag(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="strategy.*TF_CONFIG"):
+        distribution.make_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}')
+    with pytest.raises(ConfigError, match="strategy"):
+        distribution.make_strategy("multiworker")
+
+
+def test_global_batch_must_split_evenly_over_replicas():
+    two = types.SimpleNamespace(num_replicas_in_sync=2)
+    distribution.check_batch_split(64, two)
+    with pytest.raises(ConfigError, match="batch_size.*2 replicas.*try 62"):
+        distribution.check_batch_split(63, two)
+    with pytest.raises(ConfigError, match="strategy"):
+        Config(strategy="tpu").validate()
+
+
+def test_multiworker_runs_only_read_a_saved_autoencoder(tmp_path):
+    from dcgan_tf import autoencoder
+    from dcgan_tf.data import DataError
+    from test_autoencoder import ae_config, smooth_images
+
+    config = ae_config(tmp_path, str(tmp_path / "pics")).resolved()
+    images = smooth_images(8)
+    folder = autoencoder.autoencoder_folder(config)
+    with pytest.raises(DataError, match="train_autoencoder first"):
+        autoencoder.autoencode(config, images, train_missing=False)
+    assert not os.path.exists(folder)  # nothing written
+    trained = autoencoder.autoencode(config, images)  # --train_autoencoder trains and caches it
+    os.remove(os.path.join(folder, autoencoder.CACHE_FILE))
+    read = autoencoder.autoencode(config, images, train_missing=False)
+    assert not read.trained_now and not os.path.exists(os.path.join(folder, autoencoder.CACHE_FILE))
+    np.testing.assert_array_equal(read.reconstructions, trained.reconstructions)
