@@ -10,7 +10,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from conftest import tiny_config, write_images
