@@ -233,10 +233,17 @@ class GracefulStop(keras.callbacks.Callback):
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, strategy: tf.distribute.Strategy | None = None):
+        """`strategy`: a multiworker strategy, whose workers must all stop after the same step: each step they
+        agree whether any of them was signalled (else the others would wait in the next step forever)."""
         super().__init__()
         self.signal_name = None
         self.previous = {}
+        self.strategy = strategy
+
+    @tf.function  # traced once: an eager collective would be re-planned (and logged) every step
+    def _signalled_workers(self, signalled):
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: signalled), axis=None)
 
     def on_train_begin(self, logs=None):
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
@@ -250,6 +257,11 @@ class GracefulStop(keras.callbacks.Callback):
                     self.signal_name)
 
     def on_train_batch_end(self, batch, logs=None):
+        if self.strategy is not None:
+            anywhere = self._signalled_workers(tf.constant(int(self.signal_name is not None)))
+            if int(anywhere) and self.signal_name is None:
+                self.signal_name = "a signal to another worker"
+                log.warning("another worker was stopped: stopping after this step, with a checkpoint")
         if self.signal_name is not None:
             self.model.stop_training = True
 

@@ -81,6 +81,12 @@ def check_batch_split(batch_size: int, strategy: tf.distribute.Strategy) -> None
                                         f"try {max(replicas, batch_size // replicas * replicas)})")
 
 
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """In a multiworker run, wait until every worker gets here (a collective sum); elsewhere nothing."""
+    if is_multiworker(strategy) and strategy.num_replicas_in_sync > 1:
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+
 def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     """Workers take their part of each global batch (our pipeline has no files for FILE sharding)."""
     options = tf.data.Options()

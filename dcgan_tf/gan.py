@@ -176,16 +176,17 @@ class DCGAN(keras.Model):
             # per replica: the optimizer sums replicas' gradients; scale_loss is identity unless fp16 loss scaling
             scaled = self.d_optimizer.scale_loss(d_loss / _replicas_in_sync())
         d_variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply(tape.gradient(scaled, d_variables), d_variables)
+        apply_gradients(self.d_optimizer, tape.gradient(scaled, d_variables), d_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
                 "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
     def shared_forward_updates(self, real, labels=None, draw=0):
         """A D update and then a G update on the same z, with one generator forward pass for both.
 
-        The same as discriminator_update then generator_update with one `draw` (D's update leaves G's weights
-        alone, so G makes the same fake batch twice), minus one G forward pass per step: the fake batch D learns
-        from is kept on G's tape, and G's update backpropagates through it and D's updated weights.
+        The same weight updates as discriminator_update then generator_update with one `draw` (D's update leaves
+        G's weights alone, so G would make the same fake batch twice), minus one G forward pass per step: the fake
+        batch D learns from is kept on G's tape, and G's update backpropagates through it and D's updated weights.
+        G's batch-norm moving averages see that batch once, not twice (they only serve sampling).
         Returns (D's values, the G loss).
         """
         z = self.sample_z(tf.shape(real)[0], draw)
@@ -196,7 +197,7 @@ class DCGAN(keras.Model):
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
             scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
         g_variables = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(scaled, g_variables), g_variables)
+        apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return d_values, g_loss
 
     def generator_update(self, batch_size, labels=None, draw=0):
@@ -207,7 +208,7 @@ class DCGAN(keras.Model):
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
             scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
         g_variables = self.generator.trainable_variables
-        self.g_optimizer.apply(tape.gradient(scaled, g_variables), g_variables)
+        apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return g_loss
 
 
@@ -220,3 +221,16 @@ def _replicas_in_sync() -> int:
 def _across_workers(strategy) -> bool:
     """Whether Keras' fit() runs this strategy over several workers (the test Keras itself applies)."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
+def apply_gradients(optimizer, grads, variables) -> None:
+    """optimizer.apply(grads, variables). With fp16 loss scaling over several replicas, an overflow on any replica
+    becomes every replica's: Keras' LossScaleOptimizer judges the gradients of one replica before they are summed, so
+    without this one replica's inf could be applied, or workers could take different branches and wait forever."""
+    if _replicas_in_sync() > 1 and isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(grad)) for grad in grads])
+        overflows = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        poison = tf.where(overflows > 0, float("nan"), 0.0)
+        grads = [grad + tf.cast(poison, grad.dtype) for grad in grads]
+    optimizer.apply(grads, variables)

@@ -197,6 +197,7 @@ def _train(config: Config, strategy: tf.distribute.Strategy, scratch: str | None
     config = dataclasses.replace(config, c_dim=images.c_dim).validate()
     if saved is not None:
         runs.check_resumable(config, saved)  # now with the data's channel count known
+    distribution.barrier(strategy)  # every worker has read the saved config before the chief replaces it
     if chief:
         runs.save_config(config)
     prepared = preprocessing.preprocess(config, images, picture_dirs=[config.sample_path] if chief else [],
@@ -228,7 +229,8 @@ def _train(config: Config, strategy: tf.distribute.Strategy, scratch: str | None
     grid_z, grid_labels = grid_inputs(config, config.seed, bank)
 
     per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
-    stopper, guard = cb.GracefulStop(), cb.NonFiniteGuard()
+    stopper = cb.GracefulStop(strategy if distribution.is_multiworker(strategy) else None)
+    guard = cb.NonFiniteGuard()
     csv_log = cb.LossCSV(os.path.join(config.checkpoint_path if chief else scratch, LOSS_CSV),
                          resume_step=int(model.step.numpy()))
     grids = cb.SampleGrids(grid_z, config.sample_path, config.grid_rows, config.grid_cols, config.sample_freq,
@@ -281,7 +283,8 @@ def _train(config: Config, strategy: tf.distribute.Strategy, scratch: str | None
     if chief and not grids.disk_full:  # low disk: no more pictures of any kind
         _write_plots(config)
     result.step, result.epoch = int(model.step.numpy()), int(model.epoch.numpy())
-    result.last_checkpoint = manager.latest_checkpoint
+    # a non-chief worker's own checkpoints go with its scratch folder; the chief's are the run's
+    result.last_checkpoint = manager.latest_checkpoint if chief else tf.train.latest_checkpoint(config.checkpoint_path)
     log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", len(prepared.originals),
              len(images.skipped),
              os.path.abspath(config.checkpoint_path), _size(config.checkpoint_path),

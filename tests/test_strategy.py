@@ -3,9 +3,11 @@
 import dataclasses
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 
 import numpy as np
@@ -66,6 +68,48 @@ def test_mirrored_on_two_devices_matches_one_device_and_resumes(tmp_path, image_
     assert_same_training(resumed.resolved(), reference)
 
 
+LOSS_SCALE_PROBE = """
+import json, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from dcgan_tf.gan import apply_gradients
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    w = keras.Variable(1.0, name="w")
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1))
+    optimizer.build([w])
+
+@tf.function
+def step(bad_replica):
+    def update():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        with tf.GradientTape() as tape:
+            loss = w * tf.where(tf.equal(replica, bad_replica), float("inf"), 1.0)
+            scaled = optimizer.scale_loss(loss / 2)
+        apply_gradients(optimizer, tape.gradient(scaled, [w]), [w])
+    strategy.run(update)
+
+results = []
+for bad in (1, 0, -1):  # an overflow on replica 1, on replica 0, on neither
+    w.assign(1.0)
+    scale = float(optimizer.dynamic_scale.numpy())
+    step(tf.constant(bad))
+    results.append([float(w.numpy()), float(optimizer.dynamic_scale.numpy()) / scale])
+print(json.dumps(results))
+"""
+
+
+def test_an_fp16_overflow_on_one_replica_skips_the_update_on_all():
+    env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run([sys.executable, "-c", LOSS_SCALE_PROBE], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (w_bad1, scale_bad1), (w_bad0, scale_bad0), (w_clean, scale_clean) = json.loads(done.stdout.splitlines()[-1])
+    assert w_bad1 == w_bad0 == 1.0 and scale_bad1 == scale_bad0 == 0.5  # skipped everywhere, scale halved
+    assert w_clean == pytest.approx(1.0 - 0.1) and scale_clean == 1.0  # a finite step applies the mean gradient
+
+
 def free_ports(count):
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -95,6 +139,39 @@ def test_two_workers_match_one_device_and_only_the_chief_writes(tmp_path, image_
     assert sorted(os.listdir(config.resolved().sample_path)) == sorted(os.listdir(reference.sample_path))
     scratch = other_log.split("checkpoints into ")[1].split()[0]
     assert "dcgan_tf_worker_" in scratch and not os.path.exists(scratch)
+
+
+def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_they_resume(tmp_path, image_folder):
+    config = tiny_config(tmp_path / "workers", image_folder, epoch=500, strategy="multiworker", c_dim=3,
+                         sample_freq=1000, ckpt_freq=1000).resolved()
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    tf_configs = [{"cluster": cluster, "task": {"type": "worker", "index": index}} for index in range(2)]
+    processes = [start([config], tf_config=tf_config) for tf_config in tf_configs]
+    try:
+        csv_path = os.path.join(config.checkpoint_path, "losses.csv")
+        deadline = time.monotonic() + 240
+        while not (os.path.isfile(csv_path) and len(open(csv_path).readlines()) > 3):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "no training seen"
+            time.sleep(0.2)
+        processes[1].send_signal(signal.SIGTERM)  # only the non-chief worker is told
+        (chief, chief_log), (other, _) = [finish(process) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert chief == other and chief[0]["step"] < 500 * 3  # both stopped, after the same step
+    assert "another worker was stopped" in chief_log
+    stopped = chief[0]
+    assert os.path.isfile(os.path.join(config.checkpoint_path, f"ckpt-{stopped['step']}.index"))
+    # the same command, with the epoch the stop was in as the last, resumes on both workers and finishes it
+    resumed = dataclasses.replace(config, epoch=stopped["epoch"] + 1)
+    processes = [start([resumed], tf_config=tf_config) for tf_config in tf_configs]
+    try:
+        (chief, chief_log), (other, _) = [finish(process) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    assert chief == other == [{"step": 3 * (stopped["epoch"] + 1), "epoch": stopped["epoch"] + 1}]
+    assert f"resuming run {config.name} at step {stopped['step']}" in chief_log
 
 
 def test_multiworker_without_tf_config_names_the_flag(monkeypatch):
