@@ -120,58 +120,54 @@ def free_ports(count):
     return ports
 
 
-def test_two_workers_match_one_device_and_only_the_chief_writes(tmp_path, image_folder):
-    config = tiny_config(tmp_path / "workers", image_folder, epoch=1, strategy="multiworker", c_dim=3)
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
-    processes = [start([config], tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
-                 for index in range(2)]
+def run_workers(configs, tf_configs, signal_when=None):
+    """Each worker process trains `configs` in turn; `signal_when(config)`: once true, SIGTERM the last worker only.
+    Returns each worker's (results, log)."""
+    processes = [start(configs, tf_config=tf_config) for tf_config in tf_configs]
     try:
-        (chief, chief_log), (other, other_log) = [finish(process) for process in processes]
+        if signal_when is not None:
+            deadline = time.monotonic() + 240
+            while not signal_when(configs[-1]):
+                assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "no training seen"
+                time.sleep(0.2)
+            processes[-1].send_signal(signal.SIGTERM)
+        return [finish(process) for process in processes]
     finally:
         for process in processes:
             process.kill()
-    assert chief == other == [{"step": 3, "epoch": 1}]
-    assert "2 replicas" in chief_log and "worker 1" in other_log
-    reference = train(tiny_config(tmp_path / "one", image_folder, epoch=1)).config
-    assert_same_training(config.resolved(), reference)
-    # written once: the run folders hold what a one-device run writes, and the other worker's scratch is gone
-    assert sorted(os.listdir(config.resolved().checkpoint_path)) == sorted(os.listdir(reference.checkpoint_path))
-    assert sorted(os.listdir(config.resolved().sample_path)) == sorted(os.listdir(reference.sample_path))
-    scratch = other_log.split("checkpoints into ")[1].split()[0]
-    assert "dcgan_tf_worker_" in scratch and not os.path.exists(scratch)
 
 
-def test_a_signal_to_one_worker_stops_all_at_the_same_step_and_they_resume(tmp_path, image_folder):
-    config = tiny_config(tmp_path / "workers", image_folder, epoch=500, strategy="multiworker", c_dim=3,
+def csv_rows_beyond(count):
+    def seen(config):
+        path = os.path.join(config.checkpoint_path, "losses.csv")
+        return os.path.isfile(path) and len(open(path).readlines()) > 1 + count
+    return seen
+
+
+def test_two_workers_match_one_device_resume_and_stop_together(tmp_path, image_folder):
+    config = tiny_config(tmp_path / "workers", image_folder, epoch=1, strategy="multiworker", c_dim=3,
                          sample_freq=1000, ckpt_freq=1000).resolved()
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     tf_configs = [{"cluster": cluster, "task": {"type": "worker", "index": index}} for index in range(2)]
-    processes = [start([config], tf_config=tf_config) for tf_config in tf_configs]
-    try:
-        csv_path = os.path.join(config.checkpoint_path, "losses.csv")
-        deadline = time.monotonic() + 240
-        while not (os.path.isfile(csv_path) and len(open(csv_path).readlines()) > 3):
-            assert time.monotonic() < deadline and all(p.poll() is None for p in processes), "no training seen"
-            time.sleep(0.2)
-        processes[1].send_signal(signal.SIGTERM)  # only the non-chief worker is told
-        (chief, chief_log), (other, _) = [finish(process) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert chief == other and chief[0]["step"] < 500 * 3  # both stopped, after the same step
+    (chief, chief_log), (other, other_log) = run_workers([config], tf_configs)
+    assert chief == other == [{"step": 3, "epoch": 1}]
+    assert "2 replicas" in chief_log and "worker 1" in other_log
+    reference = train(tiny_config(tmp_path / "one", image_folder, epoch=1, sample_freq=1000,
+                                  ckpt_freq=1000)).config
+    assert_same_training(config, reference)
+    # written once: the run folders hold what a one-device run writes, and the other worker's scratch is gone
+    assert sorted(os.listdir(config.checkpoint_path)) == sorted(os.listdir(reference.checkpoint_path))
+    assert sorted(os.listdir(config.sample_path)) == sorted(os.listdir(reference.sample_path))
+    scratch = other_log.split("checkpoints into ")[1].split()[0]
+    assert "dcgan_tf_worker_" in scratch and not os.path.exists(scratch)
+
+    # both resume at step 3; a SIGTERM to the non-chief worker alone stops both after the same step
+    longer = dataclasses.replace(config, epoch=500)
+    (chief, chief_log), (other, _) = run_workers([longer], tf_configs, signal_when=csv_rows_beyond(6))
+    assert f"resuming run {config.name} at step 3" in chief_log
+    assert chief == other and 6 < chief[0]["step"] < 500 * 3
     assert "another worker was stopped" in chief_log
-    stopped = chief[0]
-    assert os.path.isfile(os.path.join(config.checkpoint_path, f"ckpt-{stopped['step']}.index"))
-    # the same command, with the epoch the stop was in as the last, resumes on both workers and finishes it
-    resumed = dataclasses.replace(config, epoch=stopped["epoch"] + 1)
-    processes = [start([resumed], tf_config=tf_config) for tf_config in tf_configs]
-    try:
-        (chief, chief_log), (other, _) = [finish(process) for process in processes]
-    finally:
-        for process in processes:
-            process.kill()
-    assert chief == other == [{"step": 3 * (stopped["epoch"] + 1), "epoch": stopped["epoch"] + 1}]
-    assert f"resuming run {config.name} at step {stopped['step']}" in chief_log
+    assert os.path.isfile(os.path.join(config.checkpoint_path, f"ckpt-{chief[0]['step']}.index"))
 
 
 def test_multiworker_without_tf_config_names_the_flag(monkeypatch):
