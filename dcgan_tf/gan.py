@@ -173,8 +173,7 @@ class DCGAN(keras.Model):
             d_loss_real = _bce_with_logits(1.0, real_logits)
             d_loss_fake = _bce_with_logits(0.0, fake_logits)
             d_loss = d_loss_real + d_loss_fake
-            # per replica: the optimizer sums replicas' gradients; scale_loss is identity unless fp16 loss scaling
-            scaled = self.d_optimizer.scale_loss(d_loss / _replicas_in_sync())
+            scaled = _scaled_loss(self.d_optimizer, d_loss)
         d_variables = self.discriminator.trainable_variables
         apply_gradients(self.d_optimizer, tape.gradient(scaled, d_variables), d_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
@@ -195,7 +194,7 @@ class DCGAN(keras.Model):
             with tape.stop_recording():
                 d_values = self.discriminator_update(real, labels, fake=tf.stop_gradient(fake))
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
-            scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
+            scaled = _scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return d_values, g_loss
@@ -206,7 +205,7 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
-            scaled = self.g_optimizer.scale_loss(g_loss / _replicas_in_sync())
+            scaled = _scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return g_loss
@@ -216,6 +215,13 @@ def _replicas_in_sync() -> int:
     """How many replicas share this step: 1 outside a distribution strategy or in its cross-replica context."""
     context = tf.distribute.get_replica_context()
     return context.num_replicas_in_sync if context is not None else 1
+
+
+def _scaled_loss(optimizer, loss):
+    """The loss to differentiate: this replica's share (the optimizer sums replicas' gradients), times the fp16 loss
+    scale when there is one (scale_loss is the identity otherwise)."""
+    replicas = _replicas_in_sync()
+    return optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
 
 
 def _across_workers(strategy) -> bool:
