@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import typing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING chatter; errors still show
 
@@ -14,6 +15,14 @@ from dcgan_tf.config import Config, ConfigError
 
 FLAGS = absl_flags.FLAGS
 CONFIG_FIELDS = list(Config.__dataclass_fields__)
+
+
+class Mode(typing.NamedTuple):
+    """One thing main.py does per command: the flag that picks it, the function that does it, and what it does."""
+
+    flag: str | None  # a boolean or list flag; None: test mode, run when no mode flag is given
+    run: typing.Callable[[Config], list[str]]  # returns the paths it wrote
+    description: str
 
 
 def config_from_flags() -> Config:
@@ -29,6 +38,7 @@ def fail(message: str) -> None:
 def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --helpfull)")
+    mode = chosen_mode()
     try:
         config = config_from_flags()
     except ConfigError as error:
@@ -40,18 +50,7 @@ def main(argv):
     logging.getLogger("absl").setLevel(logging.WARNING)  # TensorFlow's per-save "Sharding callback" INFO lines
 
     try:
-        if FLAGS.compare:
-            paths = compare(config)
-        elif FLAGS.train_autoencoder:
-            paths = train_autoencoder(config)
-        elif FLAGS.train:
-            report_training(dcgan_tf.train(config))
-            paths = []
-        elif FLAGS.visualize:
-            paths = visualize(config)
-        else:
-            paths = [dcgan_tf.write_test_grid(config)]
-        for path in paths:
+        for path in mode.run(config):
             print(f"wrote {path}")
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
@@ -60,6 +59,31 @@ def main(argv):
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a final checkpoint
         print("stopped at once; the run resumes from its last checkpoint with the same command", file=sys.stderr)
         sys.exit(130)
+
+
+def chosen_mode() -> Mode:
+    """The mode whose flag was given, or test mode without one; two mode flags fail before any work."""
+    given = [mode for mode in MODES if mode.flag and FLAGS[mode.flag].value]
+    if len(given) > 1:
+        names = [f"--{mode.flag}" for mode in given]
+        count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
+        fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
+    return given[0] if given else next(mode for mode in MODES if mode.flag is None)
+
+
+def train(config: Config) -> list[str]:
+    """--train: train (or resume) the run, then one line on how it ended."""
+    import dcgan_tf
+
+    report_training(dcgan_tf.train(config))
+    return []
+
+
+def run_test_mode(config: Config) -> list[str]:
+    """No mode flag (test mode): a sample grid from the run's latest checkpoint."""
+    import dcgan_tf
+
+    return [dcgan_tf.write_test_grid(config)]
 
 
 def visualize(config: Config) -> list[str]:
@@ -117,6 +141,16 @@ def report_training(result) -> None:
         print(f"stopped by {result.stopped_by}: {where}, checkpoint saved; run the same command to resume")
     else:
         print(f"trained {where}; samples in {result.config.sample_path}")
+
+
+# Every mode of main.py: a command gives at most one mode flag; with none, test mode (the last row) runs.
+MODES = (
+    Mode("compare", compare, "overlay the losses and G/D ratios of several runs and set their grids side by side"),
+    Mode("train_autoencoder", train_autoencoder, "train (or reuse) only the autoencoder; write its reconstructions"),
+    Mode("train", train, "train (or resume) the run"),
+    Mode("visualize", visualize, "draw --visualize_option from the run's latest checkpoint"),
+    Mode(None, run_test_mode, "test mode: a sample grid from the run's latest checkpoint"),
+)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""The run configuration: one frozen dataclass, validated, saved as `<run>/config.json`."""
+"""The run configuration: one frozen dataclass, validated, saved as `<run>/config.json`.
+
+`Config` is the only source of every setting's default and help: flags.py makes its command-line flags from the
+fields' metadata (see `setting`). This module imports nothing from dcgan_tf and no TensorFlow, so flags are validated
+before TensorFlow loads.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +20,38 @@ BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
 
-# Fields that change the model, the kind of data it is made for, or the G:D ratio. The main ones name the run
-# folder (default_run_name), and a saved run refuses to resume under different values of any of them (a new value
-# is a new run, not a silent change). The data set is compared by name, so `data/mice/` and `mice` are one run.
-MODEL_FIELDS = (
-    "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
-    "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
-    "d_layers", "d_batchnorm", "d_steps", "d_learning_rate",
-    "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
-)
-# Fields that change the autoencoder or the data it is trained on; they name its folder (autoencoder_name).
-AUTOENCODER_FIELDS = ("ae_code_dim", "ae_epochs", "ae_learning_rate")
+# What a setting changes. "model": the model, the kind of data it is made for, or the G:D ratio; the main ones name the
+# run folder (default_run_name), and a saved run refuses to resume under different values of any of them (a new value
+# is a new run, not a silent change). "training": how training runs; may change on resume. "output": where and what
+# is written.
+KINDS = ("model", "training", "output")
+
+# Size rules of the networks (networks.py builds them), here so a bad size fails before TensorFlow loads.
+UNCONDITIONAL_STAGES = 4
+CONDITIONAL_STAGES = 2
+
+
+def _stages(conditional: bool) -> int:
+    return CONDITIONAL_STAGES if conditional else UNCONDITIONAL_STAGES
+
+
+def side_problem(side_name: str, side: int, conditional: bool = False) -> str | None:
+    """Why an output side (e.g. "width", 20) cannot be built, listing sizes that work; None when it can."""
+    step = 2 ** _stages(conditional)
+    if side >= step and side % step == 0:
+        return None
+    nearest = sorted({max(step, side // step * step), max(step, -(-side // step) * step)})
+    examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
+    kind = "conditional (MNIST) nets have" if conditional else "the nets have"
+    return (f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
+            f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})")
+
+
+def setting(default, kind: str, help: str, flag: bool = True, choices: tuple[str, ...] | None = None):
+    """A Config field: its default, and as metadata its kind (one of KINDS), help, whether it is a flag, its choices."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    return dataclasses.field(default=default, metadata={"kind": kind, "help": help, "flag": flag, "choices": choices})
 
 
 class ConfigError(ValueError):
@@ -41,61 +67,113 @@ class ConfigError(ValueError):
 class Config:
     """Everything a run needs. `None` in a derived field means "work it out" (see `resolved`)."""
 
-    # data
-    dataset: str | None = None  # a name under data_dir, a folder path, "mnist", or None for the built-in set
-    data_dir: str = "./data"
-    input_fname_pattern: str = "*.jpg"
-    input_height: int = 108
-    input_width: int | None = None  # None: input_height
-    output_height: int = 64
-    output_width: int | None = None  # None: output_height
-    crop: bool = False
-    train_size: int | None = None  # None: every image
-    cache_limit: int = 4096  # MB of decoded images kept in memory; a bigger data set streams from its files
-    c_dim: int | None = None  # None: 1 if every image is grayscale, else 3
-    y_dim: int | None = None  # None: 10 for MNIST (conditional DCGAN), else unconditional
+    # ------------------------------------------------------------------ model settings (MODEL_FIELDS, in this order)
+    # the data and the image size
+    dataset: str | None = setting(
+        None, "model", "Data set: a folder name under --data_dir, a path to a folder, or 'mnist' (conditional DCGAN). "
+        "Unset: the small built-in Twemoji smileys set, offline.")
+    output_height: int = setting(64, "model", "Height of the images the GAN trains on and generates.")
+    output_width: int | None = setting(None, "model", "Width of generated images. Unset: --output_height.")
+    crop: bool = setting(
+        False, "model", "Centre-crop input_height x input_width before resizing; else resize whole images.")
+    input_height: int = setting(108, "model", "Height of the centre crop taken from each image (with --crop).")
+    input_width: int | None = setting(None, "model", "Width of the centre crop. Unset: --input_height.")
+    batch_size: int = setting(64, "model", "Images per batch.")
+    # the networks
+    z_dim: int = setting(100, "model", "Dimension of the latent vector z.")
+    z_dist: str = setting(
+        "uniform_signed", "model", "Distribution of z: U(-1, 1), U(0, 1) or N(0, 1), used in training and sampling.",
+        choices=Z_DISTRIBUTIONS)
+    gf_dim: int = setting(64, "model", "Filters in the generator's last transposed conv (doubles each stage back).")
+    df_dim: int = setting(64, "model", "Filters in the discriminator's first conv (doubles each stage).")
+    gfc_dim: int = setting(
+        1024, "model", "Conditional (MNIST) nets only: width of the generator's dense layers.", flag=False)
+    dfc_dim: int = setting(
+        1024, "model", "Conditional (MNIST) nets only: width of the discriminator's dense layer.", flag=False)
+    y_dim: int | None = setting(
+        None, "model", "Labels of a conditional DCGAN. Unset: 10 for MNIST, else unconditional.", flag=False)
+    c_dim: int | None = setting(
+        None, "model", "Colour channels. Unset: 1 if every image is grayscale, else 3.", flag=False)
+    # the balance of generator and discriminator
+    g_advantage: int = setting(2, "model", "Generator updates per discriminator update (>= 1; carpedm20 ran 2).")
+    d_layers: int = setting(
+        4, "model", "Stride-2 conv layers in the discriminator, 1-4 (the clip-art study used 2): fewer make a "
+        "weaker D.")
+    d_batchnorm: bool = setting(
+        True, "model", "Batch norm in the discriminator (all but its first layer); --nod_batchnorm removes it.")
+    d_steps: int = setting(
+        1, "model", "Discriminator updates per step (>= 1), each on the step's real batch and a fresh fake batch: the "
+        "mirror of --g_advantage.")
+    d_learning_rate: float | None = setting(
+        None, "model", "Adam learning rate of the discriminator. Unset: --learning_rate (the clip-art study used half "
+        "of it).")
     # autoencoder preprocessing
-    preprocess: str = "none"  # "autoencoder": train the GAN on the autoencoder's reconstructions
-    ae_code_dim: int = 128  # length of the autoencoder's code
-    ae_epochs: int = 30
-    ae_learning_rate: float = 0.001
-    swap_epoch: int | None = None  # with preprocess: epochs >= this train on the originals; None: never swap
-    dedupe: float | None = None  # drop images whose codes are this close (x the median code distance); None: keep all
-    # model
-    z_dim: int = 100
-    z_dist: str = "uniform_signed"
-    gf_dim: int = 64
-    df_dim: int = 64
-    d_layers: int = 4  # stride-2 conv layers in D (1-4); fewer make a weaker D
-    d_batchnorm: bool = True  # batch norm in D (all but its first layer)
-    gfc_dim: int = 1024  # conditional (MNIST) nets only: width of the dense layers
-    dfc_dim: int = 1024
-    # training
-    epoch: int = 25
-    batch_size: int = 64
-    learning_rate: float = 0.0002
-    beta1: float = 0.5
-    g_advantage: int = 2
-    d_steps: int = 1  # discriminator updates per step, the mirror of g_advantage
-    d_learning_rate: float | None = None  # None: learning_rate
-    seed: int = 1
-    mixed_precision: bool = False  # bf16 on CPU, fp16 with loss scaling on GPU; losses, logits, BN stats in fp32
-    jit_compile: bool = False  # XLA-compile train_step (measured slower on CPU; see the README's Performance)
-    strategy: str = "default"  # default (one device), mirrored (all local GPUs) or multiworker (TF_CONFIG)
-    nan_policy: str = "stop"  # on a NaN/Inf loss: stop, or roll back to the last checkpoint with halved learning rates
-    # outputs
-    checkpoint_dir: str = "checkpoints"
-    sample_dir: str = "samples"
-    run_name: str | None = None
-    sample_freq: int = 200
-    ckpt_freq: int = 200
-    max_to_keep: int = 1
-    keep_samples: int = 0  # keep the newest N training grids (plus every keep_every-th); 0 keeps all
-    keep_every: int = 10
-    min_free_mb: int = 500  # below this much free disk, stop writing sample grids (checkpoints go on)
-    grid_rows: int | None = None  # None: 8, or one row per label for a conditional model
-    grid_cols: int = 8
-    verbose: int = 1  # fit() progress: 0 silent, 1 progress bar, 2 one line per epoch
+    preprocess: str = setting(
+        "none", "model", "'autoencoder': train a convolutional autoencoder on the images (once; later runs reuse "
+        "it) and train the GAN on its blurrier reconstructions.", choices=PREPROCESSING)
+    ae_code_dim: int = setting(
+        128, "model", "Length of the autoencoder's code (its bottleneck): smaller, blurrier.")
+    ae_epochs: int = setting(30, "model", "Epochs of autoencoder training.")
+    ae_learning_rate: float = setting(0.001, "model", "Adam learning rate of the autoencoder.")
+    swap_epoch: int | None = setting(
+        None, "model", "With --preprocess autoencoder: train on the reconstructions for epochs before this one, then "
+        "on the original images. Unset: reconstructions throughout.")
+    dedupe: float | None = setting(
+        None, "model", "Drop near-duplicate images: those whose autoencoder codes lie within this fraction of the "
+        "median code distance of an earlier image (e.g. 0.05; exact copies are at 0). Trains the autoencoder if "
+        "needed; the dropped files are listed in duplicates.csv (the first 10 in the log).")
+
+    # ------------------------------------------------------------------ training settings (may change on resume)
+    data_dir: str = setting(
+        "./data", "training", "Folder holding the data sets (data_dir/dataset/input_fname_pattern).")
+    input_fname_pattern: str = setting(
+        "*.jpg", "training", "Glob of image files inside the data set folder ('**' recurses).")
+    train_size: int | None = setting(
+        None, "training", "Train on a seeded random subset of this many images. Unset: all.")
+    cache_limit: int = setting(
+        4096, "training", "MB of decoded images kept in memory. A data set that needs more is streamed from its files "
+        "instead (decoded batch by batch, in parallel). 0: always stream.")
+    epoch: int = setting(
+        25, "training", "Train until this many epochs are done (a resumed run continues to it).")
+    learning_rate: float = setting(0.0002, "training", "Adam learning rate of both networks.")
+    beta1: float = setting(0.5, "training", "Adam beta_1 of both networks.")
+    seed: int = setting(
+        1, "training", "Seed of weights, z draws, data order and sample grids: same seed, same run.")
+    mixed_precision: bool = setting(
+        False, "training", "Mixed precision: bf16 on a CPU, fp16 with dynamic loss scaling on a GPU; weights, "
+        "batch-norm statistics, logits and losses stay float32. May change on resume.")
+    jit_compile: bool = setting(
+        False, "training", "XLA-compile the training step. Off by default: measured slower on CPU (see README, "
+        "Performance).")
+    strategy: str = setting(
+        "default", "training", "Where the training step runs: 'default' (one device), 'mirrored' (every local GPU, the "
+        "global --batch_size split between them) or 'multiworker' (several machines, configured by TF_CONFIG; see "
+        "README). May change on resume.", choices=STRATEGIES)
+    nan_policy: str = setting(
+        "stop", "training", "On a NaN/Inf loss: 'stop' the run (exit 1; the last good checkpoint stays), or 'rollback' "
+        "to the last checkpoint with both learning rates halved (at most 3 times).", choices=NAN_POLICIES)
+
+    # ------------------------------------------------------------------ output settings (where and what is written)
+    checkpoint_dir: str = setting(
+        "checkpoints", "output", "Folder of run folders holding checkpoints, config.json, losses.csv and TensorBoard "
+        "logs.")
+    sample_dir: str = setting("samples", "output", "Folder of run folders holding sample grids.")
+    run_name: str | None = setting(
+        None, "output", "Run folder name. Unset: derived from the data set and the model settings.")
+    sample_freq: int = setting(200, "output", "Write a sample grid every this many steps.")
+    ckpt_freq: int = setting(200, "output", "Save a checkpoint every this many steps.")
+    max_to_keep: int = setting(1, "output", "Keep this many newest checkpoints.")
+    keep_samples: int = setting(
+        0, "output", "Keep only the newest N training grids, plus every --keep_every-th one. 0 keeps all.")
+    keep_every: int = setting(10, "output", "With --keep_samples: also keep every this-many-th training grid.")
+    min_free_mb: int = setting(
+        500, "output", "Below this much free disk (MB), stop writing sample grids so checkpoints keep their room; "
+        "warns once. 0: never stop.")
+    grid_rows: int | None = setting(
+        None, "output", "Rows of sample grids. Unset: 8, or one row per digit for MNIST.")
+    grid_cols: int = setting(8, "output", "Columns of sample grids.")
+    verbose: int = setting(
+        1, "output", "Training progress: 0 silent, 1 progress bar, 2 one line per epoch.")
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":
@@ -246,9 +324,6 @@ class Config:
             raise ConfigError("verbose", f"must be 0, 1 or 2 (got {c.verbose})")
         if c.run_name is not None and (not c.run_name or os.sep in c.run_name or c.run_name in (".", "..")):
             raise ConfigError("run_name", f"must be a plain folder name (got {c.run_name!r})")
-        # Size rules live with the networks; imported here so a bad size fails before any data is read.
-        from dcgan_tf.networks import side_problem
-
         for name in ("output_height", "output_width"):
             problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
             if problem:
@@ -282,3 +357,30 @@ class Config:
             if x != y:
                 diffs[name] = (x, y)
         return diffs
+
+
+def fields_of_kind(kind: str) -> tuple[str, ...]:
+    """Names of Config's fields of one kind ("model", "training" or "output"), in the order they are declared."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
+    return tuple(field.name for field in dataclasses.fields(Config) if field.metadata["kind"] == kind)
+
+
+# The model settings: a saved run refuses to resume under different values of any of them (model_differences). The data
+# set is compared by name, so `data/mice/` and `mice` are one run.
+MODEL_FIELDS = fields_of_kind("model")
+# Fields that change the autoencoder or the data it is trained on; they name its folder (autoencoder_name).
+AUTOENCODER_FIELDS = ("ae_code_dim", "ae_epochs", "ae_learning_rate")
+# Model settings that default_run_name leaves out on purpose, and why. Every other model setting must change the run
+# name when it changes (tests/test_config.py checks it), so different runs never share a folder.
+NOT_IN_RUN_NAME = {
+    "c_dim": "read from the data (grayscale or colour), which the name already starts with",
+    "y_dim": "follows the data set (10 labels for MNIST), which the name already starts with",
+    "gfc_dim": "conditional (MNIST) nets only, and no flag sets it",
+    "dfc_dim": "conditional (MNIST) nets only, and no flag sets it",
+    "input_height": "named only under --crop (crop<height>x<width>): without it whole images are resized",
+    "input_width": "named only under --crop (crop<height>x<width>): without it whole images are resized",
+    "ae_code_dim": "named only when the autoencoder is used (ae<code_dim>): without it the setting is unused",
+    "ae_epochs": "named only when the autoencoder is used, and then only when not the default",
+    "ae_learning_rate": "named only when the autoencoder is used, and then only when not the default",
+}

@@ -12,8 +12,8 @@ import functools
 import keras
 from keras import layers, ops
 
-UNCONDITIONAL_STAGES = 4
-CONDITIONAL_STAGES = 2
+from dcgan_tf.config import UNCONDITIONAL_STAGES, side_problem
+
 KERNEL = 5
 BN_MOMENTUM = 0.9  # carpedm20's batch_norm(momentum=0.9, epsilon=1e-5)
 BN_EPSILON = 1e-5
@@ -22,22 +22,6 @@ BN_EPSILON = 1e-5
 def weight_init():
     """N(0, 0.02), the DCGAN paper's initialisation for every conv and dense kernel."""
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
-
-
-def _stages(conditional: bool) -> int:
-    return CONDITIONAL_STAGES if conditional else UNCONDITIONAL_STAGES
-
-
-def side_problem(side_name: str, side: int, conditional: bool = False) -> str | None:
-    """Why an output side (e.g. "width", 20) cannot be built, listing sizes that work; None when it can."""
-    step = 2 ** _stages(conditional)
-    if side >= step and side % step == 0:
-        return None
-    nearest = sorted({max(step, side // step * step), max(step, -(-side // step) * step)})
-    examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
-    kind = "conditional (MNIST) nets have" if conditional else "the nets have"
-    return (f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
-            f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})")
 
 
 def check_output_size(height: int, width: int, conditional: bool = False) -> None:
