@@ -43,9 +43,9 @@ import tensorflow as tf  # noqa: E402
 
 from dcgan_tf import data  # noqa: E402
 from dcgan_tf.config import Config  # noqa: E402
-from dcgan_tf.gan import sample_z  # noqa: E402
+from dcgan_tf.latent import sample_z  # noqa: E402
 from dcgan_tf.networks import build_discriminator, build_generator  # noqa: E402
-from dcgan_tf.training import build_dcgan  # noqa: E402
+from dcgan_tf.build import build_dcgan  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -64,7 +64,7 @@ from PIL import Image  # noqa: E402
 
 from dcgan_tf import data  # noqa: E402
 from dcgan_tf.config import Config  # noqa: E402
-from dcgan_tf.training import build_dcgan  # noqa: E402
+from dcgan_tf.build import build_dcgan  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers

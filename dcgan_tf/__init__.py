@@ -4,13 +4,14 @@
     result = train(Config(dataset="data/mice", g_advantage=4, epoch=25))
 """
 
+from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.data import DataError
 from dcgan_tf.gan import DCGAN
 from dcgan_tf.inference import load_trained, write_test_grid
 from dcgan_tf.networks import build_discriminator, build_generator
 from dcgan_tf.runs import RunError
-from dcgan_tf.training import TrainResult, build_dcgan, train
+from dcgan_tf.training import TrainResult, train
 
 __all__ = [
     "Config", "ConfigError", "DataError", "DCGAN", "RunError", "TrainResult", "build_dcgan", "build_discriminator",

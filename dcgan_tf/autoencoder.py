@@ -10,7 +10,6 @@ data and autoencoder settings reuses them; a change of the images or of the sett
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from dcgan_tf import files
 from dcgan_tf.config import AUTOENCODER_FIELDS, Config
 from dcgan_tf.data import DataError, LoadedImages, to_float
 
@@ -125,21 +125,6 @@ def encode_and_reconstruct(model: ConvAutoencoder, images: np.ndarray) -> tuple[
     return np.concatenate(codes).astype(np.float32), np.concatenate(reconstructions)
 
 
-def fingerprint(images: np.ndarray) -> str:
-    """sha256 of the images' shape and pixels: changes whenever a file is added, removed or altered."""
-    digest = hashlib.sha256(repr(images.shape).encode())
-    digest.update(memoryview(np.ascontiguousarray(images)).cast("B"))  # no copy of the images
-    return digest.hexdigest()
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _settings(config: Config, images: np.ndarray) -> dict:
     return {**{name: getattr(config, name) for name in AUTOENCODER_FIELDS}, "seed": config.seed,
             "image_shape": list(images.shape[1:]), "filters": FILTERS, "max_stages": MAX_STAGES}
@@ -160,12 +145,12 @@ def autoencode(config: Config, images: np.ndarray, train_missing: bool = True) -
     if train_missing:
         os.makedirs(folder, exist_ok=True)
     weights_path, info_path = os.path.join(folder, WEIGHTS_FILE), os.path.join(folder, INFO_FILE)
-    data_key, settings = fingerprint(images), _settings(config, images)
+    data_key, settings = files.array_fingerprint(images), _settings(config, images)
 
-    info = _read_json(info_path)
+    info = files.read_json(info_path)
     model = build_autoencoder(config, images.shape[1:])
     reusable = bool(info and info.get("settings") == settings and info.get("data") == data_key
-                    and os.path.isfile(weights_path) and info.get("weights") == _file_digest(weights_path))
+                    and os.path.isfile(weights_path) and info.get("weights") == files.file_digest(weights_path))
     reason = "no saved autoencoder" if not info else "the images, its settings or its weights file changed"
     if reusable:
         try:
@@ -181,14 +166,13 @@ def autoencode(config: Config, images: np.ndarray, train_missing: bool = True) -
     if not reusable:
         log.info("training the autoencoder %s (%s): %d images, %d epochs", config.autoencoder_name, reason,
                  len(images), config.ae_epochs)
-        _remove(info_path)  # a run killed from here on finds no info, so never pairs old info with new weights
+        files.remove_if_present(info_path)  # a run killed from here on finds no info, so never pairs old info with new weights
         losses = fit_autoencoder(model, images, config)
-        temporary = os.path.join(folder, f"autoencoder.tmp{os.getpid()}.weights.h5")
-        model.save_weights(temporary)
-        os.replace(temporary, weights_path)
-        info = {"settings": settings, "data": data_key, "weights": _file_digest(weights_path),
+        with files.replacing(weights_path, suffix=".weights.h5") as temporary:
+            model.save_weights(temporary)
+        info = {"settings": settings, "data": data_key, "weights": files.file_digest(weights_path),
                 "num_images": len(images), "losses": losses}
-        _write_json(info_path, info)
+        files.write_json(info_path, info)
         log.info("autoencoder trained: mean squared error %.4f after epoch 1, %.4f after epoch %d", losses[0],
                  losses[-1], len(losses))
     trained_now = not reusable
@@ -196,55 +180,16 @@ def autoencode(config: Config, images: np.ndarray, train_missing: bool = True) -
     # The cache belongs to these exact images and these exact weights.
     cache_key = hashlib.sha256((data_key + info["weights"]).encode()).hexdigest()
     cache_path = os.path.join(folder, CACHE_FILE)
-    cached = _read_cache(cache_path, cache_key)
+    cached = files.read_keyed_npz(cache_path, cache_key, ("codes", "reconstructions"), what="reconstruction cache")
     if cached is not None:
         codes, reconstructions = cached
         log.info("reusing %d cached reconstructions from %s", len(reconstructions), cache_path)
     else:
         codes, reconstructions = encode_and_reconstruct(model, images)
     if cached is None and train_missing:
-        temporary = f"{cache_path}.tmp{os.getpid()}.npz"
-        np.savez(temporary, key=np.array(cache_key), codes=codes, reconstructions=reconstructions)
-        os.replace(temporary, cache_path)
+        files.write_keyed_npz(cache_path, cache_key, codes=codes, reconstructions=reconstructions)
         log.info("cached %d reconstructions in %s", len(reconstructions), cache_path)
     return Autoencoded(reconstructions, codes, folder, trained_now, cached is not None, list(info.get("losses", [])))
-
-
-def _read_json(path: str) -> dict | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-
-
-def _write_json(path: str, value: dict) -> None:
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2)
-    os.replace(temporary, path)
-
-
-def _read_cache(path: str, key: str):
-    """(codes, reconstructions) from the cache file when it was made under `key`; None when absent, stale or torn."""
-    try:
-        with np.load(path, allow_pickle=False) as cache:
-            if str(cache["key"]) != key:
-                log.info("cached reconstructions are stale (other images or weights); recomputing")
-                return None
-            return cache["codes"], cache["reconstructions"]
-    except FileNotFoundError:
-        return None
-    except Exception as error:  # noqa: BLE001 - a torn or foreign file: recompute, never fail the run
-        log.warning("ignoring unreadable reconstruction cache %s (%s)", path, error)
-        return None
 
 
 # ------------------------------------------------------------------------------------------------ duplicates

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcgan_tf.visualize import save_image, tile
+from dcgan_tf.images import save_image, tile
 
 RECONSTRUCTIONS_PNG = "autoencoder_reconstructions.png"
 CODES_PNG = "autoencoder_codes_pca.png"

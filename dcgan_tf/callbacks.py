@@ -16,14 +16,12 @@ import threading
 import keras
 import tensorflow as tf
 
+from dcgan_tf import files
 from dcgan_tf.gan import METRIC_NAMES
-from dcgan_tf.visualize import save_grid
+from dcgan_tf.images import save_grid
+from dcgan_tf.runs import list_training_grids, training_grid_name
 
 log = logging.getLogger(__name__)
-
-
-def _step(model) -> int:
-    return int(model.step.numpy())
 
 
 def weights_finite(model) -> bool:
@@ -61,12 +59,12 @@ class EveryNSteps(keras.callbacks.Callback):
         raise NotImplementedError
 
     def on_train_batch_end(self, batch, logs=None):
-        step = _step(self.model)
+        step = self.model.steps_done
         if step % self.every == 0:
             self.save(step)
 
     def on_train_end(self, logs=None):
-        step = _step(self.model)
+        step = self.model.steps_done
         if self.last_saved != step:
             self.save(step)
 
@@ -90,7 +88,7 @@ class SampleGrids(EveryNSteps):
         if not self._disk_has_room() or not weights_finite(self.model):  # no grids of a diverged model
             return None
         images = self.model.generate(self.sample_z, self.labels, training=False)
-        path = save_grid(images.numpy(), self.rows, self.cols, os.path.join(self.directory, f"train_{step:08d}.png"))
+        path = save_grid(images.numpy(), self.rows, self.cols, os.path.join(self.directory, training_grid_name(step)))
         self.last_saved = step
         if self.keep:
             self._prune()
@@ -108,12 +106,11 @@ class SampleGrids(EveryNSteps):
         return not self.disk_full
 
     def _prune(self):
-        steps = sorted(int(name[6:14]) for name in os.listdir(self.directory)
-                       if name.startswith("train_") and name.endswith(".png") and name[6:14].isdigit())
-        newest = set(steps[-self.keep:])
-        for step in steps:
+        grids = list_training_grids(self.directory)
+        newest = set(list(grids)[-self.keep:])
+        for step, path in grids.items():
             if step not in newest and (step // self.every) % self.keep_every:
-                os.remove(os.path.join(self.directory, f"train_{step:08d}.png"))
+                os.remove(path)
 
 
 class Checkpoints(EveryNSteps):
@@ -161,12 +158,11 @@ class LossCSV(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if self.resume_step is not None:
-            temporary = self.path + ".tmp"
-            with open(temporary, "w", newline="", encoding="utf-8") as handle:
+            kept = self._kept_rows()
+            with files.replacing(self.path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
                 writer.writeheader()
-                writer.writerows(self._kept_rows())
-            os.replace(temporary, self.path)
+                writer.writerows(kept)
             self.resume_step = None  # a later fit() of the same run appends, unless a rollback sets it again
         self.handle = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=self.COLUMNS, extrasaction="ignore")
@@ -176,7 +172,7 @@ class LossCSV(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         row = {name: float(logs[name]) for name in METRIC_NAMES if name in logs}
-        self.writer.writerow({"step": _step(self.model), "epoch": self.epoch, **row, "data": self.source})
+        self.writer.writerow({"step": self.model.steps_done, "epoch": self.epoch, **row, "data": self.source})
         self.handle.flush()  # a checkpoint may follow: its rows must be on disk first
 
     def on_train_end(self, logs=None):
@@ -195,7 +191,7 @@ class LossTensorBoard(keras.callbacks.Callback):
         self.writer = tf.summary.create_file_writer(self.log_dir)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = _step(self.model)
+        step = self.model.steps_done
         with self.writer.as_default(step=step):
             for name in METRIC_NAMES:
                 if name in logs:
@@ -222,7 +218,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         bad = [name for name, value in (logs or {}).items() if not math.isfinite(float(value))]
         if bad:
-            self.tripped = (_step(self.model), bad)
+            self.tripped = (self.model.steps_done, bad)
             log.error("non-finite %s at step %d", ", ".join(bad), self.tripped[0])
             self.model.stop_training = True
 

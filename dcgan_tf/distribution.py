@@ -1,5 +1,7 @@
 """--strategy: train on one device, on every local device (MirroredStrategy), or on several machines
-(MultiWorkerMirroredStrategy, configured through the TF_CONFIG environment variable)."""
+(MultiWorkerMirroredStrategy, configured through the TF_CONFIG environment variable); and the replica plumbing
+the training step needs under a strategy (this replica's rows, loss shares, agreed overflows, loops), kept here so
+the step itself reads like the algorithm."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import logging
 import os
 
+import keras
 import tensorflow as tf
 
 from dcgan_tf.config import STRATEGIES, ConfigError
@@ -92,3 +95,58 @@ def shard_by_data(dataset: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
+
+
+# ------------------------------------------------------------------------------------------ inside the training step
+def replicas_in_sync() -> int:
+    """How many replicas share this step: 1 outside a distribution strategy or in its cross-replica context."""
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1
+
+
+def this_replicas_rows(batch, rows: int):
+    """Rows [r * rows, (r + 1) * rows) of a global batch drawn alike on every replica r; the batch itself on one."""
+    if replicas_in_sync() == 1:
+        return batch
+    first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * rows
+    return tf.slice(batch, tf.stack([first, 0]), tf.stack([rows, -1]))
+
+
+def scaled_loss(optimizer, loss):
+    """The loss to differentiate: this replica's share (the optimizer sums replicas' gradients), times the fp16 loss
+    scale when there is one (scale_loss is the identity otherwise)."""
+    replicas = replicas_in_sync()
+    return optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
+
+
+def apply_gradients(optimizer, grads, variables) -> None:
+    """optimizer.apply(grads, variables). With fp16 loss scaling over several replicas, an overflow on any replica
+    becomes every replica's: Keras' LossScaleOptimizer judges the gradients of one replica before they are summed, so
+    without this one replica's inf could be applied, or workers could take different branches and wait forever."""
+    if replicas_in_sync() > 1 and isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(grad)) for grad in grads])
+        overflows = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
+        poison = tf.where(overflows > 0, float("nan"), 0.0)
+        grads = [grad + tf.cast(poison, grad.dtype) for grad in grads]
+    optimizer.apply(grads, variables)
+
+
+def repeat(count: int, body, initial):
+    """body(i, state) -> state for i in range(count), in a graph while_loop (Keras traces train_step without
+    AutoGraph), so g_advantage=50 builds no bigger graph than 1. Measured no slower than the updates written out.
+    With several replicas the updates are written out: a strategy cannot synchronise inside a while_loop."""
+    if replicas_in_sync() > 1:
+        state = initial
+        for i in range(count):
+            state = body(i, state)
+        return state
+    return tf.while_loop(lambda i, state: i < count, lambda i, state: (i + 1, body(i, state)),
+                         (tf.constant(0), initial))[1]
+
+
+def step_logs(values: dict, strategy) -> dict:
+    """train_step's per-step values as fit() wants them: across workers Keras averages logs along a batch axis."""
+    if is_multiworker(strategy) and strategy.extended._in_multi_worker_mode():  # the test Keras itself applies
+        return {name: tf.reshape(value, [1]) for name, value in values.items()}
+    return values

@@ -8,24 +8,11 @@ import random
 import keras
 import tensorflow as tf
 
-Z_RANGES = {"uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0), "normal01": None}
+from dcgan_tf import distribution
+from dcgan_tf.latent import sample_z
+
+D_METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
 METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
-
-
-def sample_z(shape, z_dist: str, seed):
-    """Draw latent vectors: uniform_signed U(-1, 1), uniform_unsigned U(0, 1) or normal01 N(0, 1).
-
-    `seed` is an int, a keras.random.SeedGenerator (advanced on each call), or an int tensor [2] (a stateless key).
-    """
-    if z_dist not in Z_RANGES:
-        raise ValueError(f"unknown z_dist {z_dist!r}")
-    if tf.is_tensor(seed):
-        if z_dist == "normal01":
-            return tf.random.stateless_normal(shape, seed)
-        return tf.random.stateless_uniform(shape, seed, *Z_RANGES[z_dist])
-    if z_dist == "normal01":
-        return keras.random.normal(shape, seed=seed)
-    return keras.random.uniform(shape, *Z_RANGES[z_dist], seed=seed)
 
 
 def _bce_with_logits(target: float, logits):
@@ -89,19 +76,29 @@ class DCGAN(keras.Model):
     def draws_per_step(self) -> int:
         return self.d_steps + self.g_advantage - 1  # the last D update and the first G update share one z
 
+    @property
+    def steps_done(self) -> int:
+        """The global step as a Python int: train steps done so far (resumed runs included)."""
+        return int(self.step.numpy())
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.epoch.numpy())
+
+    @property
+    def steps_into_epoch(self) -> int:
+        """Steps done since the current epoch began (the place a resumed run continues its data order from)."""
+        return self.steps_done - int(self.epoch_start_step.numpy())
+
     def sample_z(self, batch_size, draw=0):
         """The current step's `draw`-th z batch [batch_size, z_dim]: keyed by (seed, step, draw), not by RNG state.
 
         In a replica context of a strategy with R replicas, the global draw has R * batch_size rows and replica r
         takes rows [r * batch_size, (r + 1) * batch_size), so the z match one device's on the global batch.
         """
-        replicas = _replicas_in_sync()
         key = tf.stack([tf.constant(self.seed, tf.int64), self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
-        z = sample_z((batch_size * replicas, self.z_dim), self.z_dist, key)
-        if replicas == 1:
-            return z
-        first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * batch_size
-        return tf.slice(z, tf.stack([first, 0]), tf.stack([batch_size, -1]))
+        z = sample_z((batch_size * distribution.replicas_in_sync(), self.z_dim), self.z_dist, key)
+        return distribution.this_replicas_rows(z, batch_size)
 
     def generate(self, z, labels=None, training: bool = False):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
@@ -123,48 +120,40 @@ class DCGAN(keras.Model):
         return self.generate(z, training=training)
 
     def train_step(self, data):
+        """One step: `d_steps` D updates, then `g_advantage` G updates; returns this step's losses and D outputs.
+
+        Every update draws its own z, keyed by (seed, step, draw), so a resumed run repeats the exact step. The loops
+        are graph loops (distribution.repeat); losses are averaged over the updates of each network.
+        """
         real, labels = data if self.conditional else (data, None)
         batch_size = tf.shape(real)[0]
-        # d_steps discriminator updates (default 1), on this real batch and a fresh fake batch each; metrics averaged.
-        # The last one shares its generator forward pass with the first G update (see shared_forward_updates).
-        names = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
-        d_totals = self._repeat(self.d_steps - 1, lambda i, totals: tuple(
-            t + v for t, v in zip(totals, self._d_update_values(real, labels, names, draw=i))),
-            tuple(tf.constant(0.0) for _ in names))
-        last_d, first_g_loss = self.shared_forward_updates(real, labels, draw=self.d_steps - 1)
-        d_values = {name: (total + last_d[name]) / self.d_steps for name, total in zip(names, d_totals)}
-        # the other g_advantage - 1 generator updates, each on a freshly drawn z (carpedm20 reused one z throughout)
-        g_loss_total = self._repeat(self.g_advantage - 1, lambda i, total: total + self.generator_update(
-            batch_size, labels, draw=self.d_steps + i), first_g_loss)
+
+        # (1) Update D d_steps times: maximise log D(x) + log(1 - D(G(z))) on this real batch, a fresh z each time.
+        #     The last D update shares its G forward pass with the first G update (see shared_forward_updates).
+        def d_update(i, sums):
+            values = self.discriminator_update(real, labels, draw=i)
+            return {name: sums[name] + values[name] for name in D_METRIC_NAMES}
+
+        d_sums = distribution.repeat(self.d_steps - 1, d_update, {name: tf.constant(0.0) for name in D_METRIC_NAMES})
+        d_last, g_loss = self.shared_forward_updates(real, labels, draw=self.d_steps - 1)
+        d_means = {name: (d_sums[name] + d_last[name]) / self.d_steps for name in D_METRIC_NAMES}
+
+        # (2) Update G g_advantage times in all: maximise log D(G(z)), a fresh z each time (carpedm20 reused one z).
+        def g_update(i, total):
+            return total + self.generator_update(batch_size, labels, draw=self.d_steps + i)
+
+        g_loss_sum = distribution.repeat(self.g_advantage - 1, g_update, g_loss)
+
         self.step.assign_add(1)
-        values = {**d_values, "g_loss": g_loss_total / self.g_advantage}
+        values = {**d_means, "g_loss": g_loss_sum / self.g_advantage}
         for name, value in values.items():
             self.trackers[name].update_state(value)
         # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
-        if _across_workers(self.distribute_strategy):  # Keras averages these over workers along a batch axis
-            return {name: tf.reshape(value, [1]) for name, value in values.items()}
-        return values
-
-    @staticmethod
-    def _repeat(count: int, body, initial):
-        """body(i, state) -> state for i in range(count), in a graph while_loop (Keras traces train_step without
-        AutoGraph), so g_advantage=50 builds no bigger graph than 1. Measured no slower than the updates written out.
-        With several replicas the updates are written out: a strategy cannot synchronise inside a while_loop."""
-        if _replicas_in_sync() > 1:
-            state = initial
-            for i in range(count):
-                state = body(i, state)
-            return state
-        return tf.while_loop(lambda i, state: i < count, lambda i, state: (i + 1, body(i, state)),
-                             (tf.constant(0), initial))[1]
-
-    def _d_update_values(self, real, labels, names, draw):
-        values = self.discriminator_update(real, labels, draw)
-        return tuple(values[name] for name in names)
+        return distribution.step_logs(values, self.distribute_strategy)
 
     def discriminator_update(self, real, labels=None, draw=0, fake=None) -> dict:
         """One D update on a real batch and a fake batch of the same size (made from the step's `draw`-th z unless
-        given); returns D's losses and mean outputs."""
+        given); returns D's losses and mean outputs (D_METRIC_NAMES)."""
         if fake is None:
             fake = self.generate(self.sample_z(tf.shape(real)[0], draw), labels, training=True)  # no tape: no G grads
         with tf.GradientTape() as tape:
@@ -173,9 +162,9 @@ class DCGAN(keras.Model):
             d_loss_real = _bce_with_logits(1.0, real_logits)
             d_loss_fake = _bce_with_logits(0.0, fake_logits)
             d_loss = d_loss_real + d_loss_fake
-            scaled = _scaled_loss(self.d_optimizer, d_loss)
+            scaled = distribution.scaled_loss(self.d_optimizer, d_loss)
         d_variables = self.discriminator.trainable_variables
-        apply_gradients(self.d_optimizer, tape.gradient(scaled, d_variables), d_variables)
+        distribution.apply_gradients(self.d_optimizer, tape.gradient(scaled, d_variables), d_variables)
         return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
                 "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
 
@@ -194,9 +183,9 @@ class DCGAN(keras.Model):
             with tape.stop_recording():
                 d_values = self.discriminator_update(real, labels, fake=tf.stop_gradient(fake))
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
-            scaled = _scaled_loss(self.g_optimizer, g_loss)
+            scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
-        apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
+        distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return d_values, g_loss
 
     def generator_update(self, batch_size, labels=None, draw=0):
@@ -205,38 +194,8 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
             g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
-            scaled = _scaled_loss(self.g_optimizer, g_loss)
+            scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
-        apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
+        distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return g_loss
 
-
-def _replicas_in_sync() -> int:
-    """How many replicas share this step: 1 outside a distribution strategy or in its cross-replica context."""
-    context = tf.distribute.get_replica_context()
-    return context.num_replicas_in_sync if context is not None else 1
-
-
-def _scaled_loss(optimizer, loss):
-    """The loss to differentiate: this replica's share (the optimizer sums replicas' gradients), times the fp16 loss
-    scale when there is one (scale_loss is the identity otherwise)."""
-    replicas = _replicas_in_sync()
-    return optimizer.scale_loss(loss / replicas if replicas > 1 else loss)
-
-
-def _across_workers(strategy) -> bool:
-    """Whether Keras' fit() runs this strategy over several workers (the test Keras itself applies)."""
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
-
-
-def apply_gradients(optimizer, grads, variables) -> None:
-    """optimizer.apply(grads, variables). With fp16 loss scaling over several replicas, an overflow on any replica
-    becomes every replica's: Keras' LossScaleOptimizer judges the gradients of one replica before they are summed, so
-    without this one replica's inf could be applied, or workers could take different branches and wait forever."""
-    if _replicas_in_sync() > 1 and isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(grad)) for grad in grads])
-        overflows = tf.distribute.get_replica_context().all_reduce(
-            tf.distribute.ReduceOp.SUM, tf.cast(tf.logical_not(finite), tf.float32))
-        poison = tf.where(overflows > 0, float("nan"), 0.0)
-        grads = [grad + tf.cast(poison, grad.dtype) for grad in grads]
-    optimizer.apply(grads, variables)

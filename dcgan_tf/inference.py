@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 from dcgan_tf import checkpoints, runs
+from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config
 from dcgan_tf.gan import DCGAN
-from dcgan_tf.training import build_dcgan, grid_inputs
-from dcgan_tf.visualize import FRESH_SEED_OFFSET, save_grid
+from dcgan_tf.images import save_grid
+from dcgan_tf.latent import FRESH_SEED_OFFSET, grid_inputs
 
 
 def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
@@ -22,7 +23,7 @@ def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
     if checkpoints.restore_latest(manager, generator_only=True) is None:
         raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(saved.checkpoint_path)} "
                             f"(train it with --train)")
-    return saved, model, int(model.step.numpy())
+    return saved, model, model.steps_done
 
 
 def write_test_grid(config: Config) -> str:

@@ -9,23 +9,21 @@ from __future__ import annotations
 import csv
 import math
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from dcgan_tf.config import Config
-from dcgan_tf.runs import CONFIG_FILE, RunError, list_runs
+from dcgan_tf import files
+from dcgan_tf.images import font, text_size
+from dcgan_tf.runs import LOSS_CSV, RunError, RunPaths, list_training_grids
 
-LOSS_CSV = "losses.csv"  # the name training.py writes
 LOSSES_PNG = "plot_losses.png"
 RATIO_PNG = "plot_loss_ratio.png"
 VALUE_COLUMNS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
 REQUIRED_COLUMNS = ("step", "d_loss", "g_loss")
-GRID_FILE = re.compile(r"^train_(\d+)\.png$")
 # D loss sums the real and fake terms, so at D(x) = D(G(z)) = 1/2 it is 2 log 2 while G loss is log 2.
 EQUILIBRIUM_LOG_RATIO = -math.log(2.0)
 MAX_EPOCH_LINES = 40
@@ -197,10 +195,8 @@ def _figure(rows: int, height: float) -> tuple[Figure, np.ndarray]:
 
 def save_figure(figure: Figure, path: str, dpi: int = 100) -> str:
     """Write a figure as PNG (replacing the file atomically, so a viewer never reads half of it)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = path + ".tmp"
-    figure.savefig(temporary, format="png", dpi=dpi)
-    os.replace(temporary, path)
+    with files.replacing(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=dpi)
     return path
 
 
@@ -342,48 +338,6 @@ def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None) 
 
 
 # ---------------------------------------------------------------------------------------------- runs
-@dataclass(frozen=True)
-class RunPaths:
-    """Where one run's files are: its checkpoint folder (config.json, losses.csv) and its sample folder."""
-
-    name: str
-    checkpoint_path: str
-    sample_path: str
-
-
-def resolve_run(name_or_folder: str, checkpoint_dir: str = "checkpoints", sample_dir: str = "samples") -> RunPaths:
-    """A run name under checkpoint_dir, or a run's checkpoint folder path; RunError listing the runs otherwise.
-
-    The sample folder is `<sample_dir>/<name>`; for a folder path, the sample folder its config.json names is
-    tried first, then `<sample_dir>/<name>`, then the folder itself if it holds sample grids.
-    """
-    text = os.path.expanduser(name_or_folder.strip())
-    by_name = os.path.join(checkpoint_dir, text)
-    if text and os.sep not in text and _is_run_folder(by_name):
-        return RunPaths(text, by_name, os.path.join(sample_dir, text))
-    if _is_run_folder(text):
-        name = os.path.basename(os.path.normpath(text))
-        candidates = []
-        config_path = os.path.join(text, CONFIG_FILE)
-        if os.path.isfile(config_path):
-            try:
-                with open(config_path, encoding="utf-8") as handle:
-                    saved = Config.from_json(handle.read())
-                candidates.append(os.path.join(saved.sample_dir, name))
-            except (ValueError, TypeError):
-                pass  # an unreadable config only loses the hint
-        candidates += [os.path.join(sample_dir, name), text]
-        sample_path = next((c for c in candidates if list_grids(c)), os.path.join(sample_dir, name))
-        return RunPaths(name, text, sample_path)
-    available = list_runs(checkpoint_dir)
-    raise RunError(f"no run {name_or_folder!r}: not a run under {os.path.abspath(checkpoint_dir)} nor a run folder "
-                   f"(one holding {CONFIG_FILE} or {LOSS_CSV}); runs there: {', '.join(available) or 'none'}")
-
-
-def _is_run_folder(path: str) -> bool:
-    return any(os.path.isfile(os.path.join(path, name)) for name in (CONFIG_FILE, LOSS_CSV))
-
-
 def _as_log(run) -> LossLog:
     if isinstance(run, LossLog):
         return run
@@ -438,18 +392,6 @@ def compare_runs(runs, out_path: str, labels=None, window: int | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------------- grids
-def list_grids(sample_path: str) -> dict[int, str]:
-    """{step: path} of the training sample grids (`train_<step>.png`) in a sample folder ({} if none)."""
-    if not os.path.isdir(sample_path):
-        return {}
-    grids = {}
-    for name in os.listdir(sample_path):
-        match = GRID_FILE.match(name)
-        if match:
-            grids[int(match.group(1))] = os.path.join(sample_path, name)
-    return dict(sorted(grids.items()))
-
-
 def nearest_grid(grids: dict[int, str], step: int) -> tuple[int, str]:
     """(step, path) of the saved grid nearest to `step`; a tie goes to the earlier grid."""
     if not grids:
@@ -463,20 +405,13 @@ def choose_grids(runs, steps) -> list[list[tuple[int, str]]]:
     table = []
     for run in runs:
         folder = run.sample_path if isinstance(run, RunPaths) else os.fspath(run)
-        grids = list_grids(folder)
+        grids = list_training_grids(folder)
         if not grids:
             name = run.name if isinstance(run, RunPaths) else folder
             raise RunError(f"run {name!r}: no sample grids train_<step>.png in {os.path.abspath(folder)}")
         wanted = [max(grids)] if steps is None else steps
         table.append([nearest_grid(grids, int(step)) for step in wanted])
     return table
-
-
-def _font(size: int):
-    try:
-        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font
-    except TypeError:
-        return ImageFont.load_default()
 
 
 def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) -> str:
@@ -499,12 +434,11 @@ def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) 
     scale = min(1.0, max_cell / max(width, height))
     cell_w, cell_h = max(1, round(width * scale)), max(1, round(height * scale))
 
-    font, small = _font(15), _font(12)
+    big, small = font(15), font(12)
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
 
-    def text_size(text, font=font):
-        left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
-        return right - left, bottom - top
+    def measure(text, text_font=big):
+        return text_size(probe, text, text_font)
 
     def caption(col, actual):
         requested = None if steps is None else int(steps[col])
@@ -512,21 +446,21 @@ def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) 
             return f"step {actual}", "dimgray"
         return f"step {actual} (nearest to {requested})", "darkorange"
 
-    pad, line = 12, text_size("Step 0123456789")[1] + 8
+    pad, line = 12, measure("Step 0123456789")[1] + 8
     headers = (["last grid"] if steps is None else [f"step {int(s)}" for s in steps])
-    label_w = max(text_size(label)[0] for label in labels) + 2 * pad
+    label_w = max(measure(label)[0] for label in labels) + 2 * pad
     captions = [caption(col, actual)[0] for row in table for col, (actual, _) in enumerate(row)]
-    col_w = max(cell_w, max(text_size(h)[0] for h in headers), max(text_size(c, small)[0] for c in captions))
+    col_w = max(cell_w, max(measure(h)[0] for h in headers), max(measure(c, small)[0] for c in captions))
     sheet_w = label_w + len(headers) * (col_w + pad) + pad
     sheet_h = line + pad + len(runs) * (cell_h + line + pad) + pad
     sheet = Image.new("RGB", (sheet_w, sheet_h), "white")
     draw = ImageDraw.Draw(sheet)
     for col, header in enumerate(headers):
         x = label_w + col * (col_w + pad)
-        draw.text((x + (col_w - text_size(header)[0]) // 2, pad // 2), header, fill="black", font=font)
+        draw.text((x + (col_w - measure(header)[0]) // 2, pad // 2), header, fill="black", font=big)
     for row, (label, choices, row_images) in enumerate(zip(labels, table, images)):
         y = line + pad + row * (cell_h + line + pad)
-        draw.text((pad, y + (cell_h - text_size(label)[1]) // 2), label, fill="black", font=font)
+        draw.text((pad, y + (cell_h - measure(label)[1]) // 2), label, fill="black", font=big)
         for col, ((actual, _), image) in enumerate(zip(choices, row_images)):
             x = label_w + col * (col_w + pad)
             fit = min(cell_w / image.width, cell_h / image.height)
@@ -534,10 +468,8 @@ def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) 
             resample = Image.Resampling.NEAREST if fit >= 1 else Image.Resampling.LANCZOS
             sheet.paste(image.resize(size, resample), (x + (col_w - size[0]) // 2, y + (cell_h - size[1]) // 2))
             text, color = caption(col, actual)
-            draw.text((x + (col_w - text_size(text, small)[0]) // 2, y + (cell_h + size[1]) // 2 + 2), text,
+            draw.text((x + (col_w - measure(text, small)[0]) // 2, y + (cell_h + size[1]) // 2 + 2), text,
                       fill=color, font=small)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    temporary = out_path + ".tmp"
-    sheet.save(temporary, format="PNG")
-    os.replace(temporary, out_path)
+    with files.replacing(out_path) as temporary:
+        sheet.save(temporary, format="PNG")
     return out_path

@@ -13,9 +13,10 @@ import numpy as np
 
 from dcgan_tf import autoencoder_pictures as pictures
 from dcgan_tf.autoencoder import Autoencoded, autoencode, drop_images, near_duplicates
-from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.config import Config
 from dcgan_tf.data import LoadedImages, StreamedImages, cache_bytes
-from dcgan_tf.visualize import save_image
+from dcgan_tf.datasets import load_training_data, needs_memory
+from dcgan_tf.images import save_image
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,6 @@ class Preprocessed:
 
 def _name(data: LoadedImages, index: int) -> str:
     return data.paths[index] if data.paths else f"#{index}"
-
-
-def needs_memory(needed_bytes: int) -> ConfigError:
-    """The error for autoencoder work on a data set over --cache_limit, naming the limit that would do."""
-    return ConfigError("cache_limit", f"the autoencoder (--preprocess autoencoder, --dedupe) needs the decoded images "
-                                      f"in memory: raise --cache_limit to at least {needed_bytes // 2**20 + 1} (MB)")
 
 
 def preprocess(config: Config, images: LoadedImages, picture_dirs=(), report_dir: str | None = None,
@@ -132,10 +127,8 @@ def export_reconstructions(data: LoadedImages, reconstructions: np.ndarray, fold
 def train_autoencoder(config: Config) -> Preprocessed:
     """Standalone mode: train (or reuse) the autoencoder for config's data, write its pictures, the reconstruction
     of every image kept as a PNG, and (with dedupe) duplicates.csv, into `<sample_dir>/<autoencoder name>/`."""
-    from dcgan_tf.training import load_training_data  # the GAN's own loader: the same images, the same folder
-
     config = dataclasses.replace(config.resolved(), preprocess="autoencoder", swap_epoch=None).validate()
-    images = load_training_data(config)
+    images = load_training_data(config)  # the GAN's own loader: the same images, the same folder
     config = dataclasses.replace(config, c_dim=images.c_dim)
     out = os.path.join(config.sample_dir, config.autoencoder_name)
     result = preprocess(config, images, picture_dirs=[out], report_dir=out if config.dedupe is not None else None)

@@ -1,12 +1,23 @@
-"""Run folders: `<checkpoint_dir>/<run>/config.json` records a run; a saved run refuses a changed model."""
+"""Run folders and the names of the files in them; finding a run by name or folder; a saved run refuses a changed
+model.
+
+`<checkpoint_dir>/<run>/` holds config.json, the checkpoints, losses.csv and TensorBoard logs; `<sample_dir>/<run>/`
+holds the pictures, among them the training grids `train_<step:08d>.png`.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
 
+from dcgan_tf import files
 from dcgan_tf.config import Config
 
 CONFIG_FILE = "config.json"
+LOSS_CSV = "losses.csv"
+TENSORBOARD_DIR = "logs"
+TRAIN_GRID = re.compile(r"^train_(\d+)\.png$")
 
 
 class RunError(ValueError):
@@ -47,13 +58,7 @@ def check_resumable(config: Config, saved: Config) -> None:
 
 def save_config(config: Config) -> str:
     """Write config.json into the run folder (atomically: a killed write keeps the old file)."""
-    path = config_file(config)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(config.to_json())
-    os.replace(temporary, path)
-    return path
+    return files.write_text(config_file(config), config.to_json())
 
 
 def open_saved_run(config: Config) -> Config:
@@ -72,3 +77,61 @@ def open_saved_run(config: Config) -> Config:
                          "run_name": config.name, "verbose": config.verbose}
     values = {**{k: getattr(saved, k) for k in saved.__dataclass_fields__}, **keep_from_command}
     return Config(**values).resolved()
+
+
+# ------------------------------------------------------------------------------------------ training grids
+def training_grid_name(step: int) -> str:
+    """The file name of the training grid written at `step`."""
+    return f"train_{step:08d}.png"
+
+
+def list_training_grids(sample_path: str) -> dict[int, str]:
+    """{step: path} of the training grids `train_<step>.png` in a sample folder, by step ({} if none)."""
+    if not os.path.isdir(sample_path):
+        return {}
+    found = {int(m.group(1)): os.path.join(sample_path, name)
+             for name in os.listdir(sample_path) if (m := TRAIN_GRID.match(name))}
+    return dict(sorted(found.items()))
+
+
+# ------------------------------------------------------------------------------------------ finding a run
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run's files are: its checkpoint folder (config.json, losses.csv) and its sample folder."""
+
+    name: str
+    checkpoint_path: str
+    sample_path: str
+
+
+def resolve_run(name_or_folder: str, checkpoint_dir: str = "checkpoints", sample_dir: str = "samples") -> RunPaths:
+    """A run name under checkpoint_dir, or a run's checkpoint folder path; RunError listing the runs otherwise.
+
+    The sample folder is `<sample_dir>/<name>`; for a folder path, the sample folder its config.json names is
+    tried first, then `<sample_dir>/<name>`, then the folder itself if it holds sample grids.
+    """
+    text = os.path.expanduser(name_or_folder.strip())
+    by_name = os.path.join(checkpoint_dir, text)
+    if text and os.sep not in text and _is_run_folder(by_name):
+        return RunPaths(text, by_name, os.path.join(sample_dir, text))
+    if _is_run_folder(text):
+        name = os.path.basename(os.path.normpath(text))
+        candidates = []
+        config_path = os.path.join(text, CONFIG_FILE)
+        if os.path.isfile(config_path):
+            try:
+                with open(config_path, encoding="utf-8") as handle:
+                    saved = Config.from_json(handle.read())
+                candidates.append(os.path.join(saved.sample_dir, name))
+            except (ValueError, TypeError):
+                pass  # an unreadable config only loses the hint
+        candidates += [os.path.join(sample_dir, name), text]
+        sample_path = next((c for c in candidates if list_training_grids(c)), os.path.join(sample_dir, name))
+        return RunPaths(name, text, sample_path)
+    available = list_runs(checkpoint_dir)
+    raise RunError(f"no run {name_or_folder!r}: not a run under {os.path.abspath(checkpoint_dir)} nor a run folder "
+                   f"(one holding {CONFIG_FILE} or {LOSS_CSV}); runs there: {', '.join(available) or 'none'}")
+
+
+def _is_run_folder(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, name)) for name in (CONFIG_FILE, LOSS_CSV))

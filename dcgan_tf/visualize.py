@@ -29,160 +29,30 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.runs import RunError
+from dcgan_tf.images import (CELL_PADDING, centred_text, font, numbered_grid, ping_pong, sample_grid, save_gif,
+                             save_grid, save_image, text_cell, tile, to_uint8, upscale)
+from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, range_centre,
+                             sample_z, sweep_range, sweep_values, sweep_z)
+from dcgan_tf.runs import RunError, list_training_grids
 
 log = logging.getLogger(__name__)
 
 OPTIONS = ("grid", "sweep", "random_sweep_gif", "sweep_gif", "merged_gif", "interpolate", "arithmetic", "progress",
            "plots")
 NUMBERED_OPTIONS = OPTIONS[:5]  # carpedm20's --visualize_option 0-4
-INTERPOLATIONS = ("slerp", "linear")
-# The range a sweep runs each dimension over: the support of the uniform distributions, +-2 sigma for N(0, 1).
-Z_RANGES = {"uniform_signed": (-1.0, 1.0), "uniform_unsigned": (0.0, 1.0), "normal01": (-2.0, 2.0)}
 DEFAULT_SWEEP_DIMS = 10  # dimensions swept when `dims` is not given (merged_gif: all of them, see select_dims)
 SMALL_Z = 0.1  # random_sweep_gif's base: the range's centre +- this fraction of its width (carpedm20: U(-0.2, 0.2))
 ARITHMETIC_VARIANTS = 8  # results with noise, beside the exact one (paper figure 7)
 ARITHMETIC_NOISE = 0.25  # their uniform noise: +-0.25 on every z dimension
-MIN_LABELED_CELL = 64  # numbered and arithmetic figures upscale smaller images to this many pixels, for the text
-CELL_PADDING = 2  # white pixels between the cells of numbered/arithmetic figures and the progress sheet
 SHEET_GRIDS = 16  # training grids on the progress contact sheet (evenly spaced, first and last included)
 SHEET_THUMB = 256  # their longest side at most, in pixels
 CAPTION_HEIGHT = 16  # the step caption under each contact-sheet grid
 GENERATE_BATCH = 256
-# z draws use config.seed + this, apart from the training grids' fixed z (drawn with the seed itself); test mode's
-# grid (inference.TEST_SEED_OFFSET) uses the same offset, so option grid shows test mode's samples.
-FRESH_SEED_OFFSET = 1_000_003
-TRAIN_GRID = re.compile(r"^train_(\d+)\.png$")
 # VisualizeOptions fields whose command-line flag has another name (errors name the flag).
 FLAG_NAMES = {"option": "visualize_option", "steps": "visualize_steps", "dims": "sweep_dims"}
-
-
-# ------------------------------------------------------------------------------------------------ grids and files
-def to_uint8(images) -> np.ndarray:
-    """float images in [-1, 1] -> uint8 in [0, 255] (values outside are clipped)."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def tile(images: np.ndarray, rows: int, cols: int, padding: int = 0) -> np.ndarray:
-    """uint8 images [N, H, W, C] -> one picture [rows*H + (rows-1)*padding, cols*W + ..., C], row by row.
-
-    N must be at most rows*cols; empty cells and the padding are white.
-    """
-    count, height, width, channels = images.shape
-    if count > rows * cols:
-        raise ValueError(f"{count} images do not fit a {rows}x{cols} grid")
-    step_h, step_w = height + padding, width + padding
-    grid = np.full((rows * step_h - padding, cols * step_w - padding, channels), 255, np.uint8)
-    for index, image in enumerate(images):
-        row, col = divmod(index, cols)
-        grid[row * step_h: row * step_h + height, col * step_w: col * step_w + width] = image
-    return grid
-
-
-def sample_grid(images, rows: int, cols: int, padding: int = 0) -> np.ndarray:
-    """images [N, H, W, C] float in [-1, 1] -> one uint8 picture [rows*H, cols*W, C], filled row by row.
-
-    N must be at most rows*cols; empty cells stay white. `padding` white pixels separate the cells.
-    """
-    return tile(to_uint8(images), rows, cols, padding)
-
-
-def save_image(array: np.ndarray, path: str) -> str:
-    """Write a uint8 [H, W, C] (C = 1 or 3) array as an image file; parent folders are created."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
-    return path
-
-
-def save_grid(images, rows: int, cols: int, path: str) -> str:
-    """sample_grid + save_image."""
-    return save_image(sample_grid(images, rows, cols), path)
-
-
-def save_gif(frames, path: str, fps: float = 10.0) -> str:
-    """Write uint8 frames [N, H, W] or [N, H, W, C] (C = 1 or 3) as a looping GIF through imageio.
-
-    Each frame shows for 1/fps s (GIF stores hundredths). Pillow, imageio's GIF writer, stores a run of identical
-    consecutive frames as one frame shown that much longer, so the animation and its total time are unchanged.
-    """
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or len(frames) == 0:
-        raise ValueError(f"save_gif wants uint8 frames [N, H, W(, C)], got {frames.dtype} {frames.shape}")
-    if frames.ndim == 4 and frames.shape[-1] == 1:
-        frames = frames[..., 0]
-    if not fps > 0:
-        raise ValueError(f"fps must be > 0 (got {fps})")
-    duration_ms = 1000.0 / fps
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        import imageio.v3 as iio
-    except ImportError:  # imageio < 2.16: the v2 API, duration in seconds
-        import imageio
-
-        imageio.mimsave(path, list(frames), format="GIF", duration=duration_ms / 1000.0, loop=0)
-        return path
-    iio.imwrite(path, frames, plugin="pillow", extension=".gif", is_batch=True,
-                mode="L" if frames.ndim == 3 else "RGB", duration=duration_ms, loop=0)
-    return path
-
-
-def ping_pong(frames: list) -> list:
-    """frames 0..n-1 then n-2..1: a loop that plays forward and back without repeating its ends (2n-2 frames)."""
-    return list(frames) + list(frames[-2:0:-1])
-
-
-def _font(size: int):
-    """Pillow's default font at `size` pixels (a scalable font from Pillow 10.1; the small bitmap font before)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, OSError, ImportError):
-        return ImageFont.load_default()
-
-
-def upscale(images: np.ndarray, min_side: int = MIN_LABELED_CELL) -> np.ndarray:
-    """uint8 [N, H, W, C] -> RGB, enlarged by the least whole factor (nearest pixel) making both sides >= min_side."""
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    factor = max(1, math.ceil(min_side / min(images.shape[1:3])))
-    return images.repeat(factor, axis=1).repeat(factor, axis=2)
-
-
-def numbered_grid(images, rows: int, cols: int) -> np.ndarray:
-    """images [N, H, W, C] float in [-1, 1] -> an RGB grid (upscaled, padded) with each cell's index drawn on it.
-
-    The picture to choose `arith` indices from; index i is row i // cols, column i % cols, counting from 0.
-    """
-    cells = upscale(to_uint8(images))
-    _, height, width, _ = cells.shape
-    picture = Image.fromarray(tile(cells, rows, cols, CELL_PADDING))
-    draw = ImageDraw.Draw(picture)
-    font = _font(max(8, height // 5))
-    for index in range(len(cells)):
-        row, col = divmod(index, cols)
-        x, y = col * (width + CELL_PADDING), row * (height + CELL_PADDING)
-        left, top, right, bottom = draw.textbbox((x + 2, y + 1), str(index), font=font)
-        draw.rectangle((x, y, right + 2, bottom + 2), fill=(0, 0, 0))
-        draw.text((x + 2, y + 1), str(index), fill=(255, 255, 0), font=font)
-    return np.asarray(picture)
-
-
-def _text_cell(text: str, height: int, width: int) -> np.ndarray:
-    """A white RGB cell [height, width, 3] with `text` centred in black."""
-    cell = Image.new("RGB", (width, height), (255, 255, 255))
-    _centred_text(ImageDraw.Draw(cell), (0, 0, width, height), text, _font(max(10, height // 3)))
-    return np.asarray(cell)
-
-
-def _centred_text(draw: ImageDraw.ImageDraw, box: tuple, text: str, font) -> None:
-    """Draw `text` in black centred in box (left, top, right, bottom); works with bitmap and scalable fonts."""
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    x = (box[0] + box[2] - (right - left)) / 2 - left
-    y = (box[1] + box[3] - (bottom - top)) / 2 - top
-    draw.text((x, y), text, fill=(0, 0, 0), font=font)
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -292,59 +162,7 @@ class VisualizeOptions:
             parse_arithmetic(self.arith)
 
 
-# ------------------------------------------------------------------------------------------------ z helpers
-def lerp(z0, z1, t) -> np.ndarray:
-    """Straight line: z0 [D], z1 [D], t scalar -> [D] or t [T] -> [T, D]."""
-    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
-    t = np.asarray(t, np.float64)[..., None]
-    return (1.0 - t) * z0 + t * z1
-
-
-def slerp(z0, z1, t) -> np.ndarray:
-    """Spherical interpolation: z0 [D], z1 [D], t scalar -> [D] or t [T] -> [T, D]; t = 0 gives z0, 1 gives z1.
-
-    The direction turns along the great circle and the norm goes linearly from |z0| to |z1|, so no point is
-    shorter than both ends (a straight line through a high-dimensional distribution cuts through its
-    improbable middle) or longer than both (plain slerp of unequal norms can overshoot). Equal norms: White's
-    slerp exactly. Parallel, opposite or zero vectors: the straight line.
-    """
-    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
-    n0, n1 = np.linalg.norm(z0), np.linalg.norm(z1)
-    if n0 == 0 or n1 == 0:
-        return lerp(z0, z1, t)
-    u0, u1 = z0 / n0, z1 / n1
-    omega = np.arccos(np.clip(u0 @ u1, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:
-        return lerp(z0, z1, t)
-    t = np.asarray(t, np.float64)[..., None]
-    direction = (np.sin((1.0 - t) * omega) * u0 + np.sin(t * omega) * u1) / np.sin(omega)
-    return ((1.0 - t) * n0 + t * n1) * direction
-
-
-def interpolation_path(z0, z1, steps: int, method: str = "slerp") -> np.ndarray:
-    """`steps` evenly spaced points from z0 to z1, both ends included: [steps, D] float32."""
-    if method not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)} (got {method!r})")
-    if steps < 2:
-        raise ValueError(f"an interpolation path needs steps >= 2 (got {steps})")
-    path = (slerp if method == "slerp" else lerp)(z0, z1, np.linspace(0.0, 1.0, steps))
-    return path.astype(np.float32)
-
-
-def sweep_values(z_dist: str, steps: int) -> np.ndarray:
-    """`steps` values evenly across the range of z_dist (Z_RANGES), ends included: [steps] float32."""
-    low, high = Z_RANGES[z_dist]
-    return np.linspace(low, high, steps, dtype=np.float32)
-
-
-def sweep_z(base_z, dim: int, values) -> np.ndarray:
-    """base_z [D] -> [len(values), D]: copies of base_z whose dimension `dim` takes each value in turn."""
-    base_z = np.asarray(base_z, np.float32)
-    batch = np.tile(base_z, (len(values), 1))
-    batch[:, dim] = values
-    return batch
-
-
+# ------------------------------------------------------------------------------------------------ arithmetic
 def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
     """"3,17,22 - 5,9,40 + 1,2,8" -> [(+1, [3, 17, 22]), (-1, [5, 9, 40]), (+1, [1, 2, 8])].
 
@@ -370,17 +188,6 @@ def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
                                        f">= 0 separated by commas), {example}")
         groups.append((1 if sign == "+" else -1, [int(item) for item in items]))
     return groups
-
-
-def combine_groups(z_bank, groups) -> np.ndarray:
-    """z_bank [N, D], groups from parse_arithmetic -> sum of sign * mean(z_bank[indices]) over groups: [D]."""
-    z_bank = np.asarray(z_bank, np.float32)
-    for _, indices in groups:
-        for index in indices:
-            if not 0 <= index < len(z_bank):
-                raise ConfigError("arith", f"sample {index} is not on the numbered grid: it has {len(z_bank)} "
-                                           f"samples, 0-{len(z_bank) - 1}")
-    return np.sum([sign * z_bank[indices].mean(axis=0) for sign, indices in groups], axis=0).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------ visualize
@@ -412,8 +219,6 @@ class _Run:
 
     def draw_z(self, count: int) -> np.ndarray:
         """[count, z_dim] from the training distribution, seeded by config.seed (+ FRESH_SEED_OFFSET)."""
-        from dcgan_tf.gan import sample_z  # here: gan loads TensorFlow, which `progress` does not need
-
         seed = self.config.seed + FRESH_SEED_OFFSET
         return np.asarray(sample_z((count, self.config.z_dim), self.config.z_dist, seed), np.float32)
 
@@ -491,21 +296,16 @@ def _write_sweep(run: _Run) -> list[str]:
     return paths
 
 
-def _range_centre(z_dist: str) -> float:
-    low, high = Z_RANGES[z_dist]
-    return (low + high) / 2.0
-
-
 def _write_sweep_gifs(run: _Run) -> list[str]:
     """One GIF per dimension, swept forward and back: from the centre (sweep_gif) or a small random z."""
     config, steps = run.config, run.options.steps
     values = sweep_values(config.z_dist, steps)
-    low, high = Z_RANGES[config.z_dist]
+    low, high = sweep_range(config.z_dist)
     rng = np.random.default_rng(config.seed)
     is_random = run.options.option == "random_sweep_gif"
     paths = []
     for dim in _dims(run):
-        base = np.full(config.z_dim, _range_centre(config.z_dist), np.float32)
+        base = np.full(config.z_dim, range_centre(config.z_dist), np.float32)
         if is_random:  # a fresh small z per dimension, as carpedm20 drew
             base += rng.uniform(-SMALL_Z, SMALL_Z, config.z_dim).astype(np.float32) * (high - low)
         frames = run.strips(sweep_z(base, dim, values))
@@ -521,7 +321,7 @@ def _write_merged_gif(run: _Run) -> list[str]:
     digits = run.strip_digits()
     dims = _dims(run, len(digits))
     values = sweep_values(config.z_dist, steps)
-    base = np.full(config.z_dim, _range_centre(config.z_dist), np.float32)
+    base = np.full(config.z_dim, range_centre(config.z_dist), np.float32)
     # cells in frame order: value, then digit, then dimension
     z = np.stack([sweep_z(base, dim, values) for dim in dims], axis=1)  # [steps, dims, z_dim]
     z = np.repeat(z[:, None], len(digits), axis=1).reshape(-1, config.z_dim)  # [steps * digits * dims, z_dim]
@@ -568,7 +368,10 @@ def _write_arithmetic(run: _Run) -> list[str]:
         log.info("pick groups from %s and pass them as arith (e.g. '3,17,22 - 5,9,40 + 1,2,8')", paths[0])
         return paths
     groups = parse_arithmetic(run.options.arith)
-    result = combine_groups(bank, groups)
+    try:
+        result = combine_groups(bank, groups)
+    except ValueError as error:  # an index past the numbered grid
+        raise ConfigError("arith", str(error)) from None
     noise = np.random.default_rng(run.config.seed).uniform(-ARITHMETIC_NOISE, ARITHMETIC_NOISE,
                                                            (ARITHMETIC_VARIANTS, run.config.z_dim))
     means = np.stack([bank[indices].mean(axis=0) for _, indices in groups])
@@ -583,22 +386,13 @@ def _write_arithmetic(run: _Run) -> list[str]:
     blank = np.full((height, width, 3), 255, np.uint8)
     cells = []
     for g, (sign, indices) in enumerate(groups):
-        row = [_text_cell("+" if sign > 0 else "-", height, width)] + [picked[i] for i in indices]
+        row = [text_cell("+" if sign > 0 else "-", height, width)] + [picked[i] for i in indices]
         cells += row + [blank] * (cols - len(indices) - 1) + [new_images[g]]
     exact, variants = new_images[len(groups)], list(new_images[len(groups) + 1:])
-    cells += [_text_cell("=", height, width)] + [blank] * (cols - 1 - ARITHMETIC_VARIANTS) + variants + [exact]
+    cells += [text_cell("=", height, width)] + [blank] * (cols - 1 - ARITHMETIC_VARIANTS) + variants + [exact]
     figure = tile(np.stack(cells), len(groups) + 1, cols + 1, CELL_PADDING)
     paths.append(save_image(figure, run.path(f"arithmetic_{run.tag}.png")))
     return paths
-
-
-def list_training_grids(sample_path: str) -> list[tuple[int, str]]:
-    """[(step, path)] of the training grids `train_<step>.png` in a sample folder, by step."""
-    if not os.path.isdir(sample_path):
-        return []
-    found = [(int(m.group(1)), os.path.join(sample_path, name))
-             for name in os.listdir(sample_path) if (m := TRAIN_GRID.match(name))]
-    return sorted(found)
 
 
 def _evenly(items: list, count: int) -> list:
@@ -614,7 +408,7 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
 
     Needs no model. Grids of different sizes (grid_rows changed on a resume) are padded with white to the largest.
     """
-    grids = list_training_grids(sample_path)
+    grids = list(list_training_grids(sample_path).items())
     if not grids:
         raise RunError(f"no training grids train_<step>.png in {os.path.abspath(sample_path)}: "
                        f"train the run first (--train), with --sample_freq small enough to get grids")
@@ -637,8 +431,8 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
         thumb = Image.fromarray(frames[index]).resize((thumb_w, thumb_h), Image.Resampling.LANCZOS)
         cell = Image.new("RGB", (thumb_w, thumb_h + CAPTION_HEIGHT), (255, 255, 255))
         cell.paste(thumb, (0, 0))
-        _centred_text(ImageDraw.Draw(cell), (0, thumb_h, thumb_w, thumb_h + CAPTION_HEIGHT),
-                      f"step {chosen[index][0]}", _font(CAPTION_HEIGHT - 4))
+        centred_text(ImageDraw.Draw(cell), (0, thumb_h, thumb_w, thumb_h + CAPTION_HEIGHT),
+                     f"step {chosen[index][0]}", font(CAPTION_HEIGHT - 4))
         cells.append(np.asarray(cell))
     cols = math.ceil(math.sqrt(len(cells)))
     rows = math.ceil(len(cells) / cols)
@@ -670,11 +464,12 @@ def visualize(config: Config, options: VisualizeOptions | None = None, trained=N
         return write_progress(sample_path, options.fps, options.max_frames)
     if options.option == "plots":  # the run's loss log, no model
         from dcgan_tf import plots  # here: matplotlib loads only for plots
+        from dcgan_tf.runs import resolve_run
 
-        run = plots.resolve_run(config.name, config.checkpoint_dir, config.sample_dir)
+        run = resolve_run(config.name, config.checkpoint_dir, config.sample_dir)
         return plots.plot_run(run.checkpoint_path, run.sample_path)
     if trained is None:
-        from dcgan_tf.inference import load_trained  # here, not at the top: inference imports this module
+        from dcgan_tf.inference import load_trained  # here: loading a model needs TensorFlow, the plots do not
 
         trained = load_trained(config)
     saved, model, step = trained

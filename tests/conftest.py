@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
 from dcgan_tf.config import Config
 
@@ -25,6 +25,18 @@ def write_images(folder, count, size=(16, 16), mode="RGB", seed=0, suffix=".png"
         Image.fromarray(array.squeeze(-1) if channels == 1 else array, mode).save(path)
         paths.append(path)
     return paths
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        return image.size  # (width, height)
+
+
+def gif_info(path):
+    """((width, height), stored frames, total duration in ms)."""
+    with Image.open(path) as gif:
+        durations = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
+        return gif.size, gif.n_frames, sum(durations)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import tiny_config
 from dcgan_tf import autoencoder as ae
 from dcgan_tf import autoencoder_pictures as pictures
-from dcgan_tf import preprocessing, training
+from dcgan_tf import datasets, files, preprocessing, training
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.training import train
 
@@ -105,9 +105,9 @@ def test_weights_and_reconstructions_are_cached_and_invalidated(tmp_path, caplog
     np.testing.assert_array_equal(fourth.reconstructions, third.reconstructions)  # same seed, same training
     with open(os.path.join(folder, ae.WEIGHTS_FILE), "wb") as handle:
         handle.write(b"damaged")
-    info = ae._read_json(os.path.join(folder, ae.INFO_FILE))
-    info["weights"] = ae._file_digest(os.path.join(folder, ae.WEIGHTS_FILE))  # recorded, but unloadable
-    ae._write_json(os.path.join(folder, ae.INFO_FILE), info)
+    info = files.read_json(os.path.join(folder, ae.INFO_FILE))
+    info["weights"] = files.file_digest(os.path.join(folder, ae.WEIGHTS_FILE))  # recorded, but unloadable
+    files.write_json(os.path.join(folder, ae.INFO_FILE), info)
     assert ae.autoencode(config, changed).trained_now
 
     # A torn cache file is recomputed with a warning, not a crash.
@@ -200,7 +200,7 @@ def test_swap_feeds_reconstructions_then_originals(tmp_path, monkeypatch):
     config = result.config
     with np.load(os.path.join(config.checkpoint_dir, config.autoencoder_name, ae.CACHE_FILE)) as cache:
         reconstructions = cache["reconstructions"]
-    originals = training.load_training_data(config).images
+    originals = datasets.load_training_data(config).images
     assert not np.array_equal(reconstructions, originals)
     assert result.sources == [(0, "reconstructions"), (2, "originals")]
     assert [epoch for epoch, _ in seen] == [0, 2]
@@ -256,7 +256,7 @@ def test_standalone_mode_writes_pictures_and_pngs_and_a_gan_run_reuses_it(tmp_pa
     assert run.sources == [(0, "reconstructions")]
     sample_files = os.listdir(run.config.sample_path)
     assert pictures.RECONSTRUCTIONS_PNG in sample_files and pictures.CODES_PNG in sample_files
-    info = ae._read_json(os.path.join(config.checkpoint_dir, config.autoencoder_name, ae.INFO_FILE))
+    info = files.read_json(os.path.join(config.checkpoint_dir, config.autoencoder_name, ae.INFO_FILE))
     assert info["num_images"] == 9  # trained once, by the standalone mode
 
 

@@ -1,5 +1,5 @@
 """dcgan_tf.data: finding files, decoding (channels, transparency, 16-bit, EXIF, formats), crop/resize, bad files,
-subsets, the seeded index stream and the tf.data pipeline; plus training.load_training_data for image folders.
+subsets, the seeded index stream and the tf.data pipeline; plus datasets.load_training_data for image folders.
 
 Every input file is written here, into tmp_path, with Pillow and numpy.
 """
@@ -17,7 +17,7 @@ from PIL import Image
 from dcgan_tf import data
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.data import DataError, ImageSpec, LoadedImages
-from dcgan_tf.training import load_training_data
+from dcgan_tf.datasets import load_training_data
 
 SPEC16 = ImageSpec(16, 16)
 
@@ -643,6 +643,6 @@ def test_a_file_that_breaks_while_streaming_is_named(tmp_path, monkeypatch):
         open(paths[5], "wb").close()
         return streamed
 
-    monkeypatch.setattr(training.data, "probe_images", probe_then_break)
+    monkeypatch.setattr(data, "probe_images", probe_then_break)
     with pytest.raises(DataError, match=r"img_005.png could no longer be read while streaming.*last checkpoint"):
         training.train(config)

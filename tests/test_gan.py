@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from dcgan_tf.config import Config
 from dcgan_tf.data import LoadedImages, make_dataset
-from dcgan_tf.gan import DCGAN, sample_z
-from dcgan_tf.training import build_dcgan
+from dcgan_tf.build import build_dcgan
+from dcgan_tf.gan import DCGAN
+from dcgan_tf.latent import sample_z
 
 
 def small_model(g_advantage=2, y_dim=None, size=16, seed=5, **overrides) -> DCGAN:
@@ -195,9 +196,9 @@ def test_mixed_precision_computes_low_but_keeps_weights_statistics_logits_and_lo
 
 def test_fp16_scales_the_loss_and_checkpoints_stay_interchangeable_with_fp32(monkeypatch, tmp_path):
     """On a GPU mixed precision is fp16 with dynamic loss scaling; forced here on the CPU."""
-    from dcgan_tf import checkpoints, training
+    from dcgan_tf import build, checkpoints
 
-    monkeypatch.setattr(training, "precision_policy", lambda mixed: "mixed_float16" if mixed else "float32")
+    monkeypatch.setattr(build, "precision_policy", lambda mixed: "mixed_float16" if mixed else "float32")
     model = small_model(mixed_precision=True)
     assert isinstance(model.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert float(model.g_optimizer.scale_loss(tf.constant(1.0))) > 1.0  # the loss is scaled up before gradients

@@ -1,6 +1,6 @@
 """dcgan_tf.mnist: IDX parsing (plain and .gz), train+test concatenation with aligned labels, the errors for broken
 or missing files (never downloading: keras.datasets.mnist.load_data is replaced), and MNIST through
-training.load_training_data.
+datasets.load_training_data.
 
 The IDX files are tiny (12 train + 5 test digits) and written here; digit k is filled with 10 * its label + k % 7,
 so every image says which label it must carry.
@@ -18,7 +18,7 @@ import pytest
 from dcgan_tf import mnist
 from dcgan_tf.config import Config
 from dcgan_tf.data import DataError
-from dcgan_tf.training import load_training_data
+from dcgan_tf.datasets import load_training_data
 
 TRAIN, TEST = 12, 5
 

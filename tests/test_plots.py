@@ -10,7 +10,7 @@ from PIL import Image
 
 from dcgan_tf import plots
 from dcgan_tf.config import Config
-from dcgan_tf.runs import RunError
+from dcgan_tf.runs import RunError, RunPaths, list_training_grids, resolve_run
 
 HEADER = ["step", "epoch", "d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake"]
 
@@ -180,20 +180,20 @@ def test_resolve_run_by_name_or_folder_and_clear_errors(tmp_path):
     checkpoint_dir, sample_dir = str(tmp_path / "checkpoints"), str(tmp_path / "samples")
     write_run(checkpoint_dir, "ga2", 10)
     write_run(checkpoint_dir, "ga4", 10)
-    run = plots.resolve_run("ga2", checkpoint_dir, sample_dir)
-    assert run == plots.RunPaths("ga2", os.path.join(checkpoint_dir, "ga2"), os.path.join(sample_dir, "ga2"))
+    run = resolve_run("ga2", checkpoint_dir, sample_dir)
+    assert run == RunPaths("ga2", os.path.join(checkpoint_dir, "ga2"), os.path.join(sample_dir, "ga2"))
 
     elsewhere = write_run(str(tmp_path / "archive"), "old_run", 10, config=False)
     write_grids(os.path.join(elsewhere, "grids_here"), [1])  # not the sample folder
     write_grids(os.path.join(sample_dir, "old_run"), [5])
-    run = plots.resolve_run(elsewhere + os.sep, checkpoint_dir, sample_dir)
+    run = resolve_run(elsewhere + os.sep, checkpoint_dir, sample_dir)
     assert run.name == "old_run" and run.checkpoint_path.rstrip(os.sep) == elsewhere
     assert run.sample_path == os.path.join(sample_dir, "old_run")
 
     with pytest.raises(RunError, match="no run 'ga3'.*runs there: ga2, ga4"):
-        plots.resolve_run("ga3", checkpoint_dir, sample_dir)
+        resolve_run("ga3", checkpoint_dir, sample_dir)
     with pytest.raises(RunError, match="runs there: none"):
-        plots.resolve_run("x", str(tmp_path / "nowhere"), sample_dir)
+        resolve_run("x", str(tmp_path / "nowhere"), sample_dir)
 
 
 def test_compare_works_for_runs_of_different_lengths(tmp_path):
@@ -201,7 +201,7 @@ def test_compare_works_for_runs_of_different_lengths(tmp_path):
     short = write_run(checkpoint_dir, "ga2", 30, nan_at=(4,))
     long = write_run(checkpoint_dir, "ga50", 120)
     swap = write_run(checkpoint_dir, "ae_swap", 80, swap_at=41)
-    runs = [plots.resolve_run(name, checkpoint_dir, str(tmp_path / "samples")) for name in ("ga2", "ga50")]
+    runs = [resolve_run(name, checkpoint_dir, str(tmp_path / "samples")) for name in ("ga2", "ga50")]
     out = plots.compare_runs(runs + [swap], str(tmp_path / "compare" / "runs.png"))
     assert_png(out, min_width=800, min_height=700)
 
@@ -217,14 +217,14 @@ def test_compare_works_for_runs_of_different_lengths(tmp_path):
 def test_nearest_grid_selection(tmp_path):
     write_grids(str(tmp_path), [0, 100, 200, 400])
     (tmp_path / "test_00000150.png").write_bytes(b"")  # test-mode grids are not training grids
-    grids = plots.list_grids(str(tmp_path))
+    grids = list_training_grids(str(tmp_path))
     assert sorted(grids) == [0, 100, 200, 400]
     assert plots.nearest_grid(grids, 100) == (100, grids[100])
     assert plots.nearest_grid(grids, 130)[0] == 100
     assert plots.nearest_grid(grids, 150)[0] == 100  # a tie goes to the earlier grid
     assert plots.nearest_grid(grids, 320)[0] == 400
     assert plots.nearest_grid(grids, 10_000)[0] == 400
-    assert plots.list_grids(str(tmp_path / "none")) == {}
+    assert list_training_grids(str(tmp_path / "none")) == {}
     with pytest.raises(ValueError, match="no sample grids"):
         plots.nearest_grid({}, 5)
 
@@ -243,7 +243,7 @@ def test_compare_grids_sheet(tmp_path):
     assert ((pixels == (200, 30, 30)).all(axis=1)).sum() >= 2 * 48 * 32  # run a's grids, scaled to the cell
     assert ((pixels == (20, 20, 220)).all(axis=1)).sum() >= 2 * 48 * 32
 
-    run = plots.RunPaths("named", str(tmp_path), a)
+    run = RunPaths("named", str(tmp_path), a)
     assert_png(plots.compare_grids([run], None, str(tmp_path / "last.png"), labels=["control"]), 48, 32)
     with pytest.raises(RunError, match="no sample grids train_<step>.png"):
         plots.compare_grids([a, str(tmp_path / "empty")], [100], str(tmp_path / "bad.png"))

@@ -13,7 +13,8 @@ from dcgan_tf import callbacks as cb
 from dcgan_tf import checkpoints, runs
 from dcgan_tf.config import Config
 from dcgan_tf.inference import load_trained, write_test_grid
-from dcgan_tf.training import build_dcgan, train
+from dcgan_tf.build import build_dcgan
+from dcgan_tf.training import train
 
 
 def restore_fresh(config):

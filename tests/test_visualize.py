@@ -1,4 +1,4 @@
-"""dcgan_tf.visualize: the pure z helpers (option names, sweeps, slerp, arithmetic parsing), GIF writing, and every
+"""dcgan_tf.visualize: option names, sweep dimensions and arithmetic parsing, and every
 option of visualize() on a tiny trained run (16x16 RGB, z_dim 4) and a tiny conditional MNIST-like run (28x28, 10
 digits): the files, their pixel sizes, GIF frame counts, and the z's and labels each option asks the model for.
 
@@ -11,11 +11,11 @@ import os
 
 import numpy as np
 import pytest
-from PIL import Image, ImageSequence
 
-from conftest import tiny_config, write_images
+from conftest import gif_info, png_size, tiny_config, write_images
 from dcgan_tf import visualize as vis
 from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.images import save_image
 from dcgan_tf.inference import load_trained
 from dcgan_tf.runs import RunError
 from dcgan_tf.training import train
@@ -51,18 +51,6 @@ def draw(run, **options):
     recorder = Recorder(model)
     paths = visualize(config, VisualizeOptions(fps=FPS, **options), (saved, recorder, step))
     return paths, recorder
-
-
-def png_size(path):
-    with Image.open(path) as image:
-        return image.size  # (width, height)
-
-
-def gif_info(path):
-    """((width, height), stored frames, total duration in ms)."""
-    with Image.open(path) as gif:
-        durations = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
-        return gif.size, gif.n_frames, sum(durations)
 
 
 def assert_gif(path, size, frames):
@@ -132,54 +120,6 @@ def test_bad_options_name_their_flag(options, flag):
 
 
 # ---------------------------------------------------------------------------------------------- pure z helpers
-def test_sweep_z_varies_exactly_one_dimension():
-    base = np.array([0.3, -0.2, 0.9, 0.1], np.float32)
-    values = vis.sweep_values("uniform_signed", 5)
-    np.testing.assert_allclose(values, [-1, -0.5, 0, 0.5, 1])
-    batch = vis.sweep_z(base, 2, values)
-    assert batch.shape == (5, 4)
-    np.testing.assert_array_equal(batch[:, 2], values)
-    np.testing.assert_array_equal(np.delete(batch, 2, axis=1), np.tile(np.delete(base, 2), (5, 1)))
-    assert base[2] == np.float32(0.9)  # the base is not changed
-
-
-def test_sweep_ranges_follow_the_z_distribution():
-    assert (vis.sweep_values("uniform_unsigned", 3) == [0, 0.5, 1]).all()
-    assert (vis.sweep_values("normal01", 3) == [-2, 0, 2]).all()
-
-
-def test_slerp_endpoints_and_norms():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=50), rng.normal(size=50)
-    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
-    t = np.linspace(0, 1, 11)
-    path = vis.slerp(a, b, t)
-    assert path.shape == (11, 50)
-    np.testing.assert_allclose(path[0], a, atol=1e-12)
-    np.testing.assert_allclose(path[-1], b, atol=1e-12)
-    np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-9)  # unit vectors stay on the sphere
-    assert np.linalg.norm(vis.lerp(a, b, 0.5)) < 0.8  # the straight line cuts inside
-    np.testing.assert_allclose(vis.slerp(a, b, 0.3), path[3])  # scalar t -> one vector
-    # unequal norms: every point's norm lies between the ends' norms
-    for _ in range(200):
-        a, b = rng.uniform(-1, 1, 8), rng.uniform(-1, 1, 8) * rng.uniform(0.2, 3)
-        norms = np.linalg.norm(vis.slerp(a, b, t), axis=1)
-        low, high = sorted([np.linalg.norm(a), np.linalg.norm(b)])
-        assert low - 1e-9 <= norms.min() and norms.max() <= high + 1e-9
-    # parallel vectors and zero vectors: the straight line
-    np.testing.assert_allclose(vis.slerp(a, 2 * a, 0.5), 1.5 * a)
-    np.testing.assert_allclose(vis.slerp(np.zeros(8), b, 0.5), b / 2)
-
-
-def test_interpolation_path():
-    z0, z1 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    path = vis.interpolation_path(z0, z1, 5, "slerp")
-    assert path.shape == (5, 2) and path.dtype == np.float32
-    np.testing.assert_allclose(path[[0, -1]], [z0, z1], atol=1e-7)
-    np.testing.assert_allclose(path[2], [math.sqrt(0.5)] * 2, atol=1e-6)
-    np.testing.assert_allclose(vis.interpolation_path(z0, z1, 3, "linear")[1], [0.5, 0.5])
-    with pytest.raises(ValueError, match="slerp, linear"):
-        vis.interpolation_path(z0, z1, 3, "cubic")
 
 
 def test_parse_arithmetic():
@@ -200,15 +140,6 @@ def test_parse_arithmetic_errors_say_what_is_wrong(text, message):
     assert "3,17,22 - 5,9,40 + 1,2,8" in str(info.value)  # with an example
 
 
-def test_combine_groups_uses_the_group_means():
-    bank = np.random.default_rng(1).uniform(-1, 1, (10, 6)).astype(np.float32)
-    groups = vis.parse_arithmetic("0,1,2 - 3,4 + 9")
-    expected = bank[[0, 1, 2]].mean(0) - bank[[3, 4]].mean(0) + bank[9]
-    np.testing.assert_allclose(vis.combine_groups(bank, groups), expected, rtol=1e-6)
-    with pytest.raises(ValueError, match="sample 10 is not on the numbered grid.*0-9"):
-        vis.combine_groups(bank, [(1, [10])])
-
-
 def test_parse_and_select_dims():
     assert vis.parse_dims("all") == "all" and vis.parse_dims("12") == 12
     assert vis.parse_dims("0-3,7") == (0, 1, 2, 3, 7) and vis.parse_dims("7,") == (7,)
@@ -227,38 +158,6 @@ def test_parse_and_select_dims():
 
 
 # ---------------------------------------------------------------------------------------------- files
-def test_save_gif_frames_durations_and_channels(tmp_path):
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (6, 12, 20, 3), dtype=np.uint8)
-    path = vis.save_gif(frames, str(tmp_path / "sub" / "a.gif"), fps=FPS)
-    assert gif_info(path) == ((20, 12), 6, 600)
-    with Image.open(path) as gif:  # the pixels survive (6 frames of 240 pixels fit a palette exactly)
-        gif.seek(4)
-        np.testing.assert_array_equal(np.asarray(gif.convert("RGB")), frames[4])
-    gray = vis.save_gif(list(frames[..., :1]), str(tmp_path / "g.gif"), fps=20)
-    assert gif_info(gray) == ((20, 12), 6, 300)
-    # identical neighbours become one longer frame: the animation's length is kept
-    repeated = vis.save_gif(frames[[0, 0, 1, 2, 2, 2]], str(tmp_path / "r.gif"), fps=FPS)
-    assert gif_info(repeated) == ((20, 12), 3, 600)
-    with pytest.raises(ValueError, match="uint8"):
-        vis.save_gif(frames.astype(np.float32), str(tmp_path / "f.gif"))
-
-
-def test_existing_grid_functions_unchanged(tmp_path):
-    images = np.linspace(-1, 1, 5 * 4 * 4 * 3).reshape(5, 4, 4, 3)
-    grid = vis.sample_grid(images, 2, 3, padding=1)
-    assert grid.shape == (9, 14, 3) and (grid[:, 4] == 255).all() and (grid[5:, 10:] == 255).all()
-    np.testing.assert_array_equal(grid[:4, :4], vis.to_uint8(images[0]))
-    assert png_size(vis.save_grid(images, 2, 3, str(tmp_path / "g.png"))) == (12, 8)
-
-
-def test_numbered_grid_is_upscaled_and_labelled():
-    images = np.zeros((5, 16, 16, 1), np.float32)
-    picture = vis.numbered_grid(images, 2, 3)
-    assert picture.shape == (2 * 64 + 2, 3 * 64 + 4, 3)  # 16 px -> x4, 2 px padding
-    cell = picture[:64, :64]
-    assert (cell != 127).any()  # something is drawn on the grey cell
-    assert (picture[66:, 132:] == 255).all()  # the empty sixth cell stays white
 
 
 # ---------------------------------------------------------------------------------------------- on a run
@@ -369,7 +268,7 @@ def test_progress_from_the_training_grids(run, tmp_path):
     folder = tmp_path / "samples"
     rng = np.random.default_rng(0)
     for step, shape in ((10, (32, 48, 3)), (20, (32, 48, 3)), (30, (48, 48, 3)), (40, (32, 48, 3))):
-        vis.save_image(rng.integers(0, 256, shape, dtype=np.uint8), str(folder / f"train_{step:08d}.png"))
+        save_image(rng.integers(0, 256, shape, dtype=np.uint8), str(folder / f"train_{step:08d}.png"))
     (folder / "test_00000040.png").write_bytes(b"not a training grid")
     gif, sheet = vis.write_progress(str(folder), fps=FPS)
     assert_gif(gif, (48, 48), 4)  # padded to the largest grid

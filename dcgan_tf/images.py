@@ -1,0 +1,145 @@
+"""Pictures from image arrays: uint8 conversion, grids, labelled cells, PNG and GIF writing, and the one font.
+
+Images inside the library are float32 in [-1, 1]; here they become uint8 pictures at the edge (files).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+MIN_LABELED_CELL = 64  # numbered figures upscale smaller images to this many pixels, for the text
+CELL_PADDING = 2  # white pixels between the cells of numbered figures and contact sheets
+
+
+def to_uint8(images) -> np.ndarray:
+    """float images in [-1, 1] -> uint8 in [0, 255] (values outside are clipped)."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, rows: int, cols: int, padding: int = 0) -> np.ndarray:
+    """uint8 images [N, H, W, C] -> one picture [rows*H + (rows-1)*padding, cols*W + ..., C], row by row.
+
+    N must be at most rows*cols; empty cells and the padding are white.
+    """
+    count, height, width, channels = images.shape
+    if count > rows * cols:
+        raise ValueError(f"{count} images do not fit a {rows}x{cols} grid")
+    step_h, step_w = height + padding, width + padding
+    grid = np.full((rows * step_h - padding, cols * step_w - padding, channels), 255, np.uint8)
+    for index, image in enumerate(images):
+        row, col = divmod(index, cols)
+        grid[row * step_h: row * step_h + height, col * step_w: col * step_w + width] = image
+    return grid
+
+
+def sample_grid(images, rows: int, cols: int, padding: int = 0) -> np.ndarray:
+    """images [N, H, W, C] float in [-1, 1] -> one uint8 picture [rows*H, cols*W, C], filled row by row.
+
+    N must be at most rows*cols; empty cells stay white. `padding` white pixels separate the cells.
+    """
+    return tile(to_uint8(images), rows, cols, padding)
+
+
+def save_image(array: np.ndarray, path: str) -> str:
+    """Write a uint8 [H, W, C] (C = 1 or 3) array as an image file; parent folders are created."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(path)
+    return path
+
+
+def save_grid(images, rows: int, cols: int, path: str) -> str:
+    """sample_grid + save_image."""
+    return save_image(sample_grid(images, rows, cols), path)
+
+
+def save_gif(frames, path: str, fps: float = 10.0) -> str:
+    """Write uint8 frames [N, H, W] or [N, H, W, C] (C = 1 or 3) as a looping GIF through imageio.
+
+    Each frame shows for 1/fps s (GIF stores hundredths). Pillow, imageio's GIF writer, stores a run of identical
+    consecutive frames as one frame shown that much longer, so the animation and its total time are unchanged.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or len(frames) == 0:
+        raise ValueError(f"save_gif wants uint8 frames [N, H, W(, C)], got {frames.dtype} {frames.shape}")
+    if frames.ndim == 4 and frames.shape[-1] == 1:
+        frames = frames[..., 0]
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0 (got {fps})")
+    duration_ms = 1000.0 / fps
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        import imageio.v3 as iio
+    except ImportError:  # imageio < 2.16: the v2 API, duration in seconds
+        import imageio
+
+        imageio.mimsave(path, list(frames), format="GIF", duration=duration_ms / 1000.0, loop=0)
+        return path
+    iio.imwrite(path, frames, plugin="pillow", extension=".gif", is_batch=True,
+                mode="L" if frames.ndim == 3 else "RGB", duration=duration_ms, loop=0)
+    return path
+
+
+def ping_pong(frames: list) -> list:
+    """frames 0..n-1 then n-2..1: a loop that plays forward and back without repeating its ends (2n-2 frames)."""
+    return list(frames) + list(frames[-2:0:-1])
+
+
+def font(size: int):
+    """Pillow's default font at `size` pixels (a scalable font from Pillow 10.1; the small bitmap font before)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def text_size(draw: ImageDraw.ImageDraw, text: str, text_font) -> tuple[int, int]:
+    """(width, height) of `text` drawn in `text_font`."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=text_font)
+    return right - left, bottom - top
+
+
+def centred_text(draw: ImageDraw.ImageDraw, box: tuple, text: str, text_font) -> None:
+    """Draw `text` in black centred in box (left, top, right, bottom); works with bitmap and scalable fonts."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=text_font)
+    x = (box[0] + box[2] - (right - left)) / 2 - left
+    y = (box[1] + box[3] - (bottom - top)) / 2 - top
+    draw.text((x, y), text, fill=(0, 0, 0), font=text_font)
+
+
+def text_cell(text: str, height: int, width: int) -> np.ndarray:
+    """A white RGB cell [height, width, 3] with `text` centred in black."""
+    cell = Image.new("RGB", (width, height), (255, 255, 255))
+    centred_text(ImageDraw.Draw(cell), (0, 0, width, height), text, font(max(10, height // 3)))
+    return np.asarray(cell)
+
+
+def upscale(images: np.ndarray, min_side: int = MIN_LABELED_CELL) -> np.ndarray:
+    """uint8 [N, H, W, C] -> RGB, enlarged by the least whole factor (nearest pixel) making both sides >= min_side."""
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    factor = max(1, math.ceil(min_side / min(images.shape[1:3])))
+    return images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
+def numbered_grid(images, rows: int, cols: int) -> np.ndarray:
+    """images [N, H, W, C] float in [-1, 1] -> an RGB grid (upscaled, padded) with each cell's index drawn on it.
+
+    Index i is row i // cols, column i % cols, counting from 0.
+    """
+    cells = upscale(to_uint8(images))
+    _, height, width, _ = cells.shape
+    picture = Image.fromarray(tile(cells, rows, cols, CELL_PADDING))
+    draw = ImageDraw.Draw(picture)
+    index_font = font(max(8, height // 5))
+    for index in range(len(cells)):
+        row, col = divmod(index, cols)
+        x, y = col * (width + CELL_PADDING), row * (height + CELL_PADDING)
+        left, top, right, bottom = draw.textbbox((x + 2, y + 1), str(index), font=index_font)
+        draw.rectangle((x, y, right + 2, bottom + 2), fill=(0, 0, 0))
+        draw.text((x + 2, y + 1), str(index), fill=(255, 255, 0), font=index_font)
+    return np.asarray(picture)

@@ -1,0 +1,119 @@
+"""The package's layering, read from the source with ast: no import cycle, imports only go down the layers, and the
+library never reads absl flags. A new module must be given a layer here (see ../shared/DESIGN.md)."""
+
+import ast
+import os
+import re
+
+import pytest
+
+PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dcgan_tf")
+
+# 0: leaves (settings, pictures, z, files); 1: data and networks; 2: the model and its run folder; 3: the jobs.
+LAYERS = {
+    "config": 0, "files": 0, "images": 0, "latent": 0, "builtin_data": 0,
+    "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1,
+    "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "inference": 2, "autoencoder": 2,
+    "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
+}
+
+
+def package_modules() -> dict[str, str]:
+    """{dotted name inside dcgan_tf: file path} of every module (a subpackage's __init__ under its own name)."""
+    found = {}
+    for root, folders, names in os.walk(PACKAGE):
+        folders[:] = sorted(f for f in folders if not f.startswith(("_", ".")))
+        relative = os.path.relpath(root, PACKAGE)
+        prefix = "" if relative == "." else relative.replace(os.sep, ".")
+        for name in sorted(names):
+            if not name.endswith(".py"):
+                continue
+            stem = name[:-3]
+            if stem == "__init__":
+                if prefix:
+                    found[prefix] = os.path.join(root, name)
+                continue
+            found[f"{prefix}.{stem}" if prefix else stem] = os.path.join(root, name)
+    return found
+
+
+def imports_of(path: str, modules) -> tuple[set[str], set[str]]:
+    """(package modules imported anywhere in the file, top-level names of outside packages imported)."""
+    inside, outside = set(), set()
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+            if node.module == "dcgan_tf" or node.module.startswith("dcgan_tf."):
+                base = node.module[len("dcgan_tf"):].lstrip(".")
+                for alias in node.names:
+                    candidate = f"{base}.{alias.name}" if base else alias.name
+                    if candidate in modules:  # `from dcgan_tf import data`
+                        names.append(f"dcgan_tf.{candidate}")
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name == "dcgan_tf" or name.startswith("dcgan_tf."):
+                module = name[len("dcgan_tf"):].lstrip(".")
+                if module in modules:
+                    inside.add(module)
+            else:
+                outside.add(name.split(".")[0])
+    return inside, outside
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = package_modules()
+    return {module: imports_of(path, modules)[0] - {module} for module, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None (depth-first search, three colours)."""
+    state, stack = {}, []
+
+    def visit(module):
+        state[module] = "open"
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state and (cycle := visit(target)):
+                return cycle
+        state[module] = "done"
+        stack.pop()
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_one_and_only_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"x": {"y"}, "y": {"y"}}) == ["y", "y"]
+
+
+def test_no_import_cycle_in_the_package():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_has_a_layer_and_imports_only_go_down():
+    graph = import_graph()
+    unplaced = sorted(module for module in graph if module != "" and module.split(".")[0] not in LAYERS)
+    assert unplaced == [], f"give these modules a layer in LAYERS: {unplaced}"
+    upward = [f"{module} (layer {LAYERS[module.split('.')[0]]}) -> {target} (layer {LAYERS[target.split('.')[0]]})"
+              for module, targets in graph.items() for target in targets
+              if LAYERS[target.split(".")[0]] > LAYERS[module.split(".")[0]]]
+    assert upward == []
+
+
+@pytest.mark.parametrize("module", sorted(package_modules()))
+def test_the_library_never_reads_absl_flags(module):
+    path = package_modules()[module]
+    _, outside = imports_of(path, package_modules())
+    assert "absl" not in outside and "flags" not in outside
+    assert not re.search(r"\bFLAGS\b", open(path, encoding="utf-8").read())
