@@ -56,6 +56,16 @@ def main(argv):
         fail(f"--{error.field}: {error.message}")
     except (dcgan_tf.DataError, dcgan_tf.RunError) as error:
         fail(str(error))
+    except dcgan_tf.DiskFullError as error:  # nothing is lost: exit 1 like a stopped run, with where to resume
+        print(f"main.py: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as error:  # a full disk outside training (the autoencoder mode, pictures): one line, exit 1
+        from dcgan_tf.files import is_disk_full
+
+        if not is_disk_full(error):
+            raise
+        print(f"main.py: error: the disk is full: {error}. Free some space and run the same command", file=sys.stderr)
+        sys.exit(1)
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without a final checkpoint
         print("stopped at once; the run resumes from its last checkpoint with the same command", file=sys.stderr)
         sys.exit(130)

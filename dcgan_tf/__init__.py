@@ -7,14 +7,16 @@
 from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.data import DataError
+from dcgan_tf.files import DiskFullError
 from dcgan_tf.gan import DCGAN
 from dcgan_tf.inference import load_trained, write_test_grid
 from dcgan_tf.networks import build_discriminator, build_generator
+from dcgan_tf.run_lock import RunBusyError
 from dcgan_tf.runs import RunError
 from dcgan_tf.training import TrainResult, train
 
 __all__ = [
-    "Config", "ConfigError", "DataError", "DCGAN", "RunError", "TrainResult", "build_dcgan", "build_discriminator",
-    "build_generator", "load_trained", "train", "write_test_grid",
+    "Config", "ConfigError", "DataError", "DCGAN", "DiskFullError", "RunBusyError", "RunError", "TrainResult",
+    "build_dcgan", "build_discriminator", "build_generator", "load_trained", "train", "write_test_grid",
 ]
 __version__ = "0.1.0"

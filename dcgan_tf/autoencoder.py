@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from dcgan_tf import files
+from dcgan_tf import files, run_lock
 from dcgan_tf.config import AUTOENCODER_FIELDS, Config
 from dcgan_tf.data import DataError, LoadedImages, to_float
 
@@ -139,9 +139,15 @@ def autoencode(config: Config, images: np.ndarray, train_missing: bool = True) -
     and codes (or reuse the cached ones). Weights and cache are checked against the images and the settings.
 
     train_missing=False (the workers of a multiworker run, which must all use one autoencoder) only reads: no valid
-    saved autoencoder is an error, and the cache is not written.
+    saved autoencoder is an error, and the cache is not written. A writer holds the autoencoder folder's lock, so
+    two runs on the same data wait for each other instead of training it twice at once.
     """
     folder = autoencoder_folder(config)
+    with run_lock.holding(folder if train_missing else None, what="autoencoder", wait=True):
+        return _autoencode(config, images, folder, train_missing)
+
+
+def _autoencode(config: Config, images: np.ndarray, folder: str, train_missing: bool) -> Autoencoded:
     if train_missing:
         os.makedirs(folder, exist_ok=True)
     weights_path, info_path = os.path.join(folder, WEIGHTS_FILE), os.path.join(folder, INFO_FILE)

@@ -9,14 +9,13 @@ import csv
 import logging
 import math
 import os
-import shutil
 import signal
 import threading
 
 import keras
 import tensorflow as tf
 
-from dcgan_tf import files
+from dcgan_tf import checkpoints, files
 from dcgan_tf.gan import METRIC_NAMES
 from dcgan_tf.images import save_grid
 from dcgan_tf.runs import list_training_grids, training_grid_name
@@ -97,8 +96,7 @@ class SampleGrids(EveryNSteps):
     def _disk_has_room(self) -> bool:
         if self.disk_full or not self.min_free_mb:
             return not self.disk_full
-        os.makedirs(self.directory, exist_ok=True)
-        free_mb = shutil.disk_usage(self.directory).free / 2**20
+        free_mb = files.free_mb(self.directory)
         if free_mb < self.min_free_mb:
             self.disk_full = True
             log.warning("only %.0f MB free on the disk of %s (under %s MB): no more sample grids; checkpoints go on",
@@ -114,20 +112,40 @@ class SampleGrids(EveryNSteps):
 
 
 class Checkpoints(EveryNSteps):
-    """Save through a CheckpointManager every `every` steps and at the end of training (numbered by step)."""
+    """Save through a CheckpointManager every `every` steps and at the end of training (numbered by step).
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int):
+    With `min_free_mb` > 0, warns (once, until there is room again) before a save that would not fit on the disk,
+    judged by the size of the last checkpoint.
+    """
+
+    def __init__(self, manager: tf.train.CheckpointManager, every: int, min_free_mb: float = 0):
         super().__init__(every)
         self.manager = manager
+        self.min_free_mb = min_free_mb
+        self.warned = False
 
     def save(self, step: int) -> str | None:
         if not weights_finite(self.model):  # never write a NaN checkpoint over a good one
             log.error("not saving a checkpoint at step %d: the model holds NaN/Inf values", step)
             return None
+        if self.min_free_mb:
+            self._warn_if_it_may_not_fit(step)
         path = self.manager.save(checkpoint_number=step)
         self.last_saved = step
         log.info("saved checkpoint %s", path)
         return path
+
+    def _warn_if_it_may_not_fit(self, step: int) -> None:
+        last = self.manager.latest_checkpoint
+        needed_mb = checkpoints.checkpoint_size(last) / 2**20
+        free = files.free_mb(self.manager.directory)
+        fits = free >= needed_mb
+        if not fits and not self.warned:
+            log.warning("the checkpoint at step %d may not fit: %.0f MB free in %s, and the last one (%s) took "
+                        "%.1f MB; free some space, or the run stops at this save (and resumes from %s)", step, free,
+                        os.path.abspath(self.manager.directory), os.path.basename(last), needed_mb,
+                        os.path.basename(last))
+        self.warned = not fits
 
 
 class LossCSV(keras.callbacks.Callback):

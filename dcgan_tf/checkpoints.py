@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
+import re
+import shutil
 
 import tensorflow as tf
 
 from dcgan_tf.gan import DCGAN
 
 log = logging.getLogger(__name__)
+
+UNFINISHED_SAVE = re.compile(r"^ckpt-\d+_temp")  # TensorFlow writes a checkpoint's shards here, then moves them
 
 
 def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.train.Checkpoint:
@@ -67,3 +73,45 @@ def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = F
         log.info("restored %s", path)
         return path
     return None
+
+
+def restore_for_reading(model: DCGAN, directory: str, attempts: int = 5) -> str | None:
+    """Restore the newest checkpoint in `directory` into `model` for a reader (test mode, visualisation), G only.
+
+    A reader may run beside the training process, whose next save deletes the checkpoint the reader just listed
+    (--max_to_keep): when every listed checkpoint fails and the run has a newer one since, list again and retry,
+    with a fresh Checkpoint object (a failed restore leaves deferred reads of the vanished files on the old one).
+    """
+    for _ in range(attempts):
+        manager = make_manager(make_checkpoint(model), directory, max_to_keep=1)
+        listed = manager.latest_checkpoint
+        path = restore_latest(manager, generator_only=True)
+        if path is not None or tf.train.latest_checkpoint(directory) in (None, listed):
+            return path
+        log.info("the run saved a newer checkpoint while it was read; reading that one")
+    return None
+
+def checkpoint_size(path: str | None) -> int:
+    """Bytes the checkpoint at `path` (a prefix like .../ckpt-200) takes on disk; 0 for None."""
+    if not path:
+        return 0
+    return sum(os.path.getsize(name) for name in glob.glob(glob.escape(path) + ".*") if os.path.isfile(name))
+
+
+def remove_unfinished_saves(directory: str) -> list[str]:
+    """Delete what killed or failed saves left in a run folder (`ckpt-<step>_temp*` folders); returns them.
+
+    Only for the process that holds the run: a save in progress has such a folder too.
+    """
+    if not os.path.isdir(directory):
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if UNFINISHED_SAVE.match(name) and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d unfinished checkpoint save(s) left by an earlier process: %s", len(removed),
+                 ", ".join(os.path.basename(path) for path in removed))
+    return removed

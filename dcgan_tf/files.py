@@ -3,14 +3,54 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write failed for want of disk space; the message says what, where, and how to go on."""
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether an error is a write that found no space: OSError ENOSPC / EDQUOT, or a TensorFlow error (a
+    checkpoint save's ResourceExhaustedError) carrying their message. Out-of-memory errors are not."""
+    if isinstance(error, OSError) and error.errno in NO_SPACE_ERRNOS:
+        return True
+    return any(os.strerror(number) in str(error) for number in NO_SPACE_ERRNOS)
+
+
+def _existing(folder: str) -> str:
+    """`folder`, or its nearest existing parent."""
+    folder = os.path.abspath(folder)
+    while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def free_mb(folder: str) -> float:
+    """Free space (MB) on the disk of `folder` (or of its nearest existing parent)."""
+    return shutil.disk_usage(_existing(folder)).free / 2**20
+
+
+def free_space(folders) -> list[tuple[str, float]]:
+    """[(folder, free MB)] for each disk the folders are on (the first folder named on each disk)."""
+    seen, found = set(), []
+    for folder in folders:
+        device = os.stat(_existing(folder)).st_dev
+        if device not in seen:
+            seen.add(device)
+            found.append((folder, free_mb(folder)))
+    return found
 
 
 @contextlib.contextmanager

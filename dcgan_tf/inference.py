@@ -19,8 +19,7 @@ def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
     """
     saved = runs.open_saved_run(config)
     model = build_dcgan(saved)
-    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model), saved.checkpoint_path, 1)
-    if checkpoints.restore_latest(manager, generator_only=True) is None:
+    if checkpoints.restore_for_reading(model, saved.checkpoint_path) is None:
         raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(saved.checkpoint_path)} "
                             f"(train it with --train)")
     return saved, model, model.steps_done

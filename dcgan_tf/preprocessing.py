@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dcgan_tf import autoencoder_pictures as pictures
-from dcgan_tf.autoencoder import Autoencoded, autoencode, drop_images, near_duplicates
+from dcgan_tf import run_lock
+from dcgan_tf.autoencoder import Autoencoded, autoencode, autoencoder_folder, drop_images, near_duplicates
 from dcgan_tf.config import Config
 from dcgan_tf.data import LoadedImages, StreamedImages, cache_bytes
 from dcgan_tf.datasets import load_training_data, needs_memory
@@ -128,12 +129,13 @@ def train_autoencoder(config: Config) -> Preprocessed:
     """Standalone mode: train (or reuse) the autoencoder for config's data, write its pictures, the reconstruction
     of every image kept as a PNG, and (with dedupe) duplicates.csv, into `<sample_dir>/<autoencoder name>/`."""
     config = dataclasses.replace(config.resolved(), preprocess="autoencoder", swap_epoch=None).validate()
-    images = load_training_data(config)  # the GAN's own loader: the same images, the same folder
-    config = dataclasses.replace(config, c_dim=images.c_dim)
-    out = os.path.join(config.sample_dir, config.autoencoder_name)
-    result = preprocess(config, images, picture_dirs=[out], report_dir=out if config.dedupe is not None else None)
-    folder = os.path.join(out, RECONSTRUCTIONS)
-    count = export_reconstructions(result.originals, result.reconstructions.images, folder)
-    result.written.append(folder)
-    log.info("wrote %d reconstructions to %s", count, folder)
-    return result
+    with run_lock.holding(autoencoder_folder(config), what="autoencoder"):  # one writer, before any work
+        images = load_training_data(config)  # the GAN's own loader: the same images, the same folder
+        config = dataclasses.replace(config, c_dim=images.c_dim)
+        out = os.path.join(config.sample_dir, config.autoencoder_name)
+        result = preprocess(config, images, picture_dirs=[out], report_dir=out if config.dedupe is not None else None)
+        folder = os.path.join(out, RECONSTRUCTIONS)
+        count = export_reconstructions(result.originals, result.reconstructions.images, folder)
+        result.written.append(folder)
+        log.info("wrote %d reconstructions to %s", count, folder)
+        return result

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from dcgan_tf import callbacks as cb
-from dcgan_tf import checkpoints, data, distribution, preprocessing, runs
+from dcgan_tf import checkpoints, data, distribution, files, preprocessing, run_lock, runs
 from dcgan_tf.build import build_dcgan, warn_if_bf16_is_emulated
 from dcgan_tf.config import Config
 from dcgan_tf.datasets import load_training_data
@@ -86,12 +86,16 @@ def train(config: Config) -> TrainResult:
 
     Under `--strategy multiworker` every worker calls this; the chief writes the run's outputs, the others only
     their own checkpoints (into a temporary folder that is removed at the end), as tf.distribute requires.
+    The writing process holds the run's lock throughout (RunBusyError at once if another process holds it), and a
+    full disk stops the run with a DiskFullError saying where it can resume.
     """
     config = config.resolved().validate()
     strategy = distribution.make_strategy(config.strategy)  # first: multiworker must precede other TensorFlow work
     distribution.check_batch_split(config.batch_size, strategy)
     if distribution.is_chief(strategy):
-        return _train(_Session(config, strategy, scratch=None))
+        with run_lock.holding(config.checkpoint_path):  # one writer per run, before any work
+            checkpoints.remove_unfinished_saves(config.checkpoint_path)
+            return _train(_Session(config, strategy, scratch=None))
     with tempfile.TemporaryDirectory(prefix="dcgan_tf_worker_") as scratch:
         log.info("%s: the chief writes the run's outputs; this worker checkpoints into %s",
                  distribution.worker_name(strategy), scratch)
@@ -100,13 +104,35 @@ def train(config: Config) -> TrainResult:
 
 def _train(session: _Session) -> TrainResult:
     """train() on this process."""
-    images, prepared = _prepare_data(session)
-    _build_or_restore(session)
-    monitors = _make_monitors(session)
-    result = TrainResult(session.config, 0, 0, len(prepared.originals), images.skipped, {},
-                         duplicates=prepared.duplicates)
-    _fit_with_rollbacks(session, prepared, monitors, result)
-    return _finish(session, monitors, result, len(images.skipped))
+    try:
+        images, prepared = _prepare_data(session)
+        _build_or_restore(session)
+        monitors = _make_monitors(session)
+        result = TrainResult(session.config, 0, 0, len(prepared.originals), images.skipped, {},
+                             duplicates=prepared.duplicates)
+        _fit_with_rollbacks(session, prepared, monitors, result)
+        return _finish(session, monitors, result, len(images.skipped))
+    except Exception as error:
+        if not files.is_disk_full(error):
+            raise
+        raise _disk_full(session, error) from None
+
+
+def _disk_full(session: _Session, error: Exception) -> files.DiskFullError:
+    """The one message for a write that found the disk full: what, where, how much is free, where to resume."""
+    config = session.config
+    if isinstance(error, OSError) and error.filename:
+        what = f"could not write {error.filename} ({error.strerror})"
+    else:
+        what = f"could not write ({str(error).strip().splitlines()[-1][:300]})"
+    free = "; ".join(f"{mb:.0f} MB free in {os.path.abspath(folder)}"
+                     for folder, mb in files.free_space([config.checkpoint_path, config.sample_path]))
+    step = f" at step {session.model.steps_done}" if session.model is not None else ""
+    last = tf.train.latest_checkpoint(config.checkpoint_path)
+    resume = (f"its last complete checkpoint is {last}. Free some space (or lower --max_to_keep, or set "
+              f"--keep_samples) and run the same command: it resumes from that checkpoint" if last else
+              "no checkpoint was written yet. Free some space and run the same command: it starts the run again")
+    return files.DiskFullError(f"the disk is full: {what}; {free}. The run stopped{step}; {resume}")
 
 
 # ------------------------------------------------------------------------------------------ stage 1: the data
@@ -176,7 +202,7 @@ def _make_monitors(session: _Session) -> _Monitors:
         guard,
         csv_log,
         *([cb.LossTensorBoard(os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)), grids] if chief else []),
-        cb.Checkpoints(session.manager, config.ckpt_freq),
+        cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb),
         stopper,
     ]
     return _Monitors(callbacks, stopper, guard, csv_log, grids)

@@ -13,7 +13,7 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LAYERS = {
     "config": 0, "files": 0, "images": 0, "latent": 0, "builtin_data": 0,
     "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1,
-    "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "inference": 2, "autoencoder": 2,
+    "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "run_lock": 2, "inference": 2, "autoencoder": 2,
     "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
 }
 

@@ -84,7 +84,8 @@ def test_weights_and_reconstructions_are_cached_and_invalidated(tmp_path, caplog
     first = ae.autoencode(config, images)
     assert first.trained_now and not first.cache_reused and len(first.losses) == 2
     folder = os.path.join(config.checkpoint_dir, config.autoencoder_name)
-    assert sorted(os.listdir(folder)) == ["autoencoder.json", "autoencoder.weights.h5", "reconstructions.npz"]
+    assert sorted(os.listdir(folder)) == ["autoencoder.json", "autoencoder.weights.h5", "reconstructions.npz",
+                                          "run.lock"]  # the lock of its one writer
 
     again = ae.autoencode(config, images)  # same images, same settings: nothing is recomputed
     assert not again.trained_now and again.cache_reused
