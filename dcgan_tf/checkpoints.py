@@ -38,13 +38,23 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.tra
 
 
 def saved_shape(directory: str, name: str) -> tuple | None:
-    """The shape of the top-level checkpoint value `name` in the newest checkpoint under directory, or None."""
-    path = tf.train.latest_checkpoint(directory)
-    if path is None:
-        return None
-    shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
-    shape = shapes.get(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
-    return tuple(shape) if shape is not None else None
+    """The shape of the top-level checkpoint value `name` in the newest readable checkpoint under directory, or None.
+
+    A checkpoint whose files cannot be read (say, a truncated `.index`) is skipped for the one before, as
+    restore_latest does, so a damaged newest checkpoint never stops the run before its fallback.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
+        path = path if os.path.isabs(path) else os.path.join(directory, path)
+        try:
+            shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+        except (tf.errors.OpError, RuntimeError, ValueError, OSError) as error:
+            log.warning("cannot read %s (%s: %s); trying an older checkpoint", path, type(error).__name__,
+                        str(error).splitlines()[0][:200] if str(error) else "")
+            continue
+        shape = shapes.get(f"{name}/.ATTRIBUTES/VARIABLE_VALUE")
+        return tuple(shape) if shape is not None else None
+    return None
 
 
 def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: int) -> tf.train.CheckpointManager:
@@ -65,7 +75,7 @@ def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = F
             status = manager.checkpoint.restore(path)
             if not generator_only:
                 status.assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError, OSError) as error:
+        except (tf.errors.OpError, RuntimeError, ValueError, AssertionError, IndexError, KeyError, OSError) as error:
             log.error("cannot restore %s (%s: %s); trying an older checkpoint", path, type(error).__name__,
                       str(error).splitlines()[0][:200])
             continue

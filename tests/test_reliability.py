@@ -86,6 +86,16 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_
     assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
 
 
+
+def test_a_truncated_newest_index_falls_back_too(tmp_path, image_folder):
+    """The .index (read first, for the saved grid z's shape) damaged, not only the data: still the one before."""
+    config = train(tiny_config(tmp_path, image_folder, max_to_keep=3)).config  # ckpt-2, ckpt-3
+    with open(os.path.join(config.checkpoint_path, "ckpt-3.index"), "r+b") as handle:
+        handle.truncate(100)
+    result = train(tiny_config(tmp_path, image_folder, epoch=2, max_to_keep=3))
+    assert (result.step, result.epoch) == (6, 2)
+    assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
+
 def test_library_never_unpickles():
     source = "".join(open(os.path.join(ROOT, "dcgan_tf", name)).read()
                      for name in os.listdir(os.path.join(ROOT, "dcgan_tf")) if name.endswith(".py"))
