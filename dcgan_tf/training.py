@@ -240,18 +240,21 @@ def _fit_with_rollbacks(session: _Session, prepared, monitors: _Monitors, result
 
 
 def _roll_back(session: _Session, result: TrainResult) -> bool:
-    """Under --nan_policy rollback (at most MAX_ROLLBACKS times): back to the last good checkpoint with halved
-    learning rates. False when the run must stop instead."""
+    """Under --nan_policy rollback (at most MAX_ROLLBACKS times): back to the last good checkpoint with the learning
+    rates in force halved. False when the run must stop instead."""
     config, model = session.config, session.model
     if config.nan_policy != "rollback" or result.rollbacks >= MAX_ROLLBACKS:
         return False
     manager = session.manager if session.chief else checkpoints.make_manager(  # all roll back to the chief's
         session.checkpoint, config.checkpoint_path, config.max_to_keep)
+    # Halve the rates in force now, not the checkpoint's: rolled back twice to one checkpoint, the second run of
+    # those steps must not replay the first at the same rate (rollback k trains at the base rate x 0.5^k).
+    in_force = [float(optimizer.learning_rate) for optimizer in (model.g_optimizer, model.d_optimizer)]
     if not checkpoints.restore_latest(manager):
         return False
     result.rollbacks += 1
-    for optimizer in (model.g_optimizer, model.d_optimizer):
-        optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
+    for optimizer, rate in zip((model.g_optimizer, model.d_optimizer), in_force):
+        optimizer.learning_rate.assign(rate * 0.5)
     log.warning("rolled back to step %d with learning rates halved to %.3g (rollback %d of %d)",
                 model.steps_done, float(model.g_optimizer.learning_rate), result.rollbacks, MAX_ROLLBACKS)
     return True

@@ -60,6 +60,16 @@ def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, i
     assert np.isclose(float(model.d_optimizer.learning_rate), 0.0001)  # halved, and saved so resume keeps it
 
 
+
+def test_rollbacks_to_one_checkpoint_compound_the_halving(tmp_path, image_folder, monkeypatch, caplog):
+    """NaN again before the next checkpoint: rollback k trains at the base rate x 0.5^k, not base / 2 each time."""
+    poison_discriminator(monkeypatch, from_step=3, once=False)
+    caplog.set_level("WARNING")
+    result = train(tiny_config(tmp_path, image_folder, epoch=2, nan_policy="rollback"))
+    assert result.stopped_by == "nan" and result.rollbacks == 3
+    halved = [line.split("halved to ")[1].split(" ")[0] for line in caplog.text.splitlines() if "halved to" in line]
+    assert halved == ["0.0001", "5e-05", "2.5e-05"]
+
 def test_keep_samples_prunes_old_grids(tmp_path, image_folder):
     result = train(tiny_config(tmp_path, image_folder, epoch=3, sample_freq=1, keep_samples=2, keep_every=4))
     grids = sorted(name for name in os.listdir(result.config.sample_path) if name.startswith("train_"))
