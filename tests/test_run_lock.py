@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
+from test_reliability import csv_steps
 from dcgan_tf import callbacks as cb
 from dcgan_tf import files, run_lock
 from dcgan_tf.run_lock import RunBusyError, RunLock
@@ -20,11 +21,6 @@ from dcgan_tf.training import train
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLD = ("import sys, time; sys.path.insert(0, sys.argv[1]); from dcgan_tf.run_lock import RunLock; "
         "lock = RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(120)")
-
-
-def csv_steps(config):
-    with open(os.path.join(config.checkpoint_path, "losses.csv")) as handle:
-        return [int(line.split(",")[0]) for line in handle.read().splitlines()[1:]]
 
 
 # ---------------------------------------------------------------------------------------------- the lock
