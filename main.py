@@ -56,7 +56,7 @@ def main(argv):
         fail(f"--{error.field}: {error.message}")
     except (dcgan_tf.DataError, dcgan_tf.RunError) as error:
         fail(str(error))
-    except dcgan_tf.DiskFullError as error:  # nothing is lost: exit 1 like a stopped run, with where to resume
+    except (dcgan_tf.DiskFullError, dcgan_tf.CheckpointError) as error:  # nothing is lost: exit 1, say what to do
         print(f"main.py: error: {error}", file=sys.stderr)
         sys.exit(1)
     except OSError as error:  # a full disk outside training (the autoencoder mode, pictures): one line, exit 1
@@ -143,9 +143,10 @@ def report_training(result) -> None:
     """One closing line: how far the run got, and how it ended."""
     where = f"{result.config.name} at step {result.step}, epoch {result.epoch}"
     if result.stopped_by == "nan":
-        print(f"main.py: error: training diverged (NaN/Inf loss at step {result.nan_step}) in {where}; no checkpoint "
-              f"was written after it (last good: {result.last_checkpoint}). Retry with --nan_policy rollback or a "
-              f"lower --learning_rate.", file=sys.stderr)
+        what = "weights" if result.nan_values == ["weights"] else "loss"
+        print(f"main.py: error: training diverged (NaN/Inf {what} at step {result.nan_step}) in {where}; no "
+              f"checkpoint was written after it (last good: {result.last_checkpoint}). Retry with --nan_policy "
+              f"rollback or a lower --learning_rate.", file=sys.stderr)
         sys.exit(1)
     if result.stopped_by:
         print(f"stopped by {result.stopped_by}: {where}, checkpoint saved; run the same command to resume")

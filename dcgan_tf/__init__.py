@@ -5,6 +5,7 @@
 """
 
 from dcgan_tf.build import build_dcgan
+from dcgan_tf.checkpoints import CheckpointError
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.data import DataError
 from dcgan_tf.files import DiskFullError
@@ -16,7 +17,9 @@ from dcgan_tf.runs import RunError
 from dcgan_tf.training import TrainResult, train
 
 __all__ = [
-    "Config", "ConfigError", "DataError", "DCGAN", "DiskFullError", "RunBusyError", "RunError", "TrainResult",
-    "build_dcgan", "build_discriminator", "build_generator", "load_trained", "train", "write_test_grid",
+    "CheckpointError", "Config", "ConfigError", "DataError", "DCGAN", "DiskFullError",
+    "RunBusyError", "RunError", "TrainResult",
+    "build_dcgan", "build_discriminator", "build_generator", "load_trained", "train",
+    "write_test_grid",
 ]
 __version__ = "0.1.0"

@@ -24,8 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def weights_finite(model) -> bool:
-    """True when every float variable of G, D and their optimizers is finite (nothing NaN/Inf to save)."""
-    variables = (model.generator.variables + model.discriminator.variables + model.g_optimizer.variables
+    """True when every float variable that training or sampling uses is finite (nothing NaN/Inf to save).
+
+    That is all of G (its batch-norm statistics make the samples), D's trainable weights, and both optimizers' state.
+    D's batch-norm moving statistics are left out: D always runs in training mode, so they are never used, and a
+    NaN there must not block every later checkpoint while training goes on.
+    """
+    variables = (model.generator.variables + model.discriminator.trainable_variables + model.g_optimizer.variables
                  + model.d_optimizer.variables)
     return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if keras.backend.is_float_dtype(v.dtype))
 
@@ -114,19 +119,26 @@ class SampleGrids(EveryNSteps):
 class Checkpoints(EveryNSteps):
     """Save through a CheckpointManager every `every` steps and at the end of training (numbered by step).
 
-    With `min_free_mb` > 0, warns (once, until there is room again) before a save that would not fit on the disk,
-    judged by the size of the last checkpoint.
+    Weights holding NaN/Inf are never saved: the save is refused and, with a `guard`, the run is stopped as for a
+    NaN loss (the losses of the last update can be finite while the weights it wrote are not). With `min_free_mb`
+    > 0, warns (once, until there is room again) before a save that would not fit on the disk, judged by the size
+    of the last checkpoint.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, every: int, min_free_mb: float = 0):
+    def __init__(self, manager: tf.train.CheckpointManager, every: int, min_free_mb: float = 0,
+                 guard: "NonFiniteGuard | None" = None):
         super().__init__(every)
         self.manager = manager
         self.min_free_mb = min_free_mb
+        self.guard = guard
         self.warned = False
 
     def save(self, step: int) -> str | None:
         if not weights_finite(self.model):  # never write a NaN checkpoint over a good one
             log.error("not saving a checkpoint at step %d: the model holds NaN/Inf values", step)
+            if self.guard is not None:
+                self.guard.trip(step, ["weights"])
+                self.model.stop_training = True
             return None
         if self.min_free_mb:
             self._warn_if_it_may_not_fit(step)
@@ -236,9 +248,14 @@ class NonFiniteGuard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         bad = [name for name, value in (logs or {}).items() if not math.isfinite(float(value))]
         if bad:
-            self.tripped = (self.model.steps_done, bad)
+            self.trip(self.model.steps_done, bad)
             log.error("non-finite %s at step %d", ", ".join(bad), self.tripped[0])
             self.model.stop_training = True
+
+    def trip(self, step: int, names: list) -> None:
+        """Record that `names` (losses, or "weights") went NaN/Inf at `step`; the first trip of a fit() counts."""
+        if self.tripped is None:
+            self.tripped = (step, names)
 
 
 class GracefulStop(keras.callbacks.Callback):

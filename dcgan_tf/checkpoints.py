@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import weakref
 
 import tensorflow as tf
 
@@ -17,10 +18,23 @@ log = logging.getLogger(__name__)
 UNFINISHED_SAVE = re.compile(r"^ckpt-\d+_temp")  # TensorFlow writes a checkpoint's shards here, then moves them
 
 
-def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.train.Checkpoint:
+# Entries a checkpoint may lack and still restore: older checkpoints have no asked learning rates, and a run that
+# switches --mixed_precision on resume finds no loss-scale state (fp32 -> fp16) or leaves it unused (fp16 -> fp32).
+OPTIONAL_ENTRIES = ("learning_rates", "g_loss_scale", "d_loss_scale")
+
+
+class CheckpointError(RuntimeError):
+    """A run has checkpoints and none of them can be restored: the run must stop, and nothing may be overwritten."""
+
+
+def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None,
+                    learning_rates: tf.Variable | None = None) -> tf.train.Checkpoint:
     """Everything a resumed run needs to continue exactly where it stopped.
 
-    `sample_z` (the fixed z of the training grids) is left out when only the model is wanted.
+    `sample_z` (the fixed z of the training grids) is left out when only the model is wanted. `learning_rates`
+    holds the rates the command asked for ([G, D]) as of this checkpoint, so a resumed run tells an explicit change
+    of --learning_rate from the halved rates of a rollback. An fp16 run's dynamic loss scale (scale and the count of
+    good steps since it last grew) is saved too, so a resume or rollback does not restart it at 2^15.
     """
     tracked = dict(
         generator=model.generator,
@@ -34,7 +48,35 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None) -> tf.tra
     )
     if sample_z is not None:
         tracked["sample_z"] = sample_z
-    return tf.train.Checkpoint(**tracked)
+    if learning_rates is not None:
+        tracked["learning_rates"] = learning_rates
+    for name, optimizer in (("g_loss_scale", model.g_optimizer), ("d_loss_scale", model.d_optimizer)):
+        if hasattr(optimizer, "inner_optimizer"):
+            tracked[name] = tf.train.Checkpoint(scale=optimizer.dynamic_scale, good_steps=optimizer.step_counter)
+    checkpoint = tf.train.Checkpoint(**tracked)
+    _ENTRIES[checkpoint] = tracked
+    return checkpoint
+
+
+_ENTRIES = weakref.WeakKeyDictionary()  # checkpoint -> its top-level entries, to restore a subset of them
+
+
+def saved_entries(path: str) -> set[str]:
+    """The top-level entries (generator, sample_z, learning_rates, ...) a checkpoint holds; reads its .index."""
+    return {key.split("/")[0] for key in tf.train.load_checkpoint(path).get_variable_to_shape_map()}
+
+
+def _restoring(checkpoint: tf.train.Checkpoint, path: str) -> tf.train.Checkpoint:
+    """`checkpoint`, less the optional entries the checkpoint at `path` does not hold (those keep their values)."""
+    tracked = _ENTRIES.get(checkpoint)
+    if tracked is None:
+        return checkpoint
+    missing = set(OPTIONAL_ENTRIES) & set(tracked) - saved_entries(path)
+    if not missing:
+        return checkpoint
+    log.info("%s holds no %s; %s", os.path.basename(path), ", ".join(sorted(missing)),
+             "those start from this run's settings")
+    return tf.train.Checkpoint(**{name: value for name, value in tracked.items() if name not in missing})
 
 
 def saved_shape(directory: str, name: str) -> tuple | None:
@@ -43,9 +85,8 @@ def saved_shape(directory: str, name: str) -> tuple | None:
     A checkpoint whose files cannot be read (say, a truncated `.index`) is skipped for the one before, as
     restore_latest does, so a damaged newest checkpoint never stops the run before its fallback.
     """
-    state = tf.train.get_checkpoint_state(directory)
+    state = tf.train.get_checkpoint_state(directory)  # its paths already joined to `directory`
     for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
-        path = path if os.path.isabs(path) else os.path.join(directory, path)
         try:
             shapes = tf.train.load_checkpoint(path).get_variable_to_shape_map()
         except (tf.errors.OpError, RuntimeError, ValueError, OSError) as error:
@@ -62,27 +103,41 @@ def make_manager(checkpoint: tf.train.Checkpoint, directory: str, max_to_keep: i
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep, checkpoint_name="ckpt")
 
 
-def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = False) -> str | None:
+def restore_latest(manager: tf.train.CheckpointManager, generator_only: bool = False,
+                   failures: list | None = None) -> str | None:
     """Restore the newest readable checkpoint into the tracked objects; return its path, or None when there is none.
 
     TensorFlow writes a checkpoint's files first and then points the `checkpoint` state file at them, so a write
     that was killed never becomes "latest". A checkpoint whose files were damaged later is skipped (logged) for the
-    next older one. Training checks that every saved value found its variable; `generator_only` (test mode,
-    visualisation) lets the rest of the checkpoint go unused.
+    next older one; `failures` (a list) receives (path, reason) for each one skipped. Training checks that every
+    saved value found its variable; `generator_only` (test mode, visualisation) lets the rest of the checkpoint go
+    unused.
     """
     for path in reversed(manager.checkpoints):
         try:
-            status = manager.checkpoint.restore(path)
+            status = _restoring(manager.checkpoint, path).restore(path)
             if not generator_only:
                 status.assert_existing_objects_matched()
         except (tf.errors.OpError, RuntimeError, ValueError, AssertionError, IndexError, KeyError, OSError) as error:
-            log.error("cannot restore %s (%s: %s); trying an older checkpoint", path, type(error).__name__,
-                      str(error).splitlines()[0][:200])
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+            log.error("cannot restore %s (%s); trying an older checkpoint", path, reason)
+            if failures is not None:
+                failures.append((path, reason))
             continue
         status.expect_partial()  # the checkpoint's own save_counter, and in generator_only mode the rest
         log.info("restored %s", path)
         return path
     return None
+
+
+def unrestorable(directory: str, failures: list) -> CheckpointError:
+    """The error for a run none of whose checkpoints restores: each checkpoint and why, and that nothing changed."""
+    listed = "; ".join(f"{os.path.basename(path)}: {reason}" for path, reason in failures) or "none listed"
+    return CheckpointError(
+        f"run {os.path.abspath(directory)} has checkpoints, and none of them can be restored ({listed}). Nothing was "
+        f"changed: its checkpoints, config.json and losses.csv are as they were. If the cause can be fixed (a file "
+        f"permission, a disk, the TensorFlow version that wrote them) run the same command again; to start the run "
+        f"over, move that folder away (or pass another --run_name)")
 
 
 def restore_for_reading(model: DCGAN, directory: str, attempts: int = 5) -> str | None:

@@ -79,6 +79,11 @@ class Config:
     input_height: int = setting(108, "model", "Height of the centre crop taken from each image (with --crop).")
     input_width: int | None = setting(None, "model", "Width of the centre crop. Unset: --input_height.")
     batch_size: int = setting(64, "model", "Images per batch.")
+    train_size: int | None = setting(
+        None, "model", "Train on a seeded random subset of this many images. Unset: all.")
+    seed: int = setting(
+        1, "model", "Seed of weights, z draws, data order and sample grids: same seed, same run. A replicate with "
+        "another seed is another run (its own folder).")
     # the networks
     z_dim: int = setting(100, "model", "Dimension of the latent vector z.")
     z_dist: str = setting(
@@ -128,8 +133,6 @@ class Config:
         "./data", "training", "Folder holding the data sets (data_dir/dataset/input_fname_pattern).")
     input_fname_pattern: str = setting(
         "*.jpg", "training", "Glob of image files inside the data set folder ('**' recurses).")
-    train_size: int | None = setting(
-        None, "training", "Train on a seeded random subset of this many images. Unset: all.")
     cache_limit: int = setting(
         4096, "training", "MB of decoded images kept in memory. A data set that needs more is streamed from its files "
         "instead (decoded batch by batch, in parallel). 0: always stream.")
@@ -137,8 +140,6 @@ class Config:
         25, "training", "Train until this many epochs are done (a resumed run continues to it).")
     learning_rate: float = setting(0.0002, "training", "Adam learning rate of both networks.")
     beta1: float = setting(0.5, "training", "Adam beta_1 of both networks.")
-    seed: int = setting(
-        1, "training", "Seed of weights, z draws, data order and sample grids: same seed, same run.")
     mixed_precision: bool = setting(
         False, "training", "Mixed precision: bf16 on a CPU, fp16 with dynamic loss scaling on a GPU; weights, "
         "batch-norm statistics, logits and losses stay float32. May change on resume.")
@@ -212,6 +213,8 @@ class Config:
         parts = [c.dataset_name, f"b{c.batch_size}", f"{c.output_height}x{c.output_width}"]
         if c.crop:
             parts.append(f"crop{c.input_height}x{c.input_width}")
+        if c.train_size is not None:
+            parts.append(f"n{c.train_size}")
         parts += [f"z{c.z_dim}", f"ga{c.g_advantage}"]
         if c.z_dist != "uniform_signed":
             parts.append(c.z_dist)
@@ -224,7 +227,7 @@ class Config:
             parts.append("dnobn")
         if c.d_steps != 1:
             parts.append(f"ds{c.d_steps}")
-        if c.d_learning_rate is not None and c.d_learning_rate != c.learning_rate:
+        if c.d_learning_rate is not None:  # even when equal to --learning_rate, which may change on resume
             parts.append(f"dlr{c.d_learning_rate:g}")
         if c.uses_autoencoder:
             parts.append(f"ae{c.ae_code_dim}")
@@ -236,6 +239,8 @@ class Config:
             parts.append(f"swap{c.swap_epoch}")
         if c.dedupe is not None:
             parts.append(f"dedupe{c.dedupe:g}")
+        if c.seed != Config.seed:
+            parts.append(f"s{c.seed}")
         return "_".join(parts)
 
     @property

@@ -1,8 +1,10 @@
 """train(config): load the data, build or resume the run, and fit the DCGAN with its monitoring callbacks.
 
-The stages, each a function below: prepare the data (`_prepare_data`), build the model and restore the newest
-checkpoint (`_build_or_restore`), make the callbacks (`_make_monitors`), fit epoch by epoch with rollbacks on a
-NaN (`_fit_with_rollbacks`), and finish (`_finish`: plots, the result, the log line).
+The stages, each a function below: read the data (`_load_data`), build the model and restore the newest checkpoint
+(`_build_or_restore`), save the config and preprocess (`_prepare_data`), make the callbacks (`_make_monitors`), fit
+epoch by epoch with rollbacks on a NaN (`_fit_with_rollbacks`), and finish (`_finish`: plots, the result, the log
+line). Nothing in the run folder is written before the checkpoint is restored, so a run that cannot resume stops
+with its history as it was.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class TrainResult:
     skipped: list
     history: dict
     stopped_by: str | None = None  # a signal name (SIGINT, SIGTERM), "nan", or None when the run finished
-    nan_step: int | None = None  # the step whose losses went NaN/Inf
+    nan_step: int | None = None  # the step whose losses (or, after its update, weights) went NaN/Inf
+    nan_values: list = dataclasses.field(default_factory=list)  # which: loss names, or ["weights"]
     last_checkpoint: str | None = None
     rollbacks: int = 0
     duplicates: list = dataclasses.field(default_factory=list)  # (dropped, kept, distance) under config.dedupe
@@ -59,6 +62,7 @@ class _Session:
     checkpoint: tf.train.Checkpoint | None = None
     manager: tf.train.CheckpointManager | None = None
     grid_z: tf.Variable | None = None  # the training grids' fixed z, saved with the run
+    learning_rates: tf.Variable | None = None  # [G, D] rates the command asked for, saved with each checkpoint
 
     @property
     def chief(self) -> bool:
@@ -105,8 +109,9 @@ def train(config: Config) -> TrainResult:
 def _train(session: _Session) -> TrainResult:
     """train() on this process."""
     try:
-        images, prepared = _prepare_data(session)
+        images = _load_data(session)
         _build_or_restore(session)
+        prepared = _prepare_data(session, images)
         monitors = _make_monitors(session)
         result = TrainResult(session.config, 0, 0, len(prepared.originals), images.skipped, {},
                              duplicates=prepared.duplicates)
@@ -136,12 +141,9 @@ def _disk_full(session: _Session, error: Exception) -> files.DiskFullError:
 
 
 # ------------------------------------------------------------------------------------------ stage 1: the data
-def _prepare_data(session: _Session):
-    """Check the run may resume, load its images, save its config, and preprocess them; (images, Preprocessed).
-
-    Sets session.config's c_dim from the data.
-    """
-    config, strategy = session.config, session.strategy
+def _load_data(session: _Session):
+    """Check the run may resume and load its images, writing nothing. Sets session.config's c_dim from the data."""
+    config = session.config
     saved = runs.load_saved_config(config)
     if saved is not None:
         runs.check_resumable(config, saved)  # fails before the data is read
@@ -150,6 +152,69 @@ def _prepare_data(session: _Session):
     if saved is not None:
         runs.check_resumable(config, saved)  # now with the data's channel count known
     session.saved = saved
+    return images
+
+
+# ------------------------------------------------------------------------------------------ stage 2: the model
+def _build_or_restore(session: _Session) -> None:
+    """Build the model and its checkpoint, and restore the newest checkpoint of the run if there is one.
+
+    A run with checkpoints none of which restores stops here with a CheckpointError, before anything is written.
+    """
+    config = session.config
+    warn_if_bf16_is_emulated(config)
+    model = session.model = build_dcgan(config, session.strategy)
+    # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
+    bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")
+    session.grid_z = tf.Variable(sample_z(bank_shape or (config.grid_rows * config.grid_cols, config.z_dim),
+                                          config.z_dist, config.seed), trainable=False, name="sample_z")
+    session.learning_rates = tf.Variable(asked_learning_rates(config), dtype=tf.float64, trainable=False,
+                                         name="learning_rates")
+    session.checkpoint = checkpoints.make_checkpoint(model, session.grid_z, session.learning_rates)
+    session.manager = checkpoints.make_manager(session.checkpoint, config.checkpoint_path, config.max_to_keep)
+    failures = []
+    restored = checkpoints.restore_latest(session.manager, failures=failures)  # every worker: the chief's
+    if restored:
+        log.info("resuming run %s at step %d, epoch %d", config.name, model.steps_done, model.epochs_done)
+        _apply_asked_learning_rates(session, restored)
+    elif session.manager.checkpoints:  # never start over on top of a history that failed to load
+        raise checkpoints.unrestorable(config.checkpoint_path, failures)
+    else:
+        log.info("starting run %s", config.name)
+    if not session.chief:  # saving may read variables collectively, so every worker saves; only the chief's are kept
+        session.manager = checkpoints.make_manager(session.checkpoint, session.scratch, config.max_to_keep)
+
+
+def asked_learning_rates(config: Config) -> tuple[float, float]:
+    """(G, D) Adam learning rates the settings ask for."""
+    return config.learning_rate, config.d_learning_rate or config.learning_rate
+
+
+def _apply_asked_learning_rates(session: _Session, restored: str) -> None:
+    """An explicit --learning_rate change on resume replaces the restored rate of that network; otherwise the
+    restored rate stays in force (halved by rollbacks, perhaps).
+
+    What was asked before comes from the checkpoint itself, never from config.json, which may have been written by a
+    process that died before its first checkpoint. (Checkpoints from before the rates were saved in them fall back
+    to config.json.)
+    """
+    config, model = session.config, session.model
+    asked = asked_learning_rates(config)
+    if "learning_rates" in checkpoints.saved_entries(restored):
+        before = tuple(float(rate) for rate in session.learning_rates.numpy())
+    else:
+        before = asked_learning_rates(session.saved) if session.saved is not None else asked
+    for network, optimizer, old, new in zip(("G", "D"), (model.g_optimizer, model.d_optimizer), before, asked):
+        if old != new:
+            optimizer.learning_rate.assign(new)
+            log.info("%s learning rate changed from %g to %g", network, old, new)
+    session.learning_rates.assign(asked)
+
+
+# ------------------------------------------------------------------------------------------ stage 3: config, data
+def _prepare_data(session: _Session, images):
+    """Save the run's config and preprocess its images; a Preprocessed."""
+    config, strategy = session.config, session.strategy
     distribution.barrier(strategy)  # every worker has read the saved config before the chief replaces it
     if session.chief:
         runs.save_config(config)
@@ -159,35 +224,10 @@ def _prepare_data(session: _Session):
     if config.swap_epoch is not None and config.swap_epoch >= config.epoch:
         log.warning("--swap_epoch %d is not before --epoch %d: this run trains on the reconstructions only",
                     config.swap_epoch, config.epoch)
-    return images, prepared
+    return prepared
 
 
-# ------------------------------------------------------------------------------------------ stage 2: the model
-def _build_or_restore(session: _Session) -> None:
-    """Build the model and its checkpoint, and restore the newest checkpoint of the run if there is one."""
-    config = session.config
-    warn_if_bf16_is_emulated(config)
-    model = session.model = build_dcgan(config, session.strategy)
-    # The training grids' fixed z is saved with the run; a resumed run with another grid size uses its first rows.
-    bank_shape = checkpoints.saved_shape(config.checkpoint_path, "sample_z")
-    session.grid_z = tf.Variable(sample_z(bank_shape or (config.grid_rows * config.grid_cols, config.z_dim),
-                                          config.z_dist, config.seed), trainable=False, name="sample_z")
-    session.checkpoint = checkpoints.make_checkpoint(model, session.grid_z)
-    session.manager = checkpoints.make_manager(session.checkpoint, config.checkpoint_path, config.max_to_keep)
-    if checkpoints.restore_latest(session.manager):  # every worker resumes from the chief's checkpoints
-        log.info("resuming run %s at step %d, epoch %d", config.name, model.steps_done, model.epochs_done)
-        saved = session.saved
-        if saved is not None and saved.learning_rate != config.learning_rate:  # an explicit change wins
-            model.g_optimizer.learning_rate.assign(config.learning_rate)
-            model.d_optimizer.learning_rate.assign(config.d_learning_rate or config.learning_rate)
-            log.info("learning rate changed from %g to %g", saved.learning_rate, config.learning_rate)
-    else:
-        log.info("starting run %s", config.name)
-    if not session.chief:  # saving may read variables collectively, so every worker saves; only the chief's are kept
-        session.manager = checkpoints.make_manager(session.checkpoint, session.scratch, config.max_to_keep)
-
-
-# ------------------------------------------------------------------------------------------ stage 3: the callbacks
+# ------------------------------------------------------------------------------------------ stage 4: the callbacks
 def _make_monitors(session: _Session) -> _Monitors:
     config, model, chief = session.config, session.model, session.chief
     grid_z, grid_labels = grid_inputs(config, config.seed, session.grid_z)
@@ -202,13 +242,13 @@ def _make_monitors(session: _Session) -> _Monitors:
         guard,
         csv_log,
         *([cb.LossTensorBoard(os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)), grids] if chief else []),
-        cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb),
+        cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb, guard=guard),
         stopper,
     ]
     return _Monitors(callbacks, stopper, guard, csv_log, grids)
 
 
-# ------------------------------------------------------------------------------------------ stage 4: fit
+# ------------------------------------------------------------------------------------------ stage 5: fit
 def _fit_with_rollbacks(session: _Session, prepared, monitors: _Monitors, result: TrainResult) -> None:
     """Fit until config.epoch epochs are done, a signal stops the run, or a NaN does (after any rollbacks)."""
     config, model = session.config, session.model
@@ -229,7 +269,7 @@ def _fit_with_rollbacks(session: _Session, prepared, monitors: _Monitors, result
             epoch, done_in_epoch = end, 0
         if not guard.tripped:
             break
-        result.nan_step = guard.tripped[0]
+        result.nan_step, result.nan_values = guard.tripped
         guard.tripped = None
         if not _roll_back(session, result):
             result.stopped_by = "nan"
@@ -255,6 +295,7 @@ def _roll_back(session: _Session, result: TrainResult) -> bool:
     result.rollbacks += 1
     for optimizer, rate in zip((model.g_optimizer, model.d_optimizer), in_force):
         optimizer.learning_rate.assign(rate * 0.5)
+    session.learning_rates.assign(asked_learning_rates(config))  # the command's, not the checkpoint's
     log.warning("rolled back to step %d with learning rates halved to %.3g (rollback %d of %d)",
                 model.steps_done, float(model.g_optimizer.learning_rate), result.rollbacks, MAX_ROLLBACKS)
     return True
@@ -317,7 +358,7 @@ def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history
         history.setdefault(name, []).extend(values)
 
 
-# ------------------------------------------------------------------------------------------ stage 5: finish
+# ------------------------------------------------------------------------------------------ stage 6: finish
 def _finish(session: _Session, monitors: _Monitors, result: TrainResult, skipped: int) -> TrainResult:
     """Plots, the counters reached, the last checkpoint, and one log line on what the run used and where it is."""
     config, model = session.config, session.model

@@ -20,7 +20,7 @@ FIELDS = {field.name: field for field in dataclasses.fields(Config)}
 # The model settings: a saved run refuses to resume under a change of any of them, so the set changes only on purpose.
 EXPECTED_MODEL_FIELDS = {
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
-    "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
+    "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
     "d_layers", "d_batchnorm", "d_steps", "d_learning_rate",
     "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
 }
@@ -30,7 +30,7 @@ NAMED = {
     "batch_size": (32, {}), "z_dim": (50, {}), "z_dist": ("normal01", {}), "gf_dim": (32, {}), "df_dim": (32, {}),
     "g_advantage": (1, {}), "d_layers": (2, {}), "d_batchnorm": (False, {}), "d_steps": (2, {}),
     "d_learning_rate": (0.0001, {}), "preprocess": ("autoencoder", {}),
-    "swap_epoch": (3, {"preprocess": "autoencoder"}), "dedupe": (0.05, {}),
+    "swap_epoch": (3, {"preprocess": "autoencoder"}), "dedupe": (0.05, {}), "train_size": (500, {}), "seed": (2, {}),
 }
 # Another valid value of each NOT_IN_RUN_NAME field, and the settings under which the name does show it (if any).
 UNNAMED = {
@@ -97,7 +97,25 @@ def test_flags_parse_into_a_config(absl_flags):
     config = Config(**{name: values[name].value for name in FIELDS if name in values}).validate()
     assert (config.d_batchnorm, config.z_dist, config.d_learning_rate, config.train_size) == (False, "normal01",
                                                                                              0.0001, 5)
-    assert config.default_run_name() == "mice_b64_64x64_z100_ga2_normal01_dnobn_dlr0.0001"
+    assert config.default_run_name() == "mice_b64_64x64_n5_z100_ga2_normal01_dnobn_dlr0.0001"
+
+
+def test_a_seed_or_a_subset_is_another_run():
+    """--seed 2 is a replicate, not a continuation of the seed-1 run: another name, and a refused resume."""
+    base = Config(dataset="mice").validate()
+    assert Config(dataset="mice", seed=2).default_run_name() == "mice_b64_64x64_z100_ga2_s2"
+    assert Config(dataset="mice", train_size=100).default_run_name() == "mice_b64_64x64_n100_z100_ga2"
+    assert base.model_differences(dataclasses.replace(base, seed=2)) == {"seed": (1, 2)}
+    assert base.model_differences(dataclasses.replace(base, train_size=100)) == {"train_size": (None, 100)}
+
+
+def test_a_learning_rate_change_keeps_a_run_with_its_own_d_rate():
+    """--d_learning_rate names the run even when it equals --learning_rate, so changing the latter on resume (which
+    is allowed) never moves the run to another folder."""
+    equal = Config(dataset="mice", d_learning_rate=0.0002)
+    assert equal.default_run_name() == "mice_b64_64x64_z100_ga2_dlr0.0002"
+    for learning_rate in (0.0001, 0.0002, 0.001):
+        assert dataclasses.replace(equal, learning_rate=learning_rate).name == equal.name
 
 
 def test_the_run_name_table_covers_every_model_field():
