@@ -45,6 +45,9 @@ flags.DEFINE_boolean("train_autoencoder", False, "Train (or reuse) only the auto
                      "duplicates.csv. Trains no GAN.")
 flags.DEFINE_boolean("visualize", False, "Test mode: draw --visualize_option from the latest checkpoint into the "
                      "run's sample folder.")
+flags.DEFINE_boolean("evaluate", False, "Measure the run's --checkpoint (latest, or best) with --metrics (unset: "
+                     "every metric that applies) and append the values to its metrics.jsonl. Trains nothing.")
+flags.DEFINE_boolean("evaluate_all", False, "Like --evaluate, for every checkpoint the run kept, oldest first.")
 flags.DEFINE_list("compare", None, "Compare runs: names under --checkpoint_dir or run folders, comma-separated (e.g. "
                   "ga2,ga4,ga50). Writes their log G/D ratios and losses overlaid, and a sheet of their sample grids "
                   "at --compare_steps, into --compare_out. Trains nothing.")

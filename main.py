@@ -54,7 +54,7 @@ def main(argv):
             print(f"wrote {path}")
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
-    except (dcgan_tf.DataError, dcgan_tf.RunError) as error:
+    except (dcgan_tf.DataError, dcgan_tf.RunError, dcgan_tf.MissingWeightsError) as error:
         fail(str(error))
     except (dcgan_tf.DiskFullError, dcgan_tf.CheckpointError) as error:  # nothing is lost: exit 1, say what to do
         print(f"main.py: error: {error}", file=sys.stderr)
@@ -122,8 +122,26 @@ def compare(config: Config) -> list[str]:
     found = [plots.resolve_run(run, config.checkpoint_dir, config.sample_dir) for run in FLAGS.compare]
     out = FLAGS.compare_out or os.path.join(config.sample_dir, "compare")
     stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
-    return [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
-            plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
+    written = [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
+               plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
+    if any(plots.read_metrics(run.checkpoint_path) for run in found):  # the runs' evaluations overlaid
+        written.append(plots.plot_metrics(found, os.path.join(out, f"compare_metrics_{stem}.png"), labels))
+    return written
+
+
+def evaluate(config: Config, every_checkpoint: bool = False) -> list[str]:
+    """--evaluate / --evaluate_all: measure the run's checkpoint(s); one line per evaluation."""
+    from dcgan_tf.metrics.evaluate import describe, evaluate_run
+    from dcgan_tf.runs import metrics_file
+
+    rows = evaluate_run(config, every_checkpoint=every_checkpoint)
+    for row in rows:
+        print(f"{row['checkpoint']}: {describe(row)}")
+    return [metrics_file(os.path.join(config.checkpoint_dir, config.name))]
+
+
+def evaluate_all(config: Config) -> list[str]:
+    return evaluate(config, every_checkpoint=True)
 
 
 def train_autoencoder(config: Config) -> list[str]:
@@ -156,7 +174,9 @@ def report_training(result) -> None:
 
 # Every mode of main.py: a command gives at most one mode flag; with none, test mode (the last row) runs.
 MODES = (
-    Mode("compare", compare, "overlay the losses and G/D ratios of several runs and set their grids side by side"),
+    Mode("compare", compare, "overlay the losses, G/D ratios and metrics of several runs; their grids side by side"),
+    Mode("evaluate", evaluate, "measure the run's latest (or best) checkpoint with --metrics"),
+    Mode("evaluate_all", evaluate_all, "measure every checkpoint the run kept with --metrics"),
     Mode("train_autoencoder", train_autoencoder, "train (or reuse) only the autoencoder; write its reconstructions"),
     Mode("train", train, "train (or resume) the run"),
     Mode("visualize", visualize, "draw --visualize_option from the run's latest checkpoint"),

@@ -21,6 +21,6 @@ setup(
         "absl-py>=1.0",
         "tensorboard>=2.16",  # tf.summary writers; TensorFlow 2.21 no longer installs it
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "scipy>=1.9"]},  # scipy: the tests' reference for FID's matrix root
     license="MIT",
 )

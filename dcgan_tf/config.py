@@ -19,6 +19,14 @@ PREPROCESSING = ("none", "autoencoder")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
+# Sample-quality metrics (dcgan_tf.metrics computes them), as named on the command line: --metrics kid,fid
+METRIC_NAMES = ("fid", "kid", "precision_recall", "memorisation", "label_accuracy")
+FEATURE_NETWORKS = ("inception", "tiny")
+# The values --keep_best may rank checkpoints by: (metric that reports it, whether higher is better)
+RANKED_VALUES = {"kid": ("kid", False), "fid": ("fid", False), "precision": ("precision_recall", True),
+                 "recall": ("precision_recall", True), "label_accuracy": ("label_accuracy", True)}
+CHECKPOINT_CHOICES = ("latest", "best")
+MIN_METRICS_SAMPLES = 8
 
 # What a setting changes. "model": the model, the kind of data it is made for, or the G:D ratio; the main ones name the
 # run folder (default_run_name), and a saved run refuses to resume under different values of any of them (a new value
@@ -175,6 +183,28 @@ class Config:
     grid_cols: int = setting(8, "output", "Columns of sample grids.")
     verbose: int = setting(
         1, "output", "Training progress: 0 silent, 1 progress bar, 2 one line per epoch.")
+    # sample quality (see README, Measuring quality)
+    metrics: str = setting(
+        "", "output", "Sample-quality metrics, comma-separated: fid, kid, precision_recall, memorisation, "
+        "label_accuracy (conditional runs). Training: evaluated every --metrics_freq steps and at the end. "
+        "--evaluate: unset means all that apply.")
+    metrics_freq: int = setting(500, "output", "With --metrics while training: evaluate every this many steps.")
+    metrics_samples: int | None = setting(
+        None, "output", "Generated images per evaluation. Unset: as many as training images, at least 1000 and at "
+        "most 10000.")
+    metrics_features: str = setting(
+        "inception", "output", "Feature network of fid, kid, precision_recall and memorisation: Keras' ImageNet "
+        "InceptionV3, or 'tiny', a fixed random conv net (fast, offline; only for comparing runs measured with it).",
+        choices=FEATURE_NETWORKS)
+    inception_weights: str | None = setting(
+        None, "output", "InceptionV3 weights file (Keras' inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+        "or a .weights.h5). Unset: Keras' cache, else its download.")
+    keep_best: str | None = setting(
+        None, "output", "Also keep the checkpoint that scored best so far in <run>/best/: kid, fid, precision, "
+        "recall or label_accuracy (its metric must be in --metrics).")
+    checkpoint: str = setting(
+        "latest", "output", "Test mode, --visualize and --evaluate read this checkpoint: the latest, or the best "
+        "one --keep_best kept.", choices=CHECKPOINT_CHOICES)
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":
@@ -333,7 +363,43 @@ class Config:
             problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
             if problem:
                 raise ConfigError(name, problem)
+        self._validate_metrics(c)
         return self
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """--metrics as a tuple of names, in the order given."""
+        return tuple(name.strip() for name in (self.metrics or "").split(",") if name.strip())
+
+    @staticmethod
+    def _validate_metrics(c: "Config") -> None:
+        unknown = [name for name in c.metric_names if name not in METRIC_NAMES]
+        if unknown:
+            raise ConfigError("metrics", f"unknown {', '.join(unknown)}: choose from {', '.join(METRIC_NAMES)}")
+        if "label_accuracy" in c.metric_names and not c.conditional and c.run_name is None:  # else: the run says
+            raise ConfigError("metrics", "label_accuracy scores samples drawn for each label, so it needs a "
+                                         "conditional run (MNIST)")
+        if c.metrics_freq < 1:
+            raise ConfigError("metrics_freq", f"must be >= 1 (got {c.metrics_freq})")
+        if c.metrics_samples is not None and c.metrics_samples < MIN_METRICS_SAMPLES:
+            raise ConfigError("metrics_samples", f"must be >= {MIN_METRICS_SAMPLES} (KID's subsets, precision and "
+                                                 f"recall's 3 neighbours), or unset (got {c.metrics_samples})")
+        if c.metric_names and c.strategy == "multiworker":
+            raise ConfigError("metrics", "evaluating while training under --strategy multiworker is not supported "
+                                         "(the chief would stall the other workers): measure the run afterwards "
+                                         "with --evaluate")
+        if c.metrics_features not in FEATURE_NETWORKS:
+            raise ConfigError("metrics_features", f"must be one of {', '.join(FEATURE_NETWORKS)} "
+                                                  f"(got {c.metrics_features!r})")
+        if c.checkpoint not in CHECKPOINT_CHOICES:
+            raise ConfigError("checkpoint", f"must be one of {', '.join(CHECKPOINT_CHOICES)} (got {c.checkpoint!r})")
+        if c.keep_best is not None:
+            if c.keep_best not in RANKED_VALUES:
+                raise ConfigError("keep_best", f"must be one of {', '.join(RANKED_VALUES)} (got {c.keep_best!r})")
+            metric = RANKED_VALUES[c.keep_best][0]
+            if metric not in c.metric_names:
+                raise ConfigError("keep_best", f"ranks checkpoints by {c.keep_best}, so --metrics must include "
+                                               f"{metric} (got {c.metrics or 'none'})")
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:

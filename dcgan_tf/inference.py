@@ -13,15 +13,17 @@ from dcgan_tf.latent import FRESH_SEED_OFFSET, grid_inputs
 
 
 def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
-    """(saved config, model with the newest checkpoint's weights, its step) for the run `config` names.
+    """(saved config, model with the newest checkpoint's weights (or the best one's, under --checkpoint best), its
+    step) for the run `config` names.
 
     RunError when the run or its checkpoint does not exist.
     """
     saved = runs.open_saved_run(config)
     model = build_dcgan(saved)
-    if checkpoints.restore_for_reading(model, saved.checkpoint_path) is None:
-        raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(saved.checkpoint_path)} "
-                            f"(train it with --train)")
+    folder = runs.checkpoint_folder(saved)  # --checkpoint best: the one --keep_best kept
+    if checkpoints.restore_for_reading(model, folder) is None:
+        hint = "train it with --keep_best" if saved.checkpoint == "best" else "train it with --train"
+        raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(folder)} ({hint})")
     return saved, model, model.steps_done
 
 

@@ -18,10 +18,15 @@ from PIL import Image, ImageDraw
 
 from dcgan_tf import files
 from dcgan_tf.images import font, text_size
-from dcgan_tf.runs import LOSS_CSV, RunError, RunPaths, list_training_grids
+from dcgan_tf.runs import LOSS_CSV, RunError, RunPaths, list_training_grids, read_metrics
 
 LOSSES_PNG = "plot_losses.png"
 RATIO_PNG = "plot_loss_ratio.png"
+METRICS_PNG = "plot_metrics.png"
+# metrics.jsonl values drawn, each in its own panel, in this order (those a run has)
+METRIC_PANELS = (("kid", "KID (lower is better)"), ("fid", "FID (lower is better)"), ("precision", "precision"),
+                 ("recall", "recall"), ("copy_fraction", "copy fraction (memorisation)"),
+                 ("label_accuracy", "label accuracy"))
 VALUE_COLUMNS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
 REQUIRED_COLUMNS = ("step", "d_loss", "g_loss")
 # D loss sums the real and fake terms, so at D(x) = D(G(z)) = 1/2 it is 2 log 2 while G loss is log 2.
@@ -331,10 +336,60 @@ def plot_loss_ratio(log: LossLog, path: str, window: int | None = None) -> str:
 
 
 def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None) -> list[str]:
-    """Read `<checkpoint_path>/losses.csv`; write plot_losses.png and plot_loss_ratio.png into sample_path."""
+    """Read `<checkpoint_path>/losses.csv`; write plot_losses.png and plot_loss_ratio.png into sample_path, and
+    plot_metrics.png when the run has evaluations (metrics.jsonl)."""
     log = read_loss_log(os.path.join(checkpoint_path, LOSS_CSV))
-    return [plot_losses(log, os.path.join(sample_path, LOSSES_PNG), window),
-            plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window)]
+    written = [plot_losses(log, os.path.join(sample_path, LOSSES_PNG), window),
+               plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window)]
+    if read_metrics(checkpoint_path):
+        written.append(plot_metrics([checkpoint_path], os.path.join(sample_path, METRICS_PNG)))
+    return written
+
+
+def _metric_series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one metric over a run's evaluations; a step evaluated twice keeps its last value."""
+    found = {row["step"]: float(row[key]) for row in rows if isinstance(row.get(key), (int, float))}
+    steps = np.array(sorted(found), dtype=np.int64)
+    return steps, np.array([found[step] for step in steps], dtype=np.float64)
+
+
+def _plotted_rows(rows: list[dict]) -> list[dict]:
+    """A run's evaluations to draw: training's (else --evaluate's), measured with the feature network of its latest,
+    so values of different networks never share a line."""
+    chosen = [row for row in rows if row.get("mode", "train") == "train"] or rows
+    latest = chosen[-1].get("features") if chosen else None
+    return [row for row in chosen if row.get("features") == latest]
+
+
+def plot_metrics(runs, out_path: str, labels=None) -> str:
+    """Each metric the runs have (KID with its ± std band), one panel each, against the step; one line per run
+    (training's evaluations, else --evaluate's; see _plotted_rows).
+
+    runs: run checkpoint folders or RunPaths. RunError when none of them has metrics.jsonl rows.
+    """
+    folders = [run.checkpoint_path if isinstance(run, RunPaths) else os.fspath(run) for run in runs]
+    rows = [_plotted_rows(read_metrics(folder)) for folder in folders]
+    names = _labels(folders, labels, lambda folder: os.path.basename(os.path.normpath(folder)))
+    panels = [(key, title) for key, title in METRIC_PANELS if any(_metric_series(r, key)[0].size for r in rows)]
+    if not panels:
+        raise RunError(f"no evaluations in {', '.join(folders)}: train with --metrics, or run --evaluate")
+    figure, axes = _figure(len(panels), 2.6 * len(panels) + 0.6)
+    for ax, (key, title) in zip(axes, panels):
+        for index, (run_rows, name) in enumerate(zip(rows, names)):
+            steps, values = _metric_series(run_rows, key)
+            if not steps.size:
+                continue
+            color = f"C{index % 10}"
+            ax.plot(steps, values, marker="o", markersize=3, color=color, linewidth=1.4, label=name)
+            if key == "kid":
+                _, spread = _metric_series(run_rows, "kid_std")
+                if spread.size == values.size:
+                    ax.fill_between(steps, values - spread, values + spread, color=color, alpha=0.2, linewidth=0)
+        ax.set_ylabel(title)
+        _legend(ax)
+    axes[0].set_title("sample quality (metrics.jsonl)" if len(rows) == 1 else f"{len(rows)} runs' sample quality")
+    axes[-1].set_xlabel("step (one D update each)")
+    return save_figure(figure, out_path)
 
 
 # ---------------------------------------------------------------------------------------------- runs

@@ -1,12 +1,15 @@
 """Run folders and the names of the files in them; finding a run by name or folder; a saved run refuses a changed
 model.
 
-`<checkpoint_dir>/<run>/` holds config.json, the checkpoints, losses.csv and TensorBoard logs; `<sample_dir>/<run>/`
-holds the pictures, among them the training grids `train_<step:08d>.png`.
+`<checkpoint_dir>/<run>/` holds config.json, the checkpoints, losses.csv, metrics.jsonl, best/ (--keep_best) and
+TensorBoard logs; `<sample_dir>/<run>/` holds the pictures, among them the training grids `train_<step:08d>.png`.
+`<checkpoint_dir>/metrics_cache/` holds what the metrics compute once per data set (real-image features, the label
+classifier).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -17,6 +20,9 @@ from dcgan_tf.config import Config
 CONFIG_FILE = "config.json"
 LOSS_CSV = "losses.csv"
 TENSORBOARD_DIR = "logs"
+METRICS_JSONL = "metrics.jsonl"
+BEST_DIR = "best"
+METRICS_CACHE_DIR = "metrics_cache"
 TRAIN_GRID = re.compile(r"^train_(\d+)\.png$")
 
 
@@ -61,6 +67,10 @@ def save_config(config: Config) -> str:
     return files.write_text(config_file(config), config.to_json())
 
 
+# Output settings a reader of a run (test mode, --visualize, --evaluate) takes from its own command.
+READER_SETTINGS = ("metrics", "metrics_samples", "metrics_features", "inception_weights", "checkpoint")
+
+
 def open_saved_run(config: Config) -> Config:
     """The saved config of an existing run, for test mode and visualisation; RunError listing the runs otherwise.
 
@@ -74,9 +84,58 @@ def open_saved_run(config: Config) -> Config:
                        f"(train it first with --train; runs there: {listing})")
     keep_from_command = {"seed": config.seed, "grid_rows": config.grid_rows, "grid_cols": config.grid_cols,
                          "checkpoint_dir": config.checkpoint_dir, "sample_dir": config.sample_dir,
-                         "run_name": config.name, "verbose": config.verbose}
+                         "run_name": config.name, "verbose": config.verbose,
+                         **{name: getattr(config, name) for name in READER_SETTINGS}}
     values = {**{k: getattr(saved, k) for k in saved.__dataclass_fields__}, **keep_from_command}
     return Config(**values).resolved()
+
+
+def checkpoint_folder(config: Config) -> str:
+    """The folder a reader restores from: the run folder, or its best/ under --checkpoint best."""
+    if config.checkpoint == "best":
+        return os.path.join(config.checkpoint_path, BEST_DIR)
+    return config.checkpoint_path
+
+
+# ------------------------------------------------------------------------------------------ metrics.jsonl
+def metrics_file(checkpoint_path: str) -> str:
+    return os.path.join(checkpoint_path, METRICS_JSONL)
+
+
+def read_metrics(checkpoint_path: str) -> list[dict]:
+    """The evaluations in a run's metrics.jsonl, in file order ([] when there is none); a line torn by a kill (or
+    not a JSON object with a step) is skipped."""
+    try:
+        with open(metrics_file(checkpoint_path), encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+    return rows
+
+
+def keep_metrics_until(checkpoint_path: str, step: int) -> list[dict]:
+    """Rewrite metrics.jsonl without the evaluations after `step` (made after the checkpoint a run resumed from; the
+    resumed run repeats them) and without torn lines, atomically; the rows kept."""
+    rows = [row for row in read_metrics(checkpoint_path) if row["step"] <= step]
+    if os.path.isfile(metrics_file(checkpoint_path)):
+        files.write_text(metrics_file(checkpoint_path), "".join(json.dumps(row) + "\n" for row in rows))
+    return rows
+
+
+def append_metrics(checkpoint_path: str, row: dict) -> None:
+    """One evaluation as one JSON line at the end of metrics.jsonl, flushed."""
+    os.makedirs(checkpoint_path, exist_ok=True)
+    with open(metrics_file(checkpoint_path), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+        handle.flush()
 
 
 # ------------------------------------------------------------------------------------------ training grids

@@ -25,6 +25,7 @@ from dcgan_tf.config import Config
 from dcgan_tf.datasets import load_training_data
 from dcgan_tf.gan import DCGAN
 from dcgan_tf.latent import grid_inputs, sample_z
+from dcgan_tf.metrics import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class _Session:
     checkpoint: tf.train.Checkpoint | None = None
     manager: tf.train.CheckpointManager | None = None
     grid_z: tf.Variable | None = None  # the training grids' fixed z, saved with the run
+    evaluations: evaluate.EvaluateEvery | None = None  # --metrics while training (the chief's)
     learning_rates: tf.Variable | None = None  # [G, D] rates the command asked for, saved with each checkpoint
 
     @property
@@ -94,6 +96,7 @@ def train(config: Config) -> TrainResult:
     full disk stops the run with a DiskFullError saying where it can resume.
     """
     config = config.resolved().validate()
+    evaluate.check_before_work(config, config.metric_names)  # the Inception weights, before any other work
     strategy = distribution.make_strategy(config.strategy)  # first: multiworker must precede other TensorFlow work
     distribution.check_batch_split(config.batch_size, strategy)
     if distribution.is_chief(strategy):
@@ -112,7 +115,7 @@ def _train(session: _Session) -> TrainResult:
         images = _load_data(session)
         _build_or_restore(session)
         prepared = _prepare_data(session, images)
-        monitors = _make_monitors(session)
+        monitors = _make_monitors(session, prepared)
         result = TrainResult(session.config, 0, 0, len(prepared.originals), images.skipped, {},
                              duplicates=prepared.duplicates)
         _fit_with_rollbacks(session, prepared, monitors, result)
@@ -228,7 +231,7 @@ def _prepare_data(session: _Session, images):
 
 
 # ------------------------------------------------------------------------------------------ stage 4: the callbacks
-def _make_monitors(session: _Session) -> _Monitors:
+def _make_monitors(session: _Session, prepared) -> _Monitors:
     config, model, chief = session.config, session.model, session.chief
     grid_z, grid_labels = grid_inputs(config, config.seed, session.grid_z)
     stopper = cb.GracefulStop(session.strategy if distribution.is_multiworker(session.strategy) else None)
@@ -243,9 +246,22 @@ def _make_monitors(session: _Session) -> _Monitors:
         csv_log,
         *([cb.LossTensorBoard(os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)), grids] if chief else []),
         cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb, guard=guard),
+        *([_evaluations(session, prepared)] if chief and config.metric_names else []),
         stopper,
     ]
     return _Monitors(callbacks, stopper, guard, csv_log, grids)
+
+
+def _evaluations(session: _Session, prepared) -> evaluate.EvaluateEvery:
+    """--metrics: evaluations every --metrics_freq steps against the original images (after dedupe), and the best
+    checkpoint under --keep_best; metrics.jsonl continues from the restored step."""
+    config, step = session.config, session.model.steps_done
+    evaluator = evaluate.Evaluator(config, prepared.originals)
+    best = evaluate.BestCheckpoint(session.checkpoint, config.checkpoint_path, config.keep_best) \
+        if config.keep_best else None
+    session.evaluations = evaluate.EvaluateEvery(evaluator, config.metrics_freq, config.checkpoint_path,
+                                                 config.sample_path, resume_step=step, best=best)
+    return session.evaluations
 
 
 # ------------------------------------------------------------------------------------------ stage 5: fit
@@ -275,6 +291,8 @@ def _fit_with_rollbacks(session: _Session, prepared, monitors: _Monitors, result
             result.stopped_by = "nan"
             break
         monitors.csv_log.resume_step = model.steps_done
+        if session.evaluations is not None:
+            session.evaluations.resume_step = model.steps_done
     if result.stopped_by is None and stopper.signal_name:
         result.stopped_by = stopper.signal_name
 

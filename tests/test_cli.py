@@ -41,6 +41,15 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert test.returncode == 0, test.stderr
     assert os.path.isfile(tmp_path / "samples" / run.name / "test_00000006.png")
 
+    measured = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--metrics", "kid,fid",
+                        "--metrics_features", "tiny", "--metrics_samples", "8", cwd=tmp_path)
+    assert measured.returncode == 0, measured.stderr
+    assert "ckpt-6: step 6: fid " in measured.stdout and f"wrote {os.path.join('checkpoints', run.name)}" in \
+        measured.stdout
+    offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--inception_weights",
+                       "nope.h5", cwd=tmp_path)
+    assert offline.returncode == 2 and "--inception_weights nope.h5 is not a file" in offline.stderr
+
 
 @pytest.mark.parametrize("flags,message", [
     (["--g_advantage", "0"], "--g_advantage: must be an integer >= 1 (got 0)"),
@@ -52,6 +61,10 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
                             "needs --preprocess autoencoder"),
     (["--seed", "-1"], "--seed: must be in [0, 2**32)"),
     (["--nan_policy", "retry"], "--nan_policy"),
+    (["--metrics", "kid,beauty"], "--metrics: unknown beauty: choose from fid, kid, precision_recall"),
+    (["--metrics", "label_accuracy"], "--metrics: label_accuracy scores samples drawn for each label"),
+    (["--keep_best", "kid"], "--keep_best: ranks checkpoints by kid, so --metrics must include kid"),
+    (["--metrics_features", "vgg"], "--metrics_features"),
 ])
 def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
     result = run_main("--train", *flags, "--checkpoint_dir", str(tmp_path / "ck"), cwd=tmp_path)

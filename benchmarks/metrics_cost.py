@@ -1,0 +1,94 @@
+"""What one evaluation costs: InceptionV3 features of generated images, and the metrics computed from them.
+
+Run by hand (it prints numbers; it is not a test and asserts nothing):
+
+    PYTHONPATH=. /work/venv/bin/python benchmarks/metrics_cost.py                  # 1,000 samples, 64x64 RGB
+    PYTHONPATH=. /work/venv/bin/python benchmarks/metrics_cost.py --samples 200    # a quick look
+
+The time of a forward pass does not depend on the weights' values, so the network here is Keras' InceptionV3 with
+random weights saved to a temporary .weights.h5 and loaded through the same `--inception_weights` path a user's
+file takes (no download). Measured, each once after a warm-up batch:
+  - features: `InceptionFeatures(path)(images)` on `--samples` random images of `--size` (resized to 299x299 inside);
+  - generation: the canonical DCGAN's G making those images (`Evaluator.samples`' batch size);
+  - each metric from the features against `--real` real features (fid, kid with 100 subsets, precision/recall,
+    memorisation);
+  - the tiny stand-in network (`--metrics_features tiny`) on the same images, for comparison.
+One KID evaluation during training = generation + features + kid. Real-image features are computed once per data
+set and cached, so they are not part of an evaluation's cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+
+def timed(function, *args):
+    started = time.perf_counter()
+    value = function(*args)
+    return value, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--real", type=int, default=1000, help="real feature vectors the metrics compare against")
+    parser.add_argument("--size", type=int, default=64)
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+
+    from dcgan_tf.build import build_dcgan
+    from dcgan_tf.config import Config
+    from dcgan_tf.metrics import compute_feature_metrics, features
+    from dcgan_tf.metrics.evaluate import GENERATE_BATCH
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    print(f"{os.cpu_count()} CPUs ({cpu}), TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+          f"GPUs: {len(tf.config.list_physical_devices('GPU'))}; load average {os.getloadavg()[0]:.2f}")
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (args.samples, args.size, args.size, 3)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "random_inception.weights.h5")
+        keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
+                                       input_shape=(299, 299, 3)).save_weights(path)
+        extractor, seconds = timed(features.InceptionFeatures, path)
+        print(f"InceptionV3 built and loaded: {seconds:.1f} s (once per process)")
+        extractor(images[:50])  # trace the batch shape
+        fake, inception_seconds = timed(extractor, images)
+        print(f"features of {args.samples} images ({args.size}x{args.size} -> 299x299): {inception_seconds:.1f} s "
+              f"({args.samples / inception_seconds:.1f} images/s)")
+
+    model = build_dcgan(Config(output_height=args.size, c_dim=3).resolved())
+    z = rng.uniform(-1, 1, (args.samples, 100)).astype(np.float32)
+    model.generate(z[:GENERATE_BATCH])
+    _, generate_seconds = timed(lambda: [model.generate(z[i:i + GENERATE_BATCH]).numpy()
+                                         for i in range(0, args.samples, GENERATE_BATCH)])
+    print(f"generation of {args.samples} images by the canonical G: {generate_seconds:.1f} s")
+
+    real = fake[rng.permutation(len(fake))[:args.real]] + rng.normal(0, 0.1, (min(args.real, len(fake)),
+                                                                              fake.shape[1]))
+    costs = {}
+    for name in ("kid", "fid", "precision_recall", "memorisation"):
+        _, costs[name] = timed(compute_feature_metrics, real, fake, [name])
+        print(f"{name} from 2048-d features ({len(real)} real, {len(fake)} samples): {costs[name]:.2f} s")
+
+    tiny = features.TinyConvFeatures()
+    tiny(images[:50])
+    _, seconds = timed(tiny, images)
+    print(f"tiny stand-in features of the same {args.samples} images: {seconds:.2f} s")
+    total = generate_seconds + inception_seconds + costs["kid"]
+    print(f"one KID evaluation of {args.samples} samples at {args.size}x{args.size} (generation + Inception "
+          f"features + kid): {total:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

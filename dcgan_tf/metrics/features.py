@@ -1,0 +1,175 @@
+"""Feature extractors for the metrics: callables images [N, H, W, C] in [-1, 1] -> features [N, D] float64.
+
+InceptionFeatures (Keras' ImageNet InceptionV3, 2048-d average pool) puts FID, KID and precision/recall on their
+usual scale, though not to the digit: published FIDs use TTUR's TF1 Inception graph, whose weights and resize differ.
+TinyConvFeatures, a fixed random conv net, is for tests and CPU smoke runs. Each has a `key` naming it for caches;
+cached_real_features computes a real set's features once per extractor and image set.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan_tf import files
+
+INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name Keras caches it under
+INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+                         + INCEPTION_WEIGHTS_FILE)
+INCEPTION_WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # keras.applications.InceptionV3's check of that file
+INCEPTION_SIZE = 299
+
+
+class MissingWeightsError(ValueError):
+    """No usable InceptionV3 weights: the file given is missing or unloadable, or none is cached and downloading
+    failed (offline). The message names --inception_weights and where Keras looks."""
+
+
+# ------------------------------------------------------------------------------------------------ the weights
+def keras_models_dir() -> str:
+    """Where Keras keeps downloaded weights: $KERAS_HOME/models, else ~/.keras/models."""
+    return os.path.join(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"), "models")
+
+
+def cached_inception_weights() -> str | None:
+    """Keras' downloaded InceptionV3 weights (its cache, or the temp-folder one it uses when home is read-only)."""
+    for folder in (keras_models_dir(), os.path.join(tempfile.gettempdir(), ".keras", "models")):
+        if os.path.isfile(os.path.join(folder, INCEPTION_WEIGHTS_FILE)):
+            return os.path.join(folder, INCEPTION_WEIGHTS_FILE)
+    return None
+
+
+def check_inception_weights(weights_path: str | None) -> None:
+    """Raise MissingWeightsError when a weights file is given and is not there; cheap, so callers check first."""
+    if weights_path and not os.path.isfile(weights_path):
+        raise MissingWeightsError(f"--inception_weights {weights_path} is not a file: point it at Keras' "
+                                  f"{INCEPTION_WEIGHTS_FILE} or a .weights.h5 of the same network")
+
+
+def inception_weights_available(weights_path: str | None) -> bool:
+    """Whether weights can be had without a download: the given file exists, or Keras has cached its own."""
+    return bool(os.path.isfile(weights_path) if weights_path else cached_inception_weights())
+
+
+def inception_weights_file(weights_path: str | None = None) -> str:
+    """The weights to load: `weights_path`, else Keras' cached file, else Keras' download (MissingWeightsError
+    when it fails)."""
+    check_inception_weights(weights_path)
+    found = weights_path or cached_inception_weights()
+    if found:
+        return found
+    try:
+        return keras.utils.get_file(INCEPTION_WEIGHTS_FILE, INCEPTION_WEIGHTS_URL, cache_subdir="models",
+                                    file_hash=INCEPTION_WEIGHTS_MD5,
+                                    cache_dir=os.path.dirname(keras_models_dir()))
+    except Exception as error:  # noqa: BLE001 - Keras raises a bare Exception for a failed fetch
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise MissingWeightsError(
+            f"no InceptionV3 weights: {INCEPTION_WEIGHTS_FILE} is not in {keras_models_dir()} and downloading it "
+            f"failed ({reason}); copy it there or pass --inception_weights PATH") from None
+
+
+# ---------------------------------------------------------------------------------------------- the extractors
+def as_float_images(images) -> np.ndarray:
+    """images [N, H, W, C] as float32 in [-1, 1]: uint8 are rescaled, floats taken as already in [-1, 1]."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) / 127.5 - 1.0
+    return images.astype(np.float32, copy=False)
+
+
+def _rgb(images: tf.Tensor) -> tf.Tensor:
+    """[B, H, W, 1 or 3] -> [B, H, W, 3], grey repeated."""
+    return tf.image.grayscale_to_rgb(images) if images.shape[-1] == 1 else images
+
+
+def extract_in_batches(forward, images, batch_size: int) -> np.ndarray:
+    """forward (a tf.function of one float32 batch) over images [N, H, W, C] -> [N, D] float64.
+
+    Batches hold min(batch_size, N) images, the last padded with zeros, so each image size traces once.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or not len(images):
+        raise ValueError(f"images must be [N, H, W, 1 or 3] with N > 0, got {images.shape}")
+    size = min(batch_size, len(images))
+    parts = []
+    for start in range(0, len(images), size):
+        batch = as_float_images(images[start:start + size])
+        count = len(batch)
+        if count < size:
+            batch = np.concatenate([batch, np.zeros((size - count,) + batch.shape[1:], np.float32)])
+        parts.append(np.asarray(forward(tf.constant(batch)), np.float64)[:count])
+    return np.concatenate(parts)
+
+
+class InceptionFeatures:
+    """InceptionV3's 2048-d average-pooled features (FID's pool3) of images [N, H, W, 1 or 3] in [-1, 1].
+
+    [-1, 1] is already what inception_v3.preprocess_input makes, so images go in as they are: resized to 299x299
+    (bilinear), grey repeated to RGB. `weights_path`: Keras' legacy notop .h5 or a .weights.h5 from save_weights.
+    """
+
+    dim = 2048
+
+    def __init__(self, weights_path: str | None = None, batch_size: int = 50):
+        path = inception_weights_file(weights_path)
+        self.model = keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
+                                                    input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+        try:
+            self.model.load_weights(path)
+        except (ValueError, OSError, KeyError) as error:
+            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            raise MissingWeightsError(f"{path} holds no InceptionV3 notop weights Keras can load ({reason}); pass "
+                                      f"--inception_weights PATH to a good {INCEPTION_WEIGHTS_FILE}") from None
+        self.key = f"inception_v3-{files.file_digest(path)[:16]}"
+        self.batch_size = batch_size
+        self._forward = tf.function(self._features)
+
+    def _features(self, batch: tf.Tensor) -> tf.Tensor:
+        resized = tf.image.resize(batch, (INCEPTION_SIZE, INCEPTION_SIZE), method="bilinear")
+        return self.model(_rgb(resized), training=False)
+
+    def __call__(self, images) -> np.ndarray:
+        return extract_in_batches(self._forward, images, self.batch_size)
+
+
+class TinyConvFeatures:
+    """A fixed random conv net (3 stride-2 convs, global average pool): features [N, dim] set by the seed alone.
+
+    For tests and CPU smoke runs: fast on any image size, but its FID or KID compares with nothing but itself.
+    """
+
+    def __init__(self, seed: int = 0, dim: int = 64, batch_size: int = 256):
+        self.model = keras.Sequential([
+            keras.Input((None, None, 3)),
+            keras.layers.Conv2D(16, 3, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu"),
+            keras.layers.Conv2D(dim, 3, strides=2, padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+        ])
+        rng = np.random.default_rng(seed)  # He-normal kernels, zero biases: numpy's draws, stable across versions
+        self.model.set_weights([rng.normal(0.0, np.sqrt(2.0 / np.prod(w.shape[:-1])), w.shape) if w.ndim > 1
+                                else np.zeros(w.shape) for w in self.model.get_weights()])
+        self.key = f"tiny_conv-seed{seed}-dim{dim}"
+        self.batch_size = batch_size
+        self._forward = tf.function(lambda batch: self.model(_rgb(batch), training=False))
+
+    def __call__(self, images) -> np.ndarray:
+        return extract_in_batches(self._forward, images, self.batch_size)
+
+
+def cached_real_features(extractor, images, cache_path: str, extractor_key: str | None = None) -> np.ndarray:
+    """extractor(images) [N, D] float64, cached in the .npz at `cache_path` under extractor_key (default:
+    extractor.key) and the images' fingerprint, so any changed image, or another extractor, recomputes."""
+    images = np.asarray(images)
+    key = f"{extractor_key or extractor.key}:{images.dtype}:{files.array_fingerprint(images)}"
+    found = files.read_keyed_npz(cache_path, key, ("features",), what="real-image features")
+    if found is not None:
+        return found[0]
+    features = np.asarray(extractor(images), np.float64)
+    files.write_keyed_npz(cache_path, key, features=features)
+    return features
