@@ -10,6 +10,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import tiny_config, write_images
@@ -151,6 +152,7 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes(tmp_path):
     assert f"at step {stopped}" in output  # nothing lost, nothing re-run
 
 
+@pytest.mark.slow  # pytest -m slow
 def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_path):
     folder = tmp_path / "pics"
     write_images(folder, 6)  # 3 steps per epoch

@@ -134,6 +134,7 @@ def test_main_exits_1_with_one_message_on_a_full_disk(tmp_path, image_folder):
 
 
 # ---------------------------------------------------------------------------------------------- through main.py
+@pytest.mark.slow  # pytest -m slow
 def test_two_trainings_of_one_run_and_a_reader_beside_them(tmp_path, image_folder):
     args = [sys.executable, os.path.join(ROOT, "main.py"), "--dataset", image_folder, "--input_fname_pattern",
             "*.png", "--output_height", "16", "--batch_size", "2", "--z_dim", "4", "--gf_dim", "4", "--df_dim", "4",

@@ -58,6 +58,7 @@ def assert_same_training(config, reference):
                                    atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # pytest -m slow
 def test_mirrored_on_two_devices_matches_one_device_and_resumes(tmp_path, image_folder):
     reference = train(tiny_config(tmp_path / "one", image_folder, epoch=2)).config  # 10 images, batch 4: 3 steps
     mirrored = tiny_config(tmp_path / "two", image_folder, epoch=1, strategy="mirrored", c_dim=3)
@@ -144,6 +145,7 @@ def csv_rows_beyond(count):
     return seen
 
 
+@pytest.mark.slow  # pytest -m slow
 def test_two_workers_match_one_device_resume_and_stop_together(tmp_path, image_folder):
     config = tiny_config(tmp_path / "workers", image_folder, epoch=1, strategy="multiworker", c_dim=3,
                          sample_freq=1000, ckpt_freq=1000).resolved()
