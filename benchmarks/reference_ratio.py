@@ -5,6 +5,8 @@ Run by hand (it prints numbers; it is not a test and asserts nothing):
     PYTHONPATH=. python benchmarks/reference_ratio.py                       # fp32, defaults (~6 min on 2 cores)
     PYTHONPATH=. python benchmarks/reference_ratio.py --jit_compile         # both sides with XLA
     PYTHONPATH=. python benchmarks/reference_ratio.py --mixed_precision     # both sides in mixed precision
+    PYTHONPATH=. python benchmarks/reference_ratio.py --augment all         # the project with DiffAugment, the
+                                                                            # reference plain: the ratio is its cost
 
 What it does, all in one process so the machine's state is shared:
 1. Times a large matmul (fp32 and, with --mixed_precision, bf16 on CPU / fp16 on GPU): the machine's practical peak.
@@ -61,6 +63,7 @@ def parse_args(argv=None):
     parser.add_argument("--jit_compile", action="store_true", help="XLA on both sides")
     parser.add_argument("--mixed_precision", action="store_true",
                         help="mixed precision on both sides (bf16 on CPU, fp16 with loss scaling on GPU)")
+    parser.add_argument("--augment", default="", help="the project's --augment (the reference never augments)")
     parser.add_argument("--skip_reference", action="store_true", help="time the project only")
     parser.add_argument("--inter_op_threads", type=int, default=0,
                         help="TF inter-op thread pool size for both sides (0: TF's default)")
@@ -131,7 +134,7 @@ def matmul_peak(dtype, n: int = 2048, repeats: int = 20) -> float:
 def make_config(args) -> Config:
     return Config(output_height=args.size, batch_size=args.batch_size, gf_dim=args.gf_dim, df_dim=args.df_dim,
                   g_advantage=args.g_advantage, c_dim=3, seed=1, verbose=0, jit_compile=args.jit_compile,
-                  mixed_precision=args.mixed_precision).resolved().validate()
+                  mixed_precision=args.mixed_precision, augment=args.augment).resolved().validate()
 
 
 class Project:

@@ -79,7 +79,8 @@ def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
                                             conv_layers=config.d_layers, batchnorm=config.d_batchnorm,
                                             sync_batchnorm=sync_batchnorm)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
-                  seed=config.seed, d_steps=config.d_steps)
+                  seed=config.seed, d_steps=config.d_steps, augment_policies=config.augment_policies,
+                  augment_p=config.augment_p)
     d_learning_rate = config.d_learning_rate or config.learning_rate
     d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1)
     g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)

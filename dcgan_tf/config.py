@@ -19,6 +19,8 @@ PREPROCESSING = ("none", "autoencoder")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
+# DiffAugment's policies (dcgan_tf.augment applies them), as named on the command line: --augment color,translation
+AUGMENT_POLICIES = ("color", "translation", "cutout")
 # Sample-quality metrics (dcgan_tf.metrics computes them), as named on the command line: --metrics kid,fid
 METRIC_NAMES = ("fid", "kid", "precision_recall", "memorisation", "label_accuracy")
 FEATURE_NETWORKS = ("inception", "tiny")
@@ -120,6 +122,13 @@ class Config:
     d_learning_rate: float | None = setting(
         None, "model", "Adam learning rate of the discriminator. Unset: --learning_rate (the clip-art study used half "
         "of it).")
+    # small-data training
+    augment: str = setting(
+        "", "model", "DiffAugment: differentiable augmentations of every image D sees, real and fake, in D's and G's "
+        "updates alike, so D cannot memorise a small set: any of color, translation, cutout (comma-separated; "
+        "'all' for the three). Unset: none.")
+    augment_p: float = setting(
+        1.0, "model", "With --augment: the probability that an image is augmented (each image on its own).")
     # autoencoder preprocessing
     preprocess: str = setting(
         "none", "model", "'autoencoder': train a convolutional autoencoder on the images (once; later runs reuse "
@@ -265,6 +274,10 @@ class Config:
                 parts.append(f"e{c.ae_epochs}")
             if c.ae_learning_rate != Config.ae_learning_rate:
                 parts.append(f"aelr{c.ae_learning_rate:g}")
+        if c.augment_policies:
+            parts.append("aug-" + "-".join(c.augment_policies))
+            if c.augment_p != Config.augment_p:
+                parts.append(f"augp{c.augment_p:g}")
         if c.swap_epoch is not None:
             parts.append(f"swap{c.swap_epoch}")
         if c.dedupe is not None:
@@ -363,8 +376,25 @@ class Config:
             problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
             if problem:
                 raise ConfigError(name, problem)
+        given = [name.strip() for name in (c.augment or "").split(",") if name.strip()]
+        unknown = [name for name in given if name not in AUGMENT_POLICIES] if given != ["all"] else []
+        if unknown:
+            raise ConfigError("augment", f"unknown {', '.join(unknown)}: choose from {', '.join(AUGMENT_POLICIES)} "
+                                         f"(comma-separated), or all")
+        if not 0 < c.augment_p <= 1:
+            raise ConfigError("augment_p", f"must be in (0, 1] (got {c.augment_p})")
+        if c.augment_p != Config.augment_p and not c.augment_policies:
+            raise ConfigError("augment_p", "is the probability of --augment's augmentations: set --augment too")
         self._validate_metrics(c)
         return self
+
+    @property
+    def augment_policies(self) -> tuple[str, ...]:
+        """--augment as a tuple of policies in DiffAugment's order ('all': every one)."""
+        given = [name.strip() for name in (self.augment or "").split(",") if name.strip()]
+        if given == ["all"]:
+            return AUGMENT_POLICIES
+        return tuple(name for name in AUGMENT_POLICIES if name in given)
 
     @property
     def metric_names(self) -> tuple[str, ...]:
@@ -421,6 +451,8 @@ class Config:
                 continue
             if name == "dataset":
                 x, y = a.dataset_name, b.dataset_name
+            if name == "augment":
+                x, y = ",".join(a.augment_policies), ",".join(b.augment_policies)  # one order, "all" spelled out
             if name in ("input_height", "input_width") and not (a.crop or b.crop):
                 continue  # the input size only matters when cropping
             if name in AUTOENCODER_FIELDS and not (a.uses_autoencoder or b.uses_autoencoder):

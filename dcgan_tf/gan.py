@@ -8,11 +8,13 @@ import random
 import keras
 import tensorflow as tf
 
-from dcgan_tf import distribution
+from dcgan_tf import augment, distribution
 from dcgan_tf.latent import sample_z
 
 D_METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
 METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
+AUGMENT_SEED_OFFSET = 104729  # the augmentations' keys: a stream of their own, apart from z's
+REAL, FAKE, FAKE_FOR_G = 0, 1, 2  # which view of a draw's batch D is given (each augmented on its own)
 
 
 def _bce_with_logits(target: float, logits):
@@ -28,6 +30,8 @@ class DCGAN(keras.Model):
     `step` counts train steps (one D update each); `epoch` counts finished epochs and `epoch_start_step` is the step
     at which the current epoch began (both set by the EpochCounter callback), so a resumed run knows its place.
     Each z batch is a stateless draw keyed by (seed, step, draw within the step), so a resumed run draws the same z.
+    With `augment_policies` (DiffAugment) every batch D sees, real or fake, in D's and G's updates, is augmented,
+    keyed the same way (see `d_view`).
 
     Under a tf.distribute strategy (built in its scope) each replica trains on its slice of the global batch and
     takes the same rows of the global z draw; losses are divided by the replica count because the optimizers sum
@@ -36,7 +40,7 @@ class DCGAN(keras.Model):
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
                  g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, d_steps: int = 1,
-                 **kwargs):
+                 augment_policies: tuple = (), augment_p: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if g_advantage < 1 or d_steps < 1:
             raise ValueError(f"g_advantage and d_steps must be >= 1 (got {g_advantage}, {d_steps})")
@@ -48,6 +52,7 @@ class DCGAN(keras.Model):
         self.d_steps = d_steps
         self.y_dim = y_dim
         self.seed = int(seed) if seed is not None else random.randrange(2**31)
+        self.augment_policies, self.augment_p = tuple(augment_policies), float(augment_p)
         # counters change once per step, not once per replica
         counter = functools.partial(keras.Variable, 0, dtype="int64", trainable=False, aggregation="only_first_replica")
         self.step = counter(name="step")
@@ -99,6 +104,15 @@ class DCGAN(keras.Model):
         key = tf.stack([tf.constant(self.seed, tf.int64), self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
         z = sample_z((batch_size * distribution.replicas_in_sync(), self.z_dim), self.z_dist, key)
         return distribution.this_replicas_rows(z, batch_size)
+
+    def d_view(self, images, draw=0, which: int = REAL):
+        """What D is shown of a batch: under --augment its DiffAugment, keyed by (seed, step, draw, which of REAL,
+        FAKE, FAKE_FOR_G) so a repeated step augments alike; else the batch itself."""
+        if not self.augment_policies:
+            return images
+        key = tf.stack([tf.constant(self.seed + AUGMENT_SEED_OFFSET, tf.int64),
+                        (self.step * self.draws_per_step + tf.cast(draw, tf.int64)) * 3 + which])
+        return augment.augment(images, self.augment_policies, key, self.augment_p)
 
     def generate(self, z, labels=None, training: bool = False):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
@@ -157,8 +171,8 @@ class DCGAN(keras.Model):
         if fake is None:
             fake = self.generate(self.sample_z(tf.shape(real)[0], draw), labels, training=True)  # no tape: no G grads
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(real, labels, training=True)
-            fake_logits = self.discriminate(fake, labels, training=True)
+            real_logits = self.discriminate(self.d_view(real, draw, REAL), labels, training=True)
+            fake_logits = self.discriminate(self.d_view(fake, draw, FAKE), labels, training=True)
             d_loss_real = _bce_with_logits(1.0, real_logits)
             d_loss_fake = _bce_with_logits(0.0, fake_logits)
             d_loss = d_loss_real + d_loss_fake
@@ -181,8 +195,9 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
             with tape.stop_recording():
-                d_values = self.discriminator_update(real, labels, fake=tf.stop_gradient(fake))
-            g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
+                d_values = self.discriminator_update(real, labels, draw=draw, fake=tf.stop_gradient(fake))
+            g_loss = _bce_with_logits(1.0, self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels,
+                                                             training=True))
             scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
@@ -193,7 +208,8 @@ class DCGAN(keras.Model):
         z = self.sample_z(batch_size, draw)
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
-            g_loss = _bce_with_logits(1.0, self.discriminate(fake, labels, training=True))
+            g_loss = _bce_with_logits(1.0, self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels,
+                                                             training=True))
             scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)

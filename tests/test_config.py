@@ -21,7 +21,7 @@ FIELDS = {field.name: field for field in dataclasses.fields(Config)}
 EXPECTED_MODEL_FIELDS = {
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
     "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
-    "d_layers", "d_batchnorm", "d_steps", "d_learning_rate",
+    "d_layers", "d_batchnorm", "d_steps", "d_learning_rate", "augment", "augment_p",
     "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
 }
 # Another valid value of each model field that default_run_name names, and the settings that value needs.
@@ -31,6 +31,7 @@ NAMED = {
     "g_advantage": (1, {}), "d_layers": (2, {}), "d_batchnorm": (False, {}), "d_steps": (2, {}),
     "d_learning_rate": (0.0001, {}), "preprocess": ("autoencoder", {}),
     "swap_epoch": (3, {"preprocess": "autoencoder"}), "dedupe": (0.05, {}), "train_size": (500, {}), "seed": (2, {}),
+    "augment": ("translation", {}), "augment_p": (0.5, {"augment": "color"}),
 }
 # Another valid value of each NOT_IN_RUN_NAME field, and the settings under which the name does show it (if any).
 UNNAMED = {

@@ -1,0 +1,112 @@
+"""What the small-data options buy: KID and FID of runs that differ only in them, at one step budget, over seeds.
+
+Run by hand (it prints a table; it is not a test and asserts nothing):
+
+    PYTHONPATH=. python benchmarks/small_data.py                                   # the built-in set, quick
+    PYTHONPATH=. python benchmarks/small_data.py --dataset ../shared/datasets/emoji_google \\
+        --pattern '*.png' --train_size 300 --size 64 --epochs 30 --features inception
+
+Each configuration (`--configs`: `name=flag:value|flag:value;...`; default: plain DCGAN, each DiffAugment policy
+alone, and all three) is trained from scratch once per seed into a temporary folder, for the same number of
+epochs, with the same data; then its final G is measured with `--metrics_samples` samples against the training
+images (`--features tiny`, the default, is offline and instant but only compares with itself; `inception` needs
+Keras' InceptionV3 weights). Printed per configuration: KID mean and std over the seeds (each seed's KID itself a
+mean over subsets), FID likewise, and seconds per step (median over seeds; the whole train() call, start-up
+included, divided by its steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+DEFAULT_CONFIGS = ("plain=;color=augment:color;translation=augment:translation;cutout=augment:cutout;"
+                   "all=augment:color,translation,cutout")
+
+
+def parse_configs(text: str) -> dict[str, dict]:
+    """'name=flag:value,flag:value;name2=...' -> {name: {flag: value}} (values as written: Config converts them)."""
+    configs = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, _, settings = part.partition("=")
+        values = {}
+        for item in filter(None, settings.split("|")):
+            flag, _, value = item.partition(":")
+            values[flag.strip()] = value.strip()
+        configs[name.strip()] = values
+    return configs
+
+
+def typed(values: dict) -> dict:
+    from dcgan_tf.config import Config
+
+    fields = Config.__dataclass_fields__
+    converted = {}
+    for flag, value in values.items():
+        default = fields[flag].default
+        converted[flag] = type(default)(value) if default is not None and not isinstance(default, str) else value
+    return converted
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", default=None, help="a folder of images; unset: the built-in smileys")
+    parser.add_argument("--pattern", default="*.png")
+    parser.add_argument("--train_size", type=int, default=None)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--width", type=int, default=32, help="gf_dim and df_dim")
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--features", default="tiny", choices=("tiny", "inception"))
+    parser.add_argument("--metrics_samples", type=int, default=500)
+    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
+                        help="'name=flag:value|flag:value;...' (| between a configuration's settings)")
+    args = parser.parse_args()
+
+    import logging
+
+    from dcgan_tf import Config, train
+    from dcgan_tf.datasets import load_training_data
+    from dcgan_tf.inference import load_trained
+    from dcgan_tf.metrics.evaluate import Evaluator
+
+    logging.getLogger("dcgan_tf").setLevel(logging.WARNING)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               "?")
+    print(f"{os.cpu_count()} CPUs ({cpu}); data {args.dataset or 'built-in'} ({args.train_size or 'all'} images), "
+          f"{args.size}x{args.size}, gf/df {args.width}, batch {args.batch_size}, {args.epochs} epochs, seeds "
+          f"{args.seeds}, {args.features} features, {args.metrics_samples} samples")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, values in parse_configs(args.configs).items():
+            for seed in seeds:
+                config = Config(dataset=args.dataset, input_fname_pattern=args.pattern, train_size=args.train_size,
+                                output_height=args.size, gf_dim=args.width, df_dim=args.width,
+                                batch_size=args.batch_size, epoch=args.epochs, seed=seed, verbose=0,
+                                sample_freq=10**9, ckpt_freq=10**9, checkpoint_dir=os.path.join(folder, "ck"),
+                                sample_dir=os.path.join(folder, "s"), run_name=f"{name}_s{seed}",
+                                metrics_features=args.features, metrics_samples=args.metrics_samples,
+                                **typed(values))
+                started = time.perf_counter()
+                result = train(config)
+                seconds = (time.perf_counter() - started) / max(1, result.step)
+                saved, model, _ = load_trained(config)
+                row = Evaluator(saved, load_training_data(saved), ("kid", "fid")).evaluate(model)
+                results.setdefault(name, []).append((row["kid"], row["fid"], seconds))
+                print(f"  {name} seed {seed}: KID {row['kid']:.4f} ± {row['kid_std']:.4f}, FID {row['fid']:.3f}, "
+                      f"{result.step} steps, {seconds:.2f} s/step (incl. start-up)", flush=True)
+    print(f"\n{'configuration':<14} {'KID (mean ± std over seeds)':>28} {'FID':>20} {'s/step':>8}")
+    for name, rows in results.items():
+        kids, fids, times = zip(*rows)
+        spread = (lambda values: statistics.stdev(values) if len(values) > 1 else 0.0)
+        print(f"{name:<14} {statistics.mean(kids):>18.4f} ± {spread(kids):.4f} {statistics.mean(fids):>12.3f} ± "
+              f"{spread(fids):.3f} {statistics.median(times):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
