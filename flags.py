@@ -47,6 +47,10 @@ flags.DEFINE_boolean("visualize", False, "Test mode: draw --visualize_option fro
                      "run's sample folder.")
 flags.DEFINE_boolean("evaluate", False, "Measure the run's --checkpoint (latest, or best) with --metrics (unset: "
                      "every metric that applies) and append the values to its metrics.jsonl. Trains nothing.")
+flags.DEFINE_boolean("augment_preview", False, "Write <sample_dir>/<run>/augment_preview.png: training images as "
+                     "they are (first row) and as --augment makes them for D (the rows below). Trains nothing.")
+flags.DEFINE_boolean("small_data", False, "Train with the small-data combination that measured best (README, Small "
+                     "data sets): it sets the settings listed there, unless given on the command line.")
 flags.DEFINE_boolean("evaluate_all", False, "Like --evaluate, for every checkpoint the run kept, oldest first.")
 flags.DEFINE_list("compare", None, "Compare runs: names under --checkpoint_dir or run folders, comma-separated (e.g. "
                   "ga2,ga4,ga50). Writes their log G/D ratios and losses overlaid, and a sheet of their sample grids "

@@ -11,7 +11,7 @@ from absl import app
 from absl import flags as absl_flags
 
 import flags  # noqa: F401 - defines the flags
-from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.config import Config, ConfigError, with_small_data
 
 FLAGS = absl_flags.FLAGS
 CONFIG_FIELDS = list(Config.__dataclass_fields__)
@@ -26,8 +26,12 @@ class Mode(typing.NamedTuple):
 
 
 def config_from_flags() -> Config:
-    """Every flag that names a Config field, as a validated Config."""
-    return Config(**{name: FLAGS[name].value for name in CONFIG_FIELDS if name in FLAGS}).resolved().validate()
+    """Every flag that names a Config field, as a validated Config; --small_data fills in its settings where the
+    command line does not give them."""
+    values = {name: FLAGS[name].value for name in CONFIG_FIELDS if name in FLAGS}
+    if FLAGS.small_data:
+        values = with_small_data(values, given={name for name in values if FLAGS[name].present})
+    return Config(**values).resolved().validate()
 
 
 def fail(message: str) -> None:
@@ -144,6 +148,13 @@ def evaluate_all(config: Config) -> list[str]:
     return evaluate(config, every_checkpoint=True)
 
 
+def augment_preview(config: Config) -> list[str]:
+    """--augment_preview: training images and their augmentations as D sees them."""
+    from dcgan_tf.augment_preview import write_augment_preview
+
+    return [write_augment_preview(config)]
+
+
 def train_autoencoder(config: Config) -> list[str]:
     """--train_autoencoder: the preprocessing alone (the autoencoder, its pictures and reconstructions)."""
     from dcgan_tf.preprocessing import train_autoencoder as run
@@ -174,6 +185,7 @@ def report_training(result) -> None:
 
 # Every mode of main.py: a command gives at most one mode flag; with none, test mode (the last row) runs.
 MODES = (
+    Mode("augment_preview", augment_preview, "write training images as --augment shows them to D"),
     Mode("compare", compare, "overlay the losses, G/D ratios and metrics of several runs; their grids side by side"),
     Mode("evaluate", evaluate, "measure the run's latest (or best) checkpoint with --metrics"),
     Mode("evaluate_all", evaluate_all, "measure every checkpoint the run kept with --metrics"),

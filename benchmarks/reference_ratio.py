@@ -7,6 +7,7 @@ Run by hand (it prints numbers; it is not a test and asserts nothing):
     PYTHONPATH=. python benchmarks/reference_ratio.py --mixed_precision     # both sides in mixed precision
     PYTHONPATH=. python benchmarks/reference_ratio.py --augment all         # the project with DiffAugment, the
                                                                             # reference plain: the ratio is its cost
+    PYTHONPATH=. python benchmarks/reference_ratio.py --small_data          # likewise, --small_data's settings
 
 What it does, all in one process so the machine's state is shared:
 1. Times a large matmul (fp32 and, with --mixed_precision, bf16 on CPU / fp16 on GPU): the machine's practical peak.
@@ -44,7 +45,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dcgan_tf import data  # noqa: E402
-from dcgan_tf.config import Config  # noqa: E402
+from dcgan_tf.config import Config, with_small_data  # noqa: E402
 from dcgan_tf.latent import sample_z  # noqa: E402
 from dcgan_tf.networks import build_discriminator, build_generator  # noqa: E402
 from dcgan_tf.build import build_dcgan  # noqa: E402
@@ -64,6 +65,9 @@ def parse_args(argv=None):
     parser.add_argument("--mixed_precision", action="store_true",
                         help="mixed precision on both sides (bf16 on CPU, fp16 with loss scaling on GPU)")
     parser.add_argument("--augment", default="", help="the project's --augment (the reference never augments)")
+    parser.add_argument("--small_data", action="store_true",
+                        help="the project with --small_data's settings (the reference stays plain: the ratio is "
+                             "their cost)")
     parser.add_argument("--skip_reference", action="store_true", help="time the project only")
     parser.add_argument("--inter_op_threads", type=int, default=0,
                         help="TF inter-op thread pool size for both sides (0: TF's default)")
@@ -132,9 +136,12 @@ def matmul_peak(dtype, n: int = 2048, repeats: int = 20) -> float:
 
 # ---------------------------------------------------------------------------------------------- the two sides
 def make_config(args) -> Config:
-    return Config(output_height=args.size, batch_size=args.batch_size, gf_dim=args.gf_dim, df_dim=args.df_dim,
+    values = dict(output_height=args.size, batch_size=args.batch_size, gf_dim=args.gf_dim, df_dim=args.df_dim,
                   g_advantage=args.g_advantage, c_dim=3, seed=1, verbose=0, jit_compile=args.jit_compile,
-                  mixed_precision=args.mixed_precision, augment=args.augment).resolved().validate()
+                  mixed_precision=args.mixed_precision, augment=args.augment)
+    if args.small_data:
+        values = with_small_data(values, given={"augment"} if args.augment else set())
+    return Config(**values).resolved().validate()
 
 
 class Project:

@@ -2,17 +2,17 @@
 
 Run by hand (it prints a table; it is not a test and asserts nothing):
 
-    PYTHONPATH=. python benchmarks/small_data.py                                   # the built-in set, quick
+    PYTHONPATH=. python benchmarks/small_data.py --epochs 60                       # the built-in set (README)
     PYTHONPATH=. python benchmarks/small_data.py --dataset ../shared/datasets/emoji_google \\
         --pattern '*.png' --train_size 300 --size 64 --epochs 30 --features inception
 
-Each configuration (`--configs`: `name=flag:value|flag:value;...`; default: plain DCGAN, each DiffAugment policy
-alone, and all three) is trained from scratch once per seed into a temporary folder, for the same number of
-epochs, with the same data; then its final G is measured with `--metrics_samples` samples against the training
-images (`--features tiny`, the default, is offline and instant but only compares with itself; `inception` needs
-Keras' InceptionV3 weights). Printed per configuration: KID mean and std over the seeds (each seed's KID itself a
-mean over subsets), FID likewise, and seconds per step (median over seeds; the whole train() call, start-up
-included, divided by its steps).
+Each configuration (`--configs`: `name=flag:value|flag:value;...`; default: plain DCGAN, each small-data option
+alone, and --small_data's settings) is trained from scratch once per seed into a temporary folder, for the same
+number of epochs, with the same data; then its final generator (the EMA one under --ema) is measured with
+`--metrics_samples` samples against the training images (`--features tiny`, the default, is offline and instant
+but only compares with itself; `inception` needs Keras' InceptionV3 weights). Printed per configuration: KID mean
+and std over the seeds (each seed's KID itself a mean over subsets), FID likewise, and seconds per step (median
+over seeds; the whole train() call, start-up included, divided by its steps).
 """
 
 from __future__ import annotations
@@ -23,15 +23,22 @@ import statistics
 import tempfile
 import time
 
-DEFAULT_CONFIGS = ("plain=;color=augment:color;translation=augment:translation;cutout=augment:cutout;"
-                   "all=augment:color,translation,cutout")
+# plain DCGAN, each small-data option alone (as measured for the README), and --small_data's settings
+DEFAULT_CONFIGS = ("plain=;augment=augment:translation,cutout;ada=augment:all|ada_target:0.6;ema=ema:0.999;"
+                   "sn=spectral_norm:d;hinge=loss:hinge;r1=r1_gamma:0.1|r1_every:4;small_data=SMALL_DATA")
 
 
 def parse_configs(text: str) -> dict[str, dict]:
-    """'name=flag:value,flag:value;name2=...' -> {name: {flag: value}} (values as written: Config converts them)."""
+    """'name=flag:value|flag:value;name2=...' -> {name: {flag: value}} (values as written: `typed` converts them);
+    'name=SMALL_DATA' is --small_data's settings."""
+    from dcgan_tf.config import SMALL_DATA
+
     configs = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         name, _, settings = part.partition("=")
+        if settings.strip() == "SMALL_DATA":
+            configs[name.strip()] = {flag: str(value) for flag, value in SMALL_DATA.items()}
+            continue
         values = {}
         for item in filter(None, settings.split("|")):
             flag, _, value = item.partition(":")
@@ -41,13 +48,21 @@ def parse_configs(text: str) -> dict[str, dict]:
 
 
 def typed(values: dict) -> dict:
+    """The settings' values as Config's field types say (`float | None` -> float, ...)."""
     from dcgan_tf.config import Config
 
     fields = Config.__dataclass_fields__
     converted = {}
     for flag, value in values.items():
-        default = fields[flag].default
-        converted[flag] = type(default)(value) if default is not None and not isinstance(default, str) else value
+        kind = str(fields[flag].type)
+        if kind.startswith("bool"):
+            converted[flag] = value.lower() in ("1", "true", "yes")
+        elif kind.startswith("int"):
+            converted[flag] = int(value)
+        elif kind.startswith("float"):
+            converted[flag] = float(value)
+        else:
+            converted[flag] = value
     return converted
 
 

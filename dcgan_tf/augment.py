@@ -25,14 +25,7 @@ CUTOUT_RATIO = 0.5
 
 def _uniform(key, batch: tf.Tensor, minval=0.0, maxval=1.0, dtype=tf.float32, tail=(1, 1, 1)):
     """[batch, *tail] stateless uniform draws: this replica's rows of the global batch's draw."""
-    replicas = distribution.replicas_in_sync()
-    shape = tf.concat([[batch * replicas], tf.constant(tail, tf.int32)], axis=0)
-    values = tf.random.stateless_uniform(shape, key, minval, maxval, dtype=dtype)
-    if replicas == 1:
-        return values
-    first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * batch
-    return tf.slice(values, tf.concat([[first], tf.zeros([len(tail)], tf.int32)], 0),
-                    tf.concat([[batch], tf.constant(tail, tf.int32)], 0))
+    return distribution.stateless_uniform_rows(key, batch, tail, minval, maxval, dtype)
 
 
 def color(images, key):
@@ -78,10 +71,13 @@ POLICY_FUNCTIONS = {"color": color, "translation": translation, "cutout": cutout
 assert tuple(POLICY_FUNCTIONS) == AUGMENT_POLICIES
 
 
-def augment(images, policies, key, p: float = 1.0):
+def augment(images, policies, key, p=1.0):
     """images [B, H, W, C] in [-1, 1] through each policy in turn; with p < 1 each image is augmented with
-    probability p and left as it is otherwise. The same key gives the same result; p = 0 gives the images."""
-    if not policies or p <= 0:
+    probability p and left as it is otherwise. The same key gives the same result; p = 0 gives the images.
+    `p` may be a tensor (ADA's, which changes while training): then every image is augmented and each kept with
+    probability p, in the graph."""
+    fixed = isinstance(p, (int, float))
+    if not policies or (fixed and p <= 0):
         return images
     dtype = images.dtype
     images = tf.cast(images, tf.float32)
@@ -89,7 +85,20 @@ def augment(images, policies, key, p: float = 1.0):
     augmented = images
     for policy, policy_key in zip(policies, keys[1:]):
         augmented = POLICY_FUNCTIONS[policy](augmented, policy_key)
-    if p < 1:
-        chosen = _uniform(keys[0], tf.shape(images)[0]) < p
+    if not fixed or p < 1:
+        chosen = _uniform(keys[0], tf.shape(images)[0]) < tf.cast(p, tf.float32)
         augmented = tf.where(chosen, augmented, images)
     return tf.cast(augmented, dtype)
+
+
+# ADA (Karras et al. 2020): every ADA_INTERVAL steps, r = the mean sign of D's outputs on (augmented) real images over
+# those steps; p moves by sign(r - target) x (images seen) / ADA_IMAGES, within [0, 1]. The ADA paper lets p cross
+# 0 -> 1 in 500k images, a few per cent of its runs; runs on a small set here last some 10k-100k images, so it may
+# cross in ADA_IMAGES.
+ADA_INTERVAL = 4
+ADA_IMAGES = 10_000
+
+
+def ada_adjustment(mean_sign, target: float, images_seen) -> tf.Tensor:
+    """How much ADA moves p after `images_seen` images whose real outputs had this mean sign (before clipping)."""
+    return tf.sign(tf.cast(mean_sign, tf.float32) - target) * tf.cast(images_seen, tf.float32) / ADA_IMAGES

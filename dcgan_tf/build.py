@@ -73,14 +73,16 @@ def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
     with dtype_policy(policy):
         generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
                                     config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim,
-                                    sync_batchnorm=sync_batchnorm)
+                                    sync_batchnorm=sync_batchnorm, spectral_norm="g" in config.spectral_norm_networks)
         discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim,
                                             config.df_dim, y_dim=config.y_dim, dfc_dim=config.dfc_dim,
                                             conv_layers=config.d_layers, batchnorm=config.d_batchnorm,
-                                            sync_batchnorm=sync_batchnorm)
+                                            sync_batchnorm=sync_batchnorm,
+                                            spectral_norm="d" in config.spectral_norm_networks)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
                   seed=config.seed, d_steps=config.d_steps, augment_policies=config.augment_policies,
-                  augment_p=config.augment_p)
+                  augment_p=config.augment_p, ada_target=config.ada_target, loss=config.loss,
+                  gp_weight=config.gp_weight, r1_gamma=config.r1_gamma, r1_every=config.r1_every, ema=config.ema)
     d_learning_rate = config.d_learning_rate or config.learning_rate
     d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1)
     g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)

@@ -31,7 +31,7 @@ def weights_finite(model) -> bool:
     NaN there must not block every later checkpoint while training goes on.
     """
     variables = (model.generator.variables + model.discriminator.trainable_variables + model.g_optimizer.variables
-                 + model.d_optimizer.variables)
+                 + model.d_optimizer.variables + list(getattr(model, "ema_weights", [])))
     return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if keras.backend.is_float_dtype(v.dtype))
 
 
@@ -161,15 +161,15 @@ class Checkpoints(EveryNSteps):
 
 
 class LossCSV(keras.callbacks.Callback):
-    """One row per step: step, epoch, every loss/metric value of that step, and the data it trained on (`source`,
-    set by the trainer before each fit), flushed as it is written.
+    """One row per step: step, epoch, every loss/metric value of that step (the model's `metric_names`: the losses,
+    then any penalty and ADA's p), and the data it trained on (`source`, set by the trainer before each fit),
+    flushed as it is written.
 
     On resume, rows past the restored step (written after the last checkpoint, then lost) and a row torn by a
     kill are dropped first, through a temporary file, so the log never holds a step twice and is never lost.
     """
 
     REQUIRED = ("step", "epoch") + METRIC_NAMES
-    COLUMNS = REQUIRED + ("data",)  # data: the images trained on, "originals" or "reconstructions"
 
     def __init__(self, path: str, resume_step: int = 0, source: str = "originals"):
         super().__init__()
@@ -187,21 +187,23 @@ class LossCSV(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self.names = tuple(getattr(self.model, "metric_names", METRIC_NAMES))
+        self.columns = ("step", "epoch") + self.names + ("data",)
         if self.resume_step is not None:
             kept = self._kept_rows()
             with files.replacing(self.path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.DictWriter(handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+                writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
                 writer.writeheader()
                 writer.writerows(kept)
             self.resume_step = None  # a later fit() of the same run appends, unless a rollback sets it again
         self.handle = open(self.path, "a", newline="", encoding="utf-8")
-        self.writer = csv.DictWriter(self.handle, fieldnames=self.COLUMNS, extrasaction="ignore")
+        self.writer = csv.DictWriter(self.handle, fieldnames=self.columns, extrasaction="ignore")
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        row = {name: float(logs[name]) for name in METRIC_NAMES if name in logs}
+        row = {name: float(logs[name]) for name in self.names if name in logs}
         self.writer.writerow({"step": self.model.steps_done, "epoch": self.epoch, **row, "data": self.source})
         self.handle.flush()  # a checkpoint may follow: its rows must be on disk first
 
@@ -223,7 +225,7 @@ class LossTensorBoard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self.model.steps_done
         with self.writer.as_default(step=step):
-            for name in METRIC_NAMES:
+            for name in getattr(self.model, "metric_names", METRIC_NAMES):
                 if name in logs:
                     tf.summary.scalar(f"train/{name}", float(logs[name]))
 

@@ -1,4 +1,5 @@
-"""Checkpoints: G, D, both optimizers, the step and epoch counters (which key the z draws) and the fixed sample z."""
+"""Checkpoints: G, D, both optimizers, the step and epoch counters (which key the z draws), the fixed sample z, and
+the state of the small-data options (the EMA generator, ADA's augmentation probability)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None,
         epoch=model.epoch,
         epoch_start_step=model.epoch_start_step,
     )
+    if getattr(model, "ema_decay", None) is not None:  # --ema: the moving average is what samples
+        tracked["ema_generator"] = list(model.ema_weights)
+    if getattr(model, "ada_target", None) is not None:  # --ada_target: p and what it gathered since it last moved
+        tracked["ada"] = tf.train.Checkpoint(p=model.ada_p, signs=model.ada_signs, updates=model.ada_updates)
     if sample_z is not None:
         tracked["sample_z"] = sample_z
     if learning_rates is not None:

@@ -21,6 +21,9 @@ MNIST = "mnist"
 MNIST_Y_DIM = 10
 # DiffAugment's policies (dcgan_tf.augment applies them), as named on the command line: --augment color,translation
 AUGMENT_POLICIES = ("color", "translation", "cutout")
+# Adversarial losses (dcgan_tf.losses computes them) and the networks spectral normalisation may wrap
+LOSSES = ("bce", "hinge", "wgan_gp")
+SPECTRAL_NORM_NETWORKS = ("g", "d")
 # Sample-quality metrics (dcgan_tf.metrics computes them), as named on the command line: --metrics kid,fid
 METRIC_NAMES = ("fid", "kid", "precision_recall", "memorisation", "label_accuracy")
 FEATURE_NETWORKS = ("inception", "tiny")
@@ -129,6 +132,29 @@ class Config:
         "'all' for the three). Unset: none.")
     augment_p: float = setting(
         1.0, "model", "With --augment: the probability that an image is augmented (each image on its own).")
+    ada_target: float | None = setting(
+        None, "model", "With --augment: adapt the augmentation probability (ADA) instead of fixing it. p starts at 0 "
+        "and moves so that the mean sign of D's outputs on real images stays near this target (0.6 in the ADA "
+        "paper): up while D is over-confident on the training images, down otherwise. Saved in the checkpoint, "
+        "logged per step in losses.csv (augment_p). Unset: the fixed --augment_p.")
+    ema: float | None = setting(
+        None, "model", "Keep an exponential moving average of G's weights with this decay (e.g. 0.999; a warm-up "
+        "uses min(decay, (1 + step) / (10 + step))): sample grids, test mode, --visualize and --evaluate use it. "
+        "Saved in the checkpoint. Unset: G itself.")
+    spectral_norm: str = setting(
+        "", "model", "Spectral normalisation of the conv and dense layers of 'd' (SNGAN, FastGAN), or of 'g,d' "
+        "(both). Unset: none.")
+    loss: str = setting(
+        "bce", "model", "The adversarial loss: 'bce' (the DCGAN paper's, non-saturating for G), 'hinge' (SNGAN, "
+        "BigGAN) or 'wgan_gp' (Wasserstein with a gradient penalty; needs --nod_batchnorm). Under hinge and "
+        "wgan_gp, d_real and d_fake in losses.csv are D's mean raw scores, not probabilities.", choices=LOSSES)
+    gp_weight: float = setting(10.0, "model", "With --loss wgan_gp: the gradient penalty's weight (lambda).")
+    r1_gamma: float = setting(
+        0.0, "model", "R1 regularisation: a penalty of r1_gamma / 2 x |grad D(x)|^2 on real images, as D sees "
+        "them. 0: none.")
+    r1_every: int = setting(
+        1, "model", "With --r1_gamma: apply R1 every this many steps, scaled up by as much (lazy regularisation, "
+        "StyleGAN2).")
     # autoencoder preprocessing
     preprocess: str = setting(
         "none", "model", "'autoencoder': train a convolutional autoencoder on the images (once; later runs reuse "
@@ -278,6 +304,20 @@ class Config:
             parts.append("aug-" + "-".join(c.augment_policies))
             if c.augment_p != Config.augment_p:
                 parts.append(f"augp{c.augment_p:g}")
+            if c.ada_target is not None:
+                parts.append(f"ada{c.ada_target:g}")
+        if c.ema is not None:
+            parts.append(f"ema{c.ema:g}")
+        if c.spectral_norm_networks:
+            parts.append("sn-" + "".join(c.spectral_norm_networks))
+        if c.loss != Config.loss:
+            parts.append(c.loss)
+            if c.loss == "wgan_gp" and c.gp_weight != Config.gp_weight:
+                parts.append(f"gp{c.gp_weight:g}")
+        if c.r1_gamma:
+            parts.append(f"r1g{c.r1_gamma:g}")
+            if c.r1_every != Config.r1_every:
+                parts.append(f"every{c.r1_every}")
         if c.swap_epoch is not None:
             parts.append(f"swap{c.swap_epoch}")
         if c.dedupe is not None:
@@ -376,7 +416,7 @@ class Config:
             problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
             if problem:
                 raise ConfigError(name, problem)
-        given = [name.strip() for name in (c.augment or "").split(",") if name.strip()]
+        given = _comma_list(c.augment)
         unknown = [name for name in given if name not in AUGMENT_POLICIES] if given != ["all"] else []
         if unknown:
             raise ConfigError("augment", f"unknown {', '.join(unknown)}: choose from {', '.join(AUGMENT_POLICIES)} "
@@ -385,21 +425,60 @@ class Config:
             raise ConfigError("augment_p", f"must be in (0, 1] (got {c.augment_p})")
         if c.augment_p != Config.augment_p and not c.augment_policies:
             raise ConfigError("augment_p", "is the probability of --augment's augmentations: set --augment too")
+        self._validate_small_data(c)
         self._validate_metrics(c)
         return self
 
     @property
     def augment_policies(self) -> tuple[str, ...]:
         """--augment as a tuple of policies in DiffAugment's order ('all': every one)."""
-        given = [name.strip() for name in (self.augment or "").split(",") if name.strip()]
+        given = _comma_list(self.augment)
         if given == ["all"]:
             return AUGMENT_POLICIES
         return tuple(name for name in AUGMENT_POLICIES if name in given)
 
     @property
+    def spectral_norm_networks(self) -> tuple[str, ...]:
+        """--spectral_norm as a tuple of networks, ("g", "d") order."""
+        given = _comma_list(self.spectral_norm)
+        return tuple(name for name in SPECTRAL_NORM_NETWORKS if name in given)
+
+    @staticmethod
+    def _validate_small_data(c: "Config") -> None:
+        if c.ada_target is not None:
+            if not c.augment_policies:
+                raise ConfigError("ada_target", "adapts the probability of --augment's augmentations: set --augment "
+                                                "too")
+            if not 0 < c.ada_target < 1:
+                raise ConfigError("ada_target", f"must be in (0, 1) (got {c.ada_target})")
+            if c.augment_p != Config.augment_p:
+                raise ConfigError("augment_p", "is fixed, and --ada_target adapts it (from 0): set one of them")
+        if c.ema is not None and not 0 < c.ema < 1:
+            raise ConfigError("ema", f"must be in (0, 1), e.g. 0.999, or unset (got {c.ema})")
+        unknown = [name for name in _comma_list(c.spectral_norm) if name not in SPECTRAL_NORM_NETWORKS]
+        if unknown:
+            raise ConfigError("spectral_norm", f"unknown {', '.join(unknown)}: choose d (the discriminator) or g,d "
+                                               f"(both)")
+        if c.loss not in LOSSES:
+            raise ConfigError("loss", f"must be one of {', '.join(LOSSES)} (got {c.loss!r})")
+        if c.loss == "wgan_gp" and c.d_batchnorm:
+            raise ConfigError("loss", "wgan_gp's gradient penalty is taken per image, and batch norm in D mixes the "
+                                      "images of a batch (the WGAN-GP paper leaves it out): add --nod_batchnorm")
+        if not c.gp_weight > 0:
+            raise ConfigError("gp_weight", f"must be > 0 (got {c.gp_weight})")
+        if c.gp_weight != Config.gp_weight and c.loss != "wgan_gp":
+            raise ConfigError("gp_weight", "weighs wgan_gp's gradient penalty: set --loss wgan_gp too")
+        if not c.r1_gamma >= 0:
+            raise ConfigError("r1_gamma", f"must be >= 0 (got {c.r1_gamma})")
+        if not isinstance(c.r1_every, int) or c.r1_every < 1:
+            raise ConfigError("r1_every", f"must be an integer >= 1 (got {c.r1_every!r})")
+        if c.r1_every != Config.r1_every and not c.r1_gamma:
+            raise ConfigError("r1_every", "spaces the R1 penalty: set --r1_gamma too")
+
+    @property
     def metric_names(self) -> tuple[str, ...]:
         """--metrics as a tuple of names, in the order given."""
-        return tuple(name.strip() for name in (self.metrics or "").split(",") if name.strip())
+        return tuple(_comma_list(self.metrics))
 
     @staticmethod
     def _validate_metrics(c: "Config") -> None:
@@ -453,6 +532,8 @@ class Config:
                 x, y = a.dataset_name, b.dataset_name
             if name == "augment":
                 x, y = ",".join(a.augment_policies), ",".join(b.augment_policies)  # one order, "all" spelled out
+            if name == "spectral_norm":
+                x, y = ",".join(a.spectral_norm_networks), ",".join(b.spectral_norm_networks)
             if name in ("input_height", "input_width") and not (a.crop or b.crop):
                 continue  # the input size only matters when cropping
             if name in AUTOENCODER_FIELDS and not (a.uses_autoencoder or b.uses_autoencoder):
@@ -460,6 +541,23 @@ class Config:
             if x != y:
                 diffs[name] = (x, y)
         return diffs
+
+
+# --small_data: the combination of small-data settings that measured best (README, Small data sets, shows the table
+# it was chosen from, and benchmarks/small_data.py reproduces it): so far the EMA generator alone, as every
+# combination measured worse. Settings given explicitly win over these.
+SMALL_DATA = {"ema": 0.999}
+
+
+def with_small_data(values: dict, given: set | frozenset = frozenset()) -> dict:
+    """Config keyword values with SMALL_DATA's settings filled in, except those named in `given` (the ones the user
+    set explicitly)."""
+    return {**values, **{name: value for name, value in SMALL_DATA.items() if name not in given}}
+
+
+def _comma_list(text: str | None) -> list[str]:
+    """'a, b,,c' -> ['a', 'b', 'c']."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
 def fields_of_kind(kind: str) -> tuple[str, ...]:

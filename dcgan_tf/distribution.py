@@ -109,7 +109,23 @@ def this_replicas_rows(batch, rows: int):
     if replicas_in_sync() == 1:
         return batch
     first = tf.cast(tf.distribute.get_replica_context().replica_id_in_sync_group, tf.int32) * rows
-    return tf.slice(batch, tf.stack([first, 0]), tf.stack([rows, -1]))
+    rest = tf.rank(batch) - 1  # any rank: the other axes whole
+    return tf.slice(batch, tf.concat([[first], tf.zeros([rest], tf.int32)], 0),
+                    tf.concat([[rows], -tf.ones([rest], tf.int32)], 0))
+
+
+def stateless_uniform_rows(key, rows, tail=(), minval=0.0, maxval=1.0, dtype=tf.float32):
+    """[rows, *tail] stateless uniform draws keyed by `key`: this replica's rows of the global batch's draw, so an
+    update on several replicas draws what one device would on the whole batch."""
+    shape = tf.concat([[rows * replicas_in_sync()], tf.constant(tail, tf.int32)], axis=0)
+    return this_replicas_rows(tf.random.stateless_uniform(shape, key, minval, maxval, dtype=dtype), rows)
+
+
+def mean_over_replicas(value):
+    """The mean of a per-replica value over the replicas of this step; the value itself on one."""
+    if replicas_in_sync() == 1:
+        return value
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
 def scaled_loss(optimizer, loss):

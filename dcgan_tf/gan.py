@@ -8,30 +8,29 @@ import random
 import keras
 import tensorflow as tf
 
-from dcgan_tf import augment, distribution
+from dcgan_tf import augment, distribution, losses
 from dcgan_tf.latent import sample_z
 
 D_METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
 METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
 AUGMENT_SEED_OFFSET = 104729  # the augmentations' keys: a stream of their own, apart from z's
+PENALTY_SEED_OFFSET = 130363  # WGAN-GP's mixing weights: another stream
 REAL, FAKE, FAKE_FOR_G = 0, 1, 2  # which view of a draw's batch D is given (each augmented on its own)
-
-
-def _bce_with_logits(target: float, logits):
-    logits = tf.cast(logits, tf.float32)  # already float32 from the nets' last layer; losses stay float32
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target),
-                                                                  logits=logits))
+EMA_WARMUP = 10  # the EMA's decay is min(decay, (1 + step) / (EMA_WARMUP + step)): early G weights fade fast
+REAL_SIGN = "real_sign"  # ADA's measure, mean sign(D(x)) of an update (internal: not a logged value)
 
 
 class DCGAN(keras.Model):
-    """Generator + discriminator trained adversarially with the non-saturating loss.
+    """Generator + discriminator trained adversarially, with the non-saturating BCE loss or `loss` (see losses.py).
 
     Data: images [N, H, W, C] float32 in [-1, 1], or (images, one-hot labels [N, y_dim]) when conditional.
     `step` counts train steps (one D update each); `epoch` counts finished epochs and `epoch_start_step` is the step
     at which the current epoch began (both set by the EpochCounter callback), so a resumed run knows its place.
     Each z batch is a stateless draw keyed by (seed, step, draw within the step), so a resumed run draws the same z.
     With `augment_policies` (DiffAugment) every batch D sees, real or fake, in D's and G's updates, is augmented,
-    keyed the same way (see `d_view`).
+    keyed the same way (see `d_view`); with `ada_target` their probability adapts (ADA; `ada_p`, saved).
+    With `ema` an exponential moving average of G's variables (`ema_weights`, saved) is what samples (`sampler`).
+    `r1_gamma` adds R1 on real images to D's loss every `r1_every` steps; `loss="wgan_gp"` its gradient penalty.
 
     Under a tf.distribute strategy (built in its scope) each replica trains on its slice of the global batch and
     takes the same rows of the global z draw; losses are divided by the replica count because the optimizers sum
@@ -40,10 +39,15 @@ class DCGAN(keras.Model):
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, z_dim: int, z_dist: str = "uniform_signed",
                  g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, d_steps: int = 1,
-                 augment_policies: tuple = (), augment_p: float = 1.0, **kwargs):
+                 augment_policies: tuple = (), augment_p: float = 1.0, ada_target: float | None = None,
+                 loss: str = "bce", gp_weight: float = 10.0, r1_gamma: float = 0.0, r1_every: int = 1,
+                 ema: float | None = None, **kwargs):
         super().__init__(**kwargs)
-        if g_advantage < 1 or d_steps < 1:
-            raise ValueError(f"g_advantage and d_steps must be >= 1 (got {g_advantage}, {d_steps})")
+        if g_advantage < 1 or d_steps < 1 or r1_every < 1:
+            raise ValueError(f"g_advantage, d_steps and r1_every must be >= 1 (got {g_advantage}, {d_steps}, "
+                             f"{r1_every})")
+        if ada_target is not None and not augment_policies:
+            raise ValueError("ada_target adapts the probability of augment_policies: give them too")
         self.generator = generator
         self.discriminator = discriminator
         self.z_dim = z_dim
@@ -53,12 +57,27 @@ class DCGAN(keras.Model):
         self.y_dim = y_dim
         self.seed = int(seed) if seed is not None else random.randrange(2**31)
         self.augment_policies, self.augment_p = tuple(augment_policies), float(augment_p)
+        self.loss_kind, self.gp_weight = losses.check(loss), float(gp_weight)
+        self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
         # counters change once per step, not once per replica
         counter = functools.partial(keras.Variable, 0, dtype="int64", trainable=False, aggregation="only_first_replica")
         self.step = counter(name="step")
         self.epoch = counter(name="epoch")
         self.epoch_start_step = counter(name="epoch_start_step")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in METRIC_NAMES}
+        # state a step changes alike on every replica (kept from the first), saved in the checkpoint
+        state = functools.partial(keras.Variable, dtype="float32", trainable=False, aggregation="only_first_replica")
+        self.ada_target = None if ada_target is None else float(ada_target)
+        if self.ada_target is not None:  # ADA: p starts at 0; the mean sign of D(x) and its count since p last moved
+            self.ada_p = state(0.0, name="augment_p")
+            self.ada_signs = state(0.0, name="ada_signs")
+            self.ada_updates = state(0.0, name="ada_updates")
+        self.ema_decay = None if ema is None else float(ema)
+        if self.ema_decay is not None:  # G's moving average (trainable weights and batch-norm statistics alike)
+            # from G's values (a Keras Variable made from a tf.Variable would share it)
+            self.ema_weights = [state(variable.numpy(), name=f"ema_{i}") for i, variable in
+                                enumerate(generator.variables)]
+            self.ema_generator = keras.models.clone_model(generator)  # sampling's copy, loaded from ema_weights
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self.built = True  # G and D are built; fit() under a strategy must not trace call() on an image batch
 
     @property
@@ -76,6 +95,36 @@ class DCGAN(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """What each step logs: METRIC_NAMES, then the penalties this model adds and ADA's p (the p of the step)."""
+        return METRIC_NAMES + self._d_extra_names + (("augment_p",) if self.ada_target is not None else ())
+
+    @property
+    def _d_extra_names(self) -> tuple[str, ...]:
+        return ((("gradient_penalty",) if self.loss_kind == "wgan_gp" else ())
+                + (("r1_penalty",) if self.r1_gamma else ()))
+
+    @property
+    def d_update_names(self) -> tuple[str, ...]:
+        """What one D update returns (averaged over a step's D updates)."""
+        return D_METRIC_NAMES + self._d_extra_names + ((REAL_SIGN,) if self.ada_target is not None else ())
+
+    @property
+    def augment_probability(self):
+        """The p of --augment now: ADA's variable, or the fixed float."""
+        return self.ada_p if self.ada_target is not None else self.augment_p
+
+    @property
+    def sampler(self) -> keras.Model:
+        """The generator that samples (grids, test mode, evaluation): the EMA copy when there is one, loaded with the
+        moving averages as they are now; else G."""
+        if self.ema_decay is None:
+            return self.generator
+        for target, average in zip(self.ema_generator.variables, self.ema_weights):
+            target.assign(average)
+        return self.ema_generator
 
     @property
     def draws_per_step(self) -> int:
@@ -112,16 +161,20 @@ class DCGAN(keras.Model):
             return images
         key = tf.stack([tf.constant(self.seed + AUGMENT_SEED_OFFSET, tf.int64),
                         (self.step * self.draws_per_step + tf.cast(draw, tf.int64)) * 3 + which])
-        return augment.augment(images, self.augment_policies, key, self.augment_p)
+        return augment.augment(images, self.augment_policies, key, self.augment_probability)
 
     def generate(self, z, labels=None, training: bool = False):
-        """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1]."""
+        """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1].
+
+        Training uses G; sampling (training=False) uses `sampler`, the EMA generator when the model keeps one.
+        """
+        generator = self.generator if training else self.sampler
         z = tf.convert_to_tensor(z, tf.float32)
         if self.conditional:
             if labels is None:
                 raise ValueError(f"this generator is conditional: pass one-hot labels [N, {self.y_dim}] with z")
-            return self.generator([z, tf.convert_to_tensor(labels, tf.float32)], training=training)
-        return self.generator(z, training=training)
+            return generator([z, tf.convert_to_tensor(labels, tf.float32)], training=training)
+        return generator(z, training=training)
 
     def discriminate(self, images, labels=None, training: bool = False):
         """images [N, H, W, C] (+ one-hot labels) -> logits [N, 1]."""
@@ -142,45 +195,109 @@ class DCGAN(keras.Model):
         real, labels = data if self.conditional else (data, None)
         batch_size = tf.shape(real)[0]
 
-        # (1) Update D d_steps times: maximise log D(x) + log(1 - D(G(z))) on this real batch, a fresh z each time.
+        # (1) Update D d_steps times on this real batch (its --loss, plus any penalty), a fresh z each time.
         #     The last D update shares its G forward pass with the first G update (see shared_forward_updates).
+        names = self.d_update_names
+
         def d_update(i, sums):
             values = self.discriminator_update(real, labels, draw=i)
-            return {name: sums[name] + values[name] for name in D_METRIC_NAMES}
+            return {name: sums[name] + values[name] for name in names}
 
-        d_sums = distribution.repeat(self.d_steps - 1, d_update, {name: tf.constant(0.0) for name in D_METRIC_NAMES})
+        d_sums = distribution.repeat(self.d_steps - 1, d_update, {name: tf.constant(0.0) for name in names})
         d_last, g_loss = self.shared_forward_updates(real, labels, draw=self.d_steps - 1)
-        d_means = {name: (d_sums[name] + d_last[name]) / self.d_steps for name in D_METRIC_NAMES}
+        d_means = {name: (d_sums[name] + d_last[name]) / self.d_steps for name in names}
 
-        # (2) Update G g_advantage times in all: maximise log D(G(z)), a fresh z each time (carpedm20 reused one z).
+        # (2) Update G g_advantage times in all, a fresh z each time (carpedm20 reused one z).
         def g_update(i, total):
             return total + self.generator_update(batch_size, labels, draw=self.d_steps + i)
 
         g_loss_sum = distribution.repeat(self.g_advantage - 1, g_update, g_loss)
 
+        values = {name: value for name, value in d_means.items() if name != REAL_SIGN}
+        values["g_loss"] = g_loss_sum / self.g_advantage
+        if self.ada_target is not None:
+            values["augment_p"] = tf.identity(self.ada_p)  # the p this step trained with
+            self._adapt_augment_p(d_means[REAL_SIGN], batch_size)
         self.step.assign_add(1)
-        values = {**d_means, "g_loss": g_loss_sum / self.g_advantage}
+        if self.ema_decay is not None:
+            self._update_ema()
         for name, value in values.items():
             self.trackers[name].update_state(value)
         # Per-step values: callbacks see this step's losses; fit's epoch logs come from the trackers (same names).
         return distribution.step_logs(values, self.distribute_strategy)
 
+    def _adapt_augment_p(self, real_sign, batch_size) -> None:
+        """ADA: gather this step's mean sign of D(x) (over replicas); every ADA_INTERVAL steps move p by the sign of
+        (their mean - target), in proportion to the images seen, and start gathering again."""
+        self.ada_signs.assign_add(distribution.mean_over_replicas(real_sign))
+        self.ada_updates.assign_add(1.0)
+        due = tf.equal((self.step + 1) % augment.ADA_INTERVAL, 0)
+        images_seen = self.ada_updates * tf.cast(batch_size * distribution.replicas_in_sync(), tf.float32)
+        moved = tf.clip_by_value(self.ada_p + augment.ada_adjustment(self.ada_signs / self.ada_updates,
+                                                                     self.ada_target, images_seen), 0.0, 1.0)
+        self.ada_p.assign(tf.where(due, moved, self.ada_p))
+        self.ada_signs.assign(tf.where(due, 0.0, self.ada_signs))
+        self.ada_updates.assign(tf.where(due, 0.0, self.ada_updates))
+
+    def ema_decay_at(self, step):
+        """The EMA's decay at `step` (the step just done, counting from 1): min(decay, (1 + step) / (10 + step))."""
+        step = tf.cast(step, tf.float32)
+        return tf.minimum(self.ema_decay, (1.0 + step) / (EMA_WARMUP + step))
+
+    def _update_ema(self) -> None:
+        """average <- decay * average + (1 - decay) * G, for every variable of G (after this step's G updates)."""
+        decay = self.ema_decay_at(self.step)
+        for average, variable in zip(self.ema_weights, self.generator.variables):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(variable, tf.float32))
+
     def discriminator_update(self, real, labels=None, draw=0, fake=None) -> dict:
         """One D update on a real batch and a fake batch of the same size (made from the step's `draw`-th z unless
-        given); returns D's losses and mean outputs (D_METRIC_NAMES)."""
+        given); returns D's losses, mean outputs and penalties (d_update_names)."""
         if fake is None:
             fake = self.generate(self.sample_z(tf.shape(real)[0], draw), labels, training=True)  # no tape: no G grads
+        real_view, fake_view = self.d_view(real, draw, REAL), self.d_view(fake, draw, FAKE)
+
+        def critic(images):
+            return self.discriminate(images, labels, training=True)
+
         with tf.GradientTape() as tape:
-            real_logits = self.discriminate(self.d_view(real, draw, REAL), labels, training=True)
-            fake_logits = self.discriminate(self.d_view(fake, draw, FAKE), labels, training=True)
-            d_loss_real = _bce_with_logits(1.0, real_logits)
-            d_loss_fake = _bce_with_logits(0.0, fake_logits)
+            real_logits, fake_logits = critic(real_view), critic(fake_view)
+            d_loss_real, d_loss_fake = losses.discriminator_terms(self.loss_kind, real_logits, fake_logits)
             d_loss = d_loss_real + d_loss_fake
+            penalties = self._penalties(critic, real_view, fake_view, draw)
+            if self.loss_kind == "wgan_gp":
+                d_loss += self.gp_weight * penalties["gradient_penalty"]
+            if self.r1_gamma:  # lazy: every r1_every steps, r1_every times as strong
+                d_loss += self.r1_gamma / 2 * self.r1_every * penalties["r1_penalty"]
             scaled = distribution.scaled_loss(self.d_optimizer, d_loss)
         d_variables = self.discriminator.trainable_variables
         distribution.apply_gradients(self.d_optimizer, tape.gradient(scaled, d_variables), d_variables)
-        return {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
-                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+        values = {"d_loss": d_loss, "d_loss_real": d_loss_real, "d_loss_fake": d_loss_fake,
+                  "d_real": losses.d_output(self.loss_kind, real_logits),
+                  "d_fake": losses.d_output(self.loss_kind, fake_logits),
+                  **penalties}
+        if self.ada_target is not None:
+            values[REAL_SIGN] = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
+        return values
+
+    def _penalties(self, critic, real_view, fake_view, draw) -> dict:
+        """D's gradient penalties this model uses, unweighted: WGAN-GP's, and R1 (0 on the steps it skips)."""
+        penalties = {}
+        if self.loss_kind == "wgan_gp":
+            key = tf.stack([tf.constant(self.seed + PENALTY_SEED_OFFSET, tf.int64),
+                            self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
+            mix = distribution.stateless_uniform_rows(key, tf.shape(real_view)[0], (1, 1, 1))
+            penalties["gradient_penalty"] = losses.gradient_penalty(critic, real_view, fake_view, mix)
+        if self.r1_gamma:
+            due = tf.equal(self.step % self.r1_every, 0)
+            if self.r1_every == 1:
+                penalties["r1_penalty"] = losses.r1_penalty(critic, real_view)
+            elif distribution.replicas_in_sync() > 1:  # no synchronised batch norm inside a cond: compute, then mask
+                penalties["r1_penalty"] = losses.r1_penalty(critic, real_view) * tf.cast(due, tf.float32)
+            else:
+                penalties["r1_penalty"] = tf.cond(due, lambda: losses.r1_penalty(critic, real_view),
+                                                  lambda: tf.constant(0.0))
+        return penalties
 
     def shared_forward_updates(self, real, labels=None, draw=0):
         """A D update and then a G update on the same z, with one generator forward pass for both.
@@ -196,20 +313,20 @@ class DCGAN(keras.Model):
             fake = self.generate(z, labels, training=True)
             with tape.stop_recording():
                 d_values = self.discriminator_update(real, labels, draw=draw, fake=tf.stop_gradient(fake))
-            g_loss = _bce_with_logits(1.0, self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels,
-                                                             training=True))
+            fake_logits = self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels, training=True)
+            g_loss = losses.generator_loss(self.loss_kind, fake_logits)
             scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)
         return d_values, g_loss
 
     def generator_update(self, batch_size, labels=None, draw=0):
-        """One G update against the current D (non-saturating loss) on a fresh z; returns the G loss."""
+        """One G update against the current D on a fresh z; returns the G loss."""
         z = self.sample_z(batch_size, draw)
         with tf.GradientTape() as tape:
             fake = self.generate(z, labels, training=True)
-            g_loss = _bce_with_logits(1.0, self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels,
-                                                             training=True))
+            fake_logits = self.discriminate(self.d_view(fake, draw, FAKE_FOR_G), labels, training=True)
+            g_loss = losses.generator_loss(self.loss_kind, fake_logits)
             scaled = distribution.scaled_loss(self.g_optimizer, g_loss)
         g_variables = self.generator.trainable_variables
         distribution.apply_gradients(self.g_optimizer, tape.gradient(scaled, g_variables), g_variables)

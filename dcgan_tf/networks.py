@@ -32,6 +32,14 @@ def check_output_size(height: int, width: int, conditional: bool = False) -> Non
             raise ValueError(problem)
 
 
+def _spectral(layer: layers.Layer, normalised: bool) -> layers.Layer:
+    """`layer` wrapped in Keras' SpectralNormalization (one power iteration per training call) when `normalised`."""
+    if not normalised:
+        return layer
+    # the wrapper computes in its layer's dtype: D's last layer keeps its float32 logits under mixed precision
+    return layers.SpectralNormalization(layer, name=f"{layer.name}_sn", dtype=layer.dtype_policy)
+
+
 def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
     """carpedm20's batch norm; `synchronized`: statistics over the global batch when split across replicas."""
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=synchronized, name=name)
@@ -50,94 +58,102 @@ class ConcatLabelMaps(layers.Layer):
 
 
 def build_generator(height: int, width: int, c_dim: int, z_dim: int = 100, gf_dim: int = 64,
-                    y_dim: int | None = None, gfc_dim: int = 1024, sync_batchnorm: bool = False) -> keras.Model:
+                    y_dim: int | None = None, gfc_dim: int = 1024, sync_batchnorm: bool = False,
+                    spectral_norm: bool = False) -> keras.Model:
     """z [N, z_dim] (and one-hot y [N, y_dim]) -> images [N, height, width, c_dim] in [-1, 1] (tanh).
 
     `sync_batchnorm`: batch statistics over all replicas of a distribution strategy (the same maths as one device).
+    `spectral_norm`: every dense and (transposed) conv layer spectrally normalised.
     """
     check_output_size(height, width, conditional=bool(y_dim))
     bn = functools.partial(_batch_norm, synchronized=sync_batchnorm)
+    sn = functools.partial(_spectral, normalised=spectral_norm)
     if y_dim:
-        return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn)
+        return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn, sn)
     s = 2 ** UNCONDITIONAL_STAGES
     z = keras.Input((z_dim,), name="z")
-    x = layers.Dense(height // s * width // s * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
-                     name="g_h0_lin")(z)
+    x = sn(layers.Dense(height // s * width // s * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
+                     name="g_h0_lin"))(z)
     x = layers.Reshape((height // s, width // s, gf_dim * 8))(x)
     x = layers.ReLU()(bn("g_bn0")(x))
     for i, filters in enumerate((gf_dim * 4, gf_dim * 2, gf_dim), start=1):
-        x = layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"g_h{i}")(x)
+        x = sn(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=False,
+                                   kernel_initializer=weight_init(), name=f"g_h{i}"))(x)
         x = layers.ReLU()(bn(f"g_bn{i}")(x))
-    x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h4")(x)
+    x = sn(layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
+                                  name="g_h4"))(x)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
     return keras.Model(z, images, name="generator")
 
 
-def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn) -> keras.Model:
+def _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn, sn) -> keras.Model:
     z = keras.Input((z_dim,), name="z")
     y = keras.Input((y_dim,), name="y")
     h4, w4 = height // 4, width // 4
     x = layers.Concatenate()([z, y])
-    x = layers.Dense(gfc_dim, use_bias=False, kernel_initializer=weight_init(), name="g_h0_lin")(x)
+    x = sn(layers.Dense(gfc_dim, use_bias=False, kernel_initializer=weight_init(), name="g_h0_lin"))(x)
     x = layers.ReLU()(bn("g_bn0")(x))
     x = layers.Concatenate()([x, y])
-    x = layers.Dense(gf_dim * 2 * h4 * w4, use_bias=False, kernel_initializer=weight_init(), name="g_h1_lin")(x)
+    x = sn(layers.Dense(gf_dim * 2 * h4 * w4, use_bias=False, kernel_initializer=weight_init(), name="g_h1_lin"))(x)
     x = layers.ReLU()(bn("g_bn1")(x))
     x = layers.Reshape((h4, w4, gf_dim * 2))(x)
     x = ConcatLabelMaps()(x, y)
-    x = layers.Conv2DTranspose(gf_dim * 2, KERNEL, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=weight_init(), name="g_h2")(x)
+    x = sn(layers.Conv2DTranspose(gf_dim * 2, KERNEL, strides=2, padding="same", use_bias=False,
+                               kernel_initializer=weight_init(), name="g_h2"))(x)
     x = layers.ReLU()(bn("g_bn2")(x))
     x = ConcatLabelMaps()(x, y)
-    x = layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(), name="g_h3")(x)
+    x = sn(layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
+                                  name="g_h3"))(x)
     images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
     return keras.Model([z, y], images, name="generator")
 
 
 def build_discriminator(height: int, width: int, c_dim: int, df_dim: int = 64,
                         y_dim: int | None = None, dfc_dim: int = 1024, conv_layers: int = UNCONDITIONAL_STAGES,
-                        batchnorm: bool = True, sync_batchnorm: bool = False) -> keras.Model:
+                        batchnorm: bool = True, sync_batchnorm: bool = False,
+                        spectral_norm: bool = False) -> keras.Model:
     """images [N, height, width, c_dim] in [-1, 1] (and one-hot y) -> real/fake logits [N, 1] (float32).
 
     `conv_layers` (1-4) stride-2 convs, and `batchnorm` on all but the first: fewer layers and no batch norm make a
     weaker D, for small data sets where it overpowers G. The conditional (MNIST) D keeps carpedm20's 2 convs.
+    `spectral_norm`: every conv and dense layer spectrally normalised (SNGAN), which bounds D's Lipschitz constant.
     """
     check_output_size(height, width, conditional=bool(y_dim))
     bn = functools.partial(_batch_norm, synchronized=sync_batchnorm)
+    sn = functools.partial(_spectral, normalised=spectral_norm)
     if not 1 <= conv_layers <= UNCONDITIONAL_STAGES:
         raise ValueError(f"the discriminator takes 1 to {UNCONDITIONAL_STAGES} conv layers (got {conv_layers})")
     if y_dim:
-        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn)
+        return _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn, sn)
     images = keras.Input((height, width, c_dim), name="images")
     x = images
     for i in range(conv_layers):
         normalised = batchnorm and i > 0
-        x = layers.Conv2D(df_dim * 2**i, KERNEL, strides=2, padding="same", use_bias=not normalised,
-                          kernel_initializer=weight_init(), name=f"d_h{i}_conv")(x)
+        x = sn(layers.Conv2D(df_dim * 2**i, KERNEL, strides=2, padding="same", use_bias=not normalised,
+                          kernel_initializer=weight_init(), name=f"d_h{i}_conv"))(x)
         if normalised:
             x = bn(f"d_bn{i}")(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_out_lin")(x)
+    logits = sn(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_out_lin"))(x)
     return keras.Model(images, logits, name="discriminator")
 
 
-def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn) -> keras.Model:
+def _conditional_discriminator(height, width, c_dim, df_dim, y_dim, dfc_dim, batchnorm, bn, sn) -> keras.Model:
     images = keras.Input((height, width, c_dim), name="images")
     y = keras.Input((y_dim,), name="y")
     x = ConcatLabelMaps()(images, y)
-    x = layers.Conv2D(c_dim + y_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
-                      name="d_h0_conv")(x)
+    x = sn(layers.Conv2D(c_dim + y_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
+                      name="d_h0_conv"))(x)
     x = layers.LeakyReLU(0.2)(x)
     x = ConcatLabelMaps()(x, y)
-    x = layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=not batchnorm,
-                      kernel_initializer=weight_init(), name="d_h1_conv")(x)
+    x = sn(layers.Conv2D(df_dim + y_dim, KERNEL, strides=2, padding="same", use_bias=not batchnorm,
+                      kernel_initializer=weight_init(), name="d_h1_conv"))(x)
     x = layers.LeakyReLU(0.2)(bn("d_bn1")(x) if batchnorm else x)
     x = layers.Flatten()(x)
     x = layers.Concatenate()([x, y])
-    x = layers.Dense(dfc_dim, use_bias=not batchnorm, kernel_initializer=weight_init(), name="d_h2_lin")(x)
+    x = sn(layers.Dense(dfc_dim, use_bias=not batchnorm, kernel_initializer=weight_init(), name="d_h2_lin"))(x)
     x = layers.LeakyReLU(0.2)(bn("d_bn2")(x) if batchnorm else x)
     x = layers.Concatenate()([x, y])
-    logits = layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h3_lin")(x)
+    logits = sn(layers.Dense(1, kernel_initializer=weight_init(), dtype="float32", name="d_h3_lin"))(x)
     return keras.Model([images, y], logits, name="discriminator")

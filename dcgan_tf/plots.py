@@ -18,10 +18,12 @@ from PIL import Image, ImageDraw
 
 from dcgan_tf import files
 from dcgan_tf.images import font, text_size
-from dcgan_tf.runs import LOSS_CSV, RunError, RunPaths, list_training_grids, read_metrics
+from dcgan_tf.config import Config
+from dcgan_tf.runs import CONFIG_FILE, LOSS_CSV, RunError, RunPaths, list_training_grids, read_metrics
 
 LOSSES_PNG = "plot_losses.png"
 RATIO_PNG = "plot_loss_ratio.png"
+SCORE_GAP_PNG = "plot_score_gap.png"  # instead of the ratio, under the hinge and wgan_gp losses
 METRICS_PNG = "plot_metrics.png"
 # metrics.jsonl values drawn, each in its own panel, in this order (those a run has)
 METRIC_PANELS = (("kid", "KID (lower is better)"), ("fid", "FID (lower is better)"), ("precision", "precision"),
@@ -282,8 +284,9 @@ def _raw_and_smooth(ax, log: LossLog, values, window: int, color: str, label: st
     return smoothed
 
 
-def losses_figure(log: LossLog, window: int | None = None, title: str | None = None) -> Figure:
-    """D and G loss (raw, faint, and smoothed) over steps; D(x) and D(G(z)) below; epochs and the swap marked."""
+def losses_figure(log: LossLog, window: int | None = None, title: str | None = None, loss: str = "bce") -> Figure:
+    """D and G loss (raw, faint, and smoothed) over steps; D(x) and D(G(z)) below (probabilities under the bce
+    loss, raw scores under hinge and wgan_gp); epochs and the swap marked."""
     window = window or default_window(len(log))
     figure, (top, bottom) = _figure(2, 7.5)
     smoothed = [_raw_and_smooth(top, log, log.d_loss, window, "C0", "D loss"),
@@ -293,9 +296,13 @@ def losses_figure(log: LossLog, window: int | None = None, title: str | None = N
     top.set_title(title or f"{log.name}: losses ({len(log)} steps)")
     _raw_and_smooth(bottom, log, log.d_real, window, "C2", "D(x)")
     _raw_and_smooth(bottom, log, log.d_fake, window, "C3", "D(G(z))")
-    bottom.axhline(0.5, color="0.4", linestyle=":", linewidth=1.0, label="0.5")
-    bottom.set_ylim(-0.03, 1.03)
-    bottom.set_ylabel("mean D output")
+    if loss == "bce":
+        bottom.axhline(0.5, color="0.4", linestyle=":", linewidth=1.0, label="0.5")
+        bottom.set_ylim(-0.03, 1.03)
+        bottom.set_ylabel("mean D output")
+    else:
+        _robust_ylim(bottom, [log.d_real, log.d_fake], [])
+        bottom.set_ylabel(f"mean D score ({loss}: raw, no probability)")
     bottom.set_xlabel("step (one D update each)")
     for ax in (top, bottom):
         _mark_epochs(ax, log)
@@ -325,9 +332,30 @@ def loss_ratio_figure(log: LossLog, window: int | None = None, title: str | None
     return figure
 
 
-def plot_losses(log: LossLog, path: str, window: int | None = None) -> str:
+def score_gap_figure(log: LossLog, loss: str, window: int | None = None, title: str | None = None) -> Figure:
+    """D's mean score on real minus fake images over steps: what stands in for the log G/D ratio under the hinge and
+    wgan_gp losses, whose losses may be negative (under wgan_gp it is the critic's estimate of the Wasserstein
+    distance between the real and generated images; under hinge, the margin D keeps between them). Near 0: D
+    cannot tell them apart; growing: D wins."""
+    window = window or default_window(len(log))
+    gap = log.d_real - log.d_fake
+    figure, (ax,) = _figure(1, 4.5)
+    smoothed = _raw_and_smooth(ax, log, gap, window, "C4", "D(x) − D(G(z))")
+    ax.axhline(0.0, color="black", linewidth=1.2, label="0: D cannot tell them apart")
+    _robust_ylim(ax, [gap, [0.0]], [smoothed])
+    _mark_epochs(ax, log)
+    _mark_swap(ax, log)
+    ax.set_ylabel("mean D score, real − fake")
+    ax.set_xlabel("step (one D update each)")
+    what = "the critic's Wasserstein estimate" if loss == "wgan_gp" else "D's margin"
+    ax.set_title(title or f"{log.name}: score gap ({loss} loss: {what})")
+    _legend(ax)
+    return figure
+
+
+def plot_losses(log: LossLog, path: str, window: int | None = None, loss: str = "bce") -> str:
     """losses_figure written as a PNG at `path`."""
-    return save_figure(losses_figure(log, window), path)
+    return save_figure(losses_figure(log, window, loss=loss), path)
 
 
 def plot_loss_ratio(log: LossLog, path: str, window: int | None = None) -> str:
@@ -335,12 +363,26 @@ def plot_loss_ratio(log: LossLog, path: str, window: int | None = None) -> str:
     return save_figure(loss_ratio_figure(log, window), path)
 
 
-def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None) -> list[str]:
-    """Read `<checkpoint_path>/losses.csv`; write plot_losses.png and plot_loss_ratio.png into sample_path, and
-    plot_metrics.png when the run has evaluations (metrics.jsonl)."""
+def run_loss(checkpoint_path: str) -> str:
+    """The --loss a run trained with, from its config.json ("bce" when it has none, or none readable)."""
+    try:
+        with open(os.path.join(checkpoint_path, CONFIG_FILE), encoding="utf-8") as handle:
+            return Config.from_json(handle.read()).loss
+    except (OSError, ValueError, TypeError):
+        return Config.loss
+
+
+def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None, loss: str | None = None) -> list[str]:
+    """Read `<checkpoint_path>/losses.csv`; write plot_losses.png and plot_loss_ratio.png into sample_path (under
+    the hinge and wgan_gp losses plot_score_gap.png instead of the ratio), and plot_metrics.png when the run has
+    evaluations (metrics.jsonl). `loss`: the run's (unset: its config.json's)."""
+    loss = loss or run_loss(checkpoint_path)
     log = read_loss_log(os.path.join(checkpoint_path, LOSS_CSV))
-    written = [plot_losses(log, os.path.join(sample_path, LOSSES_PNG), window),
-               plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window)]
+    written = [plot_losses(log, os.path.join(sample_path, LOSSES_PNG), window, loss=loss)]
+    if loss == "bce":
+        written.append(plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window))
+    else:
+        written.append(save_figure(score_gap_figure(log, loss, window), os.path.join(sample_path, SCORE_GAP_PNG)))
     if read_metrics(checkpoint_path):
         written.append(plot_metrics([checkpoint_path], os.path.join(sample_path, METRICS_PNG)))
     return written

@@ -401,7 +401,8 @@ def _write_plots(config: Config) -> None:
     try:
         from dcgan_tf import plots  # here: matplotlib loads only when a run ends
 
-        log.info("wrote %s", ", ".join(plots.plot_run(config.checkpoint_path, config.sample_path)))
+        log.info("wrote %s", ", ".join(plots.plot_run(config.checkpoint_path, config.sample_path,
+                                                              loss=config.loss)))
     except Exception as error:  # noqa: BLE001 - a plot must never cost the run its result
         log.warning("no loss plots for %s: %s", config.name, error)
 

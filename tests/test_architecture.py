@@ -12,10 +12,11 @@ PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # 0: leaves (settings, pictures, z, files); 1: data and networks; 2: the model and its run folder; 3: the jobs.
 LAYERS = {
     "config": 0, "files": 0, "images": 0, "latent": 0, "builtin_data": 0,
-    "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1, "augment": 1,
+    "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1, "augment": 1, "losses": 1,
     "metrics": 1,  # the maths and the feature networks; its jobs are named below
     "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "run_lock": 2, "inference": 2, "autoencoder": 2,
     "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
+    "augment_preview": 3,
     "metrics.evaluate": 3,
 }
 

@@ -129,6 +129,22 @@ def test_z_distributions(z_dist, low, high):
         assert abs(z.std() - 1) < 0.05 and z.min() < -2
 
 
+def left_bright_dataset():
+    """256 16x16 images, each with a bright left half and a dark right half (random contrast and offset per image,
+    a little noise), in batches of 16."""
+    rng = np.random.default_rng(0)
+    contrast, offset = rng.uniform(0.3, 0.9, 256), rng.uniform(-0.3, 0.3, 256)
+    real = np.empty((256, 16, 16, 3), np.float32)
+    real[:, :, :8] = (offset + contrast)[:, None, None, None]
+    real[:, :, 8:] = (offset - contrast)[:, None, None, None]
+    real = np.clip(real + rng.normal(0, 0.05, real.shape), -1, 1)
+    return make_dataset(LoadedImages(np.rint((real + 1) * 127.5).astype(np.uint8), []), 16, seed=0)
+
+
+def left_minus_right(images):
+    return float(images[:, :, :8].mean() - images[:, :, 8:].mean())
+
+
 @pytest.mark.parametrize("mixed_precision", [False, True])
 def test_generator_learns_the_structure_of_its_data(mixed_precision):
     """An honest learning check (also in mixed precision: bf16 on this CPU): every real image has a bright left half and a dark right half (random contrast
@@ -137,17 +153,7 @@ def test_generator_learns_the_structure_of_its_data(mixed_precision):
     Not a flat colour: carpedm20's D batch-normalises real and fake batches separately, which erases anything
     constant across a batch, so a D with batch norm cannot see (and G cannot learn) a global colour.
     """
-    rng = np.random.default_rng(0)
-    contrast, offset = rng.uniform(0.3, 0.9, 256), rng.uniform(-0.3, 0.3, 256)
-    real = np.empty((256, 16, 16, 3), np.float32)
-    real[:, :, :8] = (offset + contrast)[:, None, None, None]
-    real[:, :, 8:] = (offset - contrast)[:, None, None, None]
-    real = np.clip(real + rng.normal(0, 0.05, real.shape), -1, 1)
-    dataset = make_dataset(LoadedImages(np.rint((real + 1) * 127.5).astype(np.uint8), []), 16, seed=0)
-
-    def left_minus_right(images):
-        return float(images[:, :, :8].mean() - images[:, :, 8:].mean())
-
+    dataset = left_bright_dataset()
     model = small_model(g_advantage=2, seed=3, learning_rate=0.001, mixed_precision=mixed_precision)
     z = sample_z((64, 8), "uniform_signed", seed=2)
     before = left_minus_right(model.generate(z).numpy())

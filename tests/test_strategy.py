@@ -206,3 +206,21 @@ def test_multiworker_runs_only_read_a_saved_autoencoder(tmp_path):
     read = autoencoder.autoencode(config, images, train_missing=False)
     assert not read.trained_now and not os.path.exists(os.path.join(folder, autoencoder.CACHE_FILE))
     np.testing.assert_array_equal(read.reconstructions, trained.reconstructions)
+
+
+@pytest.mark.slow
+def test_mirrored_with_every_small_data_option_matches_one_device(tmp_path, image_folder, monkeypatch):
+    """The augmentations, ADA's p (gathered over replicas), the EMA, spectral norm, hinge and R1 under two replicas
+    train as on one device. (Without D's batch norm, which couples a replica's R1 gradients to the other replica's
+    images; and R1 every step: lazy R1 is masked, not skipped, under replicas, see README.)"""
+    options = dict(augment="all", ada_target=0.2, ema=0.9, spectral_norm="d", loss="hinge", r1_gamma=0.1,
+                   epoch=2, d_batchnorm=False)
+    reference = train(tiny_config(tmp_path / "one", image_folder, **options)).config
+    mirrored = tiny_config(tmp_path / "two", image_folder, strategy="mirrored", c_dim=3, **options)
+    results, output = finish(start([mirrored], logical_cpus=2))
+    assert results == [{"step": 6, "epoch": 2}] and "2 replicas" in output
+    assert_same_training(mirrored.resolved(), reference)
+    rows, ref_rows = read_csv(mirrored.resolved()), read_csv(reference)
+    for name in ("r1_penalty", "augment_p"):
+        np.testing.assert_allclose([float(r[name]) for r in rows], [float(r[name]) for r in ref_rows], rtol=1e-4,
+                                   atol=1e-6, err_msg=name)
