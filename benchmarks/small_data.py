@@ -8,7 +8,9 @@ Run by hand (it prints a table; it is not a test and asserts nothing):
 
 Each configuration (`--configs`: `name=flag:value|flag:value;...`; default: plain DCGAN, each small-data option
 alone, and --small_data's settings) is trained from scratch once per seed into a temporary folder, for the same
-number of epochs, with the same data; then its final generator (the EMA one under --ema) is measured with
+number of epochs, with the same data; then its final generator (the EMA one under --ema, and then also the same
+run's G, "(its G)", and its EMA generator with the batch-norm statistics averaged along with the weights instead
+of measured on them, "(averaged BN)": paired comparisons, as the EMA changes no training) is measured with
 `--metrics_samples` samples against the training images (`--features tiny`, the default, is offline and instant
 but only compares with itself; `inception` needs Keras' InceptionV3 weights). Printed per configuration: KID mean
 and std over the seeds (each seed's KID itself a mean over subsets), FID likewise, and seconds per step (median
@@ -66,6 +68,35 @@ def typed(values: dict) -> dict:
     return converted
 
 
+class OwnGenerator:
+    """A model that samples from its G, not from its EMA generator (all else passes through)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def generate(self, z, labels=None, training=False):
+        inputs = z if labels is None else [z, labels]
+        return self.model.generator(inputs, training=False)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+class AveragedStatistics(OwnGenerator):
+    """A model that samples from its EMA generator with the batch-norm statistics averaged along with the weights
+    (before the statistics were measured on the averaged weights: the alternative measured for the README)."""
+
+    def __init__(self, model):
+        import keras
+
+        super().__init__(model)
+        self.copy = keras.models.clone_model(model.generator)
+        self.copy.set_weights([average.numpy() for average in model.ema_weights])
+
+    def generate(self, z, labels=None, training=False):
+        return self.copy(z if labels is None else [z, labels], training=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default=None, help="a folder of images; unset: the built-in smileys")
@@ -111,15 +142,21 @@ def main() -> None:
                 result = train(config)
                 seconds = (time.perf_counter() - started) / max(1, result.step)
                 saved, model, _ = load_trained(config)
-                row = Evaluator(saved, load_training_data(saved), ("kid", "fid")).evaluate(model)
-                results.setdefault(name, []).append((row["kid"], row["fid"], seconds))
-                print(f"  {name} seed {seed}: KID {row['kid']:.4f} ± {row['kid_std']:.4f}, FID {row['fid']:.3f}, "
-                      f"{result.step} steps, {seconds:.2f} s/step (incl. start-up)", flush=True)
-    print(f"\n{'configuration':<14} {'KID (mean ± std over seeds)':>28} {'FID':>20} {'s/step':>8}")
+                evaluator = Evaluator(saved, load_training_data(saved), ("kid", "fid"))
+                measured = [(name, model)]
+                if saved.ema is not None:  # paired comparisons: the EMA changes no training
+                    measured += [(f"{name} (its G)", OwnGenerator(model)),
+                                 (f"{name} (averaged BN)", AveragedStatistics(model))]
+                for label, sampler in measured:
+                    row = evaluator.evaluate(sampler)
+                    results.setdefault(label, []).append((row["kid"], row["fid"], seconds))
+                    print(f"  {label} seed {seed}: KID {row['kid']:.4f} ± {row['kid_std']:.4f}, FID "
+                          f"{row['fid']:.3f}, {result.step} steps, {seconds:.2f} s/step (incl. start-up)", flush=True)
+    print(f"\n{'configuration':<20} {'KID (mean ± std over seeds)':>28} {'FID':>20} {'s/step':>8}")
     for name, rows in results.items():
         kids, fids, times = zip(*rows)
         spread = (lambda values: statistics.stdev(values) if len(values) > 1 else 0.0)
-        print(f"{name:<14} {statistics.mean(kids):>18.4f} ± {spread(kids):.4f} {statistics.mean(fids):>12.3f} ± "
+        print(f"{name:<20} {statistics.mean(kids):>18.4f} ± {spread(kids):.4f} {statistics.mean(fids):>12.3f} ± "
               f"{spread(fids):.3f} {statistics.median(times):>8.2f}")
 
 

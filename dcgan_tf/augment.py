@@ -74,18 +74,25 @@ assert tuple(POLICY_FUNCTIONS) == AUGMENT_POLICIES
 def augment(images, policies, key, p=1.0):
     """images [B, H, W, C] in [-1, 1] through each policy in turn; with p < 1 each image is augmented with
     probability p and left as it is otherwise. The same key gives the same result; p = 0 gives the images.
-    `p` may be a tensor (ADA's, which changes while training): then every image is augmented and each kept with
-    probability p, in the graph."""
+    `p` may be a tensor (ADA's, which changes while training): then, in the graph, nothing is computed while p is 0,
+    else every image is augmented and each kept with probability p."""
     fixed = isinstance(p, (int, float))
     if not policies or (fixed and p <= 0):
         return images
+    if fixed:
+        return _augmented(images, policies, key, p)
+    p = tf.cast(p, tf.float32)
+    return tf.cond(p > 0, lambda: _augmented(images, policies, key, p), lambda: tf.identity(images))
+
+
+def _augmented(images, policies, key, p):
     dtype = images.dtype
     images = tf.cast(images, tf.float32)
     keys = tf.unstack(tf.random.experimental.stateless_split(key, len(policies) + 1))
     augmented = images
     for policy, policy_key in zip(policies, keys[1:]):
         augmented = POLICY_FUNCTIONS[policy](augmented, policy_key)
-    if not fixed or p < 1:
+    if not isinstance(p, (int, float)) or p < 1:
         chosen = _uniform(keys[0], tf.shape(images)[0]) < tf.cast(p, tf.float32)
         augmented = tf.where(chosen, augmented, images)
     return tf.cast(augmented, dtype)

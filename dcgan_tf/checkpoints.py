@@ -47,9 +47,9 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None,
         epoch=model.epoch,
         epoch_start_step=model.epoch_start_step,
     )
-    if getattr(model, "ema_decay", None) is not None:  # --ema: the moving average is what samples
+    if model.ema_decay is not None:  # --ema: the moving average is what samples
         tracked["ema_generator"] = list(model.ema_weights)
-    if getattr(model, "ada_target", None) is not None:  # --ada_target: p and what it gathered since it last moved
+    if model.ada_target is not None:  # --ada_target: p and what it gathered since it last moved
         tracked["ada"] = tf.train.Checkpoint(p=model.ada_p, signs=model.ada_signs, updates=model.ada_updates)
     if sample_z is not None:
         tracked["sample_z"] = sample_z

@@ -161,6 +161,14 @@ def repeat(count: int, body, initial):
                          (tf.constant(0), initial))[1]
 
 
+def when(condition, compute, otherwise: float = 0.0):
+    """compute() where `condition` holds, else `otherwise`, in a graph cond, so a skipped step skips the work. With
+    several replicas compute() always runs and is masked: a strategy cannot synchronise (batch norm) inside a cond."""
+    if replicas_in_sync() > 1:
+        return tf.where(condition, compute(), otherwise)
+    return tf.cond(condition, compute, lambda: tf.constant(otherwise))
+
+
 def step_logs(values: dict, strategy) -> dict:
     """train_step's per-step values as fit() wants them: across workers Keras averages logs along a batch axis."""
     if is_multiworker(strategy) and strategy.extended._in_multi_worker_mode():  # the test Keras itself applies

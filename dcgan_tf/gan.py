@@ -15,6 +15,11 @@ D_METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "d_real", "d_fake")
 METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
 AUGMENT_SEED_OFFSET = 104729  # the augmentations' keys: a stream of their own, apart from z's
 PENALTY_SEED_OFFSET = 130363  # WGAN-GP's mixing weights: another stream
+STATISTICS_SEED_OFFSET = 152897  # the z (and labels) the EMA generator's batch-norm statistics are measured on
+# The EMA generator samples with batch-norm statistics measured on its own weights (BigGAN's "standing statistics"):
+# the mean of its batch statistics over this many batches of this many z
+STATISTICS_BATCHES = 16
+STATISTICS_BATCH = 64
 REAL, FAKE, FAKE_FOR_G = 0, 1, 2  # which view of a draw's batch D is given (each augmented on its own)
 EMA_WARMUP = 10  # the EMA's decay is min(decay, (1 + step) / (EMA_WARMUP + step)): early G weights fade fast
 REAL_SIGN = "real_sign"  # ADA's measure, mean sign(D(x)) of an update (internal: not a logged value)
@@ -77,6 +82,12 @@ class DCGAN(keras.Model):
             self.ema_weights = [state(variable.numpy(), name=f"ema_{i}") for i, variable in
                                 enumerate(generator.variables)]
             self.ema_generator = keras.models.clone_model(generator)  # sampling's copy, loaded from ema_weights
+            # counts EMA updates (not saved): with the step, says when the sampling copy must be loaded again
+            self.ema_updates = keras.Variable(0, dtype="int64", trainable=False, aggregation="only_first_replica",
+                                              name="ema_updates")
+            self._sampler_loaded = None
+        else:
+            self.ema_weights = []
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.metric_names}
         self.built = True  # G and D are built; fit() under a strategy must not trace call() on an image batch
 
@@ -118,13 +129,41 @@ class DCGAN(keras.Model):
 
     @property
     def sampler(self) -> keras.Model:
-        """The generator that samples (grids, test mode, evaluation): the EMA copy when there is one, loaded with the
-        moving averages as they are now; else G."""
+        """The generator that samples (grids, test mode, evaluation): G, or with --ema the EMA copy, loaded with the
+        moving averages as they are now and its batch-norm statistics measured on them (`measure_statistics`).
+        Loaded once per step (or restore); called eagerly."""
         if self.ema_decay is None:
             return self.generator
-        for target, average in zip(self.ema_generator.variables, self.ema_weights):
-            target.assign(average)
+        version = (self.steps_done, int(self.ema_updates.numpy()))
+        if self._sampler_loaded != version:
+            for target, average in zip(self.ema_generator.variables, self.ema_weights):
+                target.assign(average)
+            self.measure_statistics(self.ema_generator)
+            self._sampler_loaded = version
         return self.ema_generator
+
+    def measure_statistics(self, generator: keras.Model) -> None:
+        """Set the batch-norm moving statistics of `generator` to the mean of its batch statistics over
+        STATISTICS_BATCHES fixed batches of z (and random labels): BigGAN's standing statistics. The EMA generator
+        needs them: its averaged weights never trained, so the statistics averaged along with them are not theirs."""
+        norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        if not norms:
+            return
+        momenta = [layer.momentum for layer in norms]
+        try:
+            for k in range(STATISTICS_BATCHES):
+                for layer in norms:  # statistics <- their running mean over the batches so far
+                    layer.momentum = k / (k + 1)
+                key = tf.constant([self.seed + STATISTICS_SEED_OFFSET, k], tf.int64)
+                z = sample_z((STATISTICS_BATCH, self.z_dim), self.z_dist, key)
+                if self.conditional:
+                    digits = tf.random.stateless_uniform([STATISTICS_BATCH], key + 1, 0, self.y_dim, tf.int32)
+                    generator([z, tf.one_hot(digits, self.y_dim)], training=True)
+                else:
+                    generator(z, training=True)
+        finally:
+            for layer, momentum in zip(norms, momenta):
+                layer.momentum = momentum
 
     @property
     def draws_per_step(self) -> int:
@@ -249,6 +288,7 @@ class DCGAN(keras.Model):
         decay = self.ema_decay_at(self.step)
         for average, variable in zip(self.ema_weights, self.generator.variables):
             average.assign(decay * average + (1.0 - decay) * tf.cast(variable, tf.float32))
+        self.ema_updates.assign_add(1)
 
     def discriminator_update(self, real, labels=None, draw=0, fake=None) -> dict:
         """One D update on a real batch and a fake batch of the same size (made from the step's `draw`-th z unless
@@ -289,14 +329,11 @@ class DCGAN(keras.Model):
             mix = distribution.stateless_uniform_rows(key, tf.shape(real_view)[0], (1, 1, 1))
             penalties["gradient_penalty"] = losses.gradient_penalty(critic, real_view, fake_view, mix)
         if self.r1_gamma:
-            due = tf.equal(self.step % self.r1_every, 0)
             if self.r1_every == 1:
                 penalties["r1_penalty"] = losses.r1_penalty(critic, real_view)
-            elif distribution.replicas_in_sync() > 1:  # no synchronised batch norm inside a cond: compute, then mask
-                penalties["r1_penalty"] = losses.r1_penalty(critic, real_view) * tf.cast(due, tf.float32)
-            else:
-                penalties["r1_penalty"] = tf.cond(due, lambda: losses.r1_penalty(critic, real_view),
-                                                  lambda: tf.constant(0.0))
+            else:  # lazy: only every r1_every-th step
+                penalties["r1_penalty"] = distribution.when(tf.equal(self.step % self.r1_every, 0),
+                                                            lambda: losses.r1_penalty(critic, real_view))
         return penalties
 
     def shared_forward_updates(self, real, labels=None, draw=0):

@@ -70,6 +70,12 @@ def test_p_zero_is_the_identity_and_p_half_augments_some_images():
     half = augment.augment(images, ("cutout",), KEY, p=0.5).numpy()
     untouched = [np.array_equal(a, b) for a, b in zip(half, images.numpy())]
     assert 5 < sum(untouched) < 35
+    # ADA's p is a variable: in a graph, p = 0 is the identity too, and any other p augments as the float would
+    ada_p = tf.Variable(0.0)
+    through = tf.function(lambda x: augment.augment(x, augment.AUGMENT_POLICIES, KEY, p=ada_p))
+    np.testing.assert_array_equal(through(images), images)
+    ada_p.assign(0.5)
+    np.testing.assert_allclose(through(images), augment.augment(images, augment.AUGMENT_POLICIES, KEY, p=0.5))
 
 
 def test_the_augment_flags_name_the_run_and_are_checked():

@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_config, write_images
 
-from dcgan_tf import augment, checkpoints, losses, train
+from dcgan_tf import augment, checkpoints, gan, losses, train
 from dcgan_tf.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
 from dcgan_tf.config import SMALL_DATA, Config, ConfigError, with_small_data
 from dcgan_tf.data import to_float
 from dcgan_tf.inference import load_trained
 from dcgan_tf.latent import sample_z
-from dcgan_tf.networks import build_discriminator, build_generator
+from dcgan_tf.networks import BN_MOMENTUM, build_discriminator, build_generator
 from test_gan import left_bright_dataset, left_minus_right, real_batch, small_model
 
 
@@ -131,9 +131,44 @@ def test_ema_follows_its_formula_and_is_what_samples():
                                    atol=1e-7)
     z = sample_z((6, 8), "uniform_signed", seed=1)
     sampled = model.generate(z).numpy()
-    model.ema_generator.set_weights([a.numpy() for a in model.ema_weights])
-    np.testing.assert_allclose(sampled, model.ema_generator(z, training=False).numpy(), atol=1e-6)
+    copy = keras.models.clone_model(model.generator)  # the averages, with batch-norm statistics measured on them
+    copy.set_weights([a.numpy() for a in model.ema_weights])
+    model.measure_statistics(copy)
+    np.testing.assert_allclose(sampled, copy(z, training=False).numpy(), atol=1e-6)
     assert not np.allclose(sampled, model.generator(z, training=False).numpy(), atol=1e-4)  # not G's samples
+
+
+def test_measured_statistics_are_the_mean_batch_statistics_of_fixed_z():
+    """BigGAN's standing statistics: the first batch norm's moving mean/variance become the mean over
+    STATISTICS_BATCHES batches of its input's batch mean/variance (its input has no batch norm before it)."""
+    model = small_model(ema=0.9)
+    fit_steps(model, 2)
+    generator = model.sampler
+    norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    before_first = keras.Model(generator.inputs, norms[0].input)
+    means, variances = [], []
+    for k in range(gan.STATISTICS_BATCHES):
+        key = tf.constant([model.seed + gan.STATISTICS_SEED_OFFSET, k], tf.int64)
+        values = before_first(sample_z((gan.STATISTICS_BATCH, model.z_dim), model.z_dist, key)).numpy()
+        axes = tuple(range(values.ndim - 1))
+        means.append(values.mean(axis=axes))
+        variances.append(values.var(axis=axes))
+    np.testing.assert_allclose(norms[0].moving_mean.numpy(), np.mean(means, axis=0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(norms[0].moving_variance.numpy(), np.mean(variances, axis=0), rtol=1e-4, atol=1e-6)
+    assert all(layer.momentum == BN_MOMENTUM for layer in norms)  # the layers' own momentum is back
+
+
+def test_the_ema_sampler_is_loaded_once_per_step(monkeypatch):
+    model = small_model(ema=0.9)
+    measured = []
+    monkeypatch.setattr(model, "measure_statistics", measured.append)
+    z = sample_z((4, 8), "uniform_signed", seed=1)
+    first = model.generate(z).numpy()
+    np.testing.assert_array_equal(model.generate(z).numpy(), first)
+    assert len(measured) == 1  # two samplings, one load
+    fit_steps(model, 1)
+    model.generate(z)
+    assert len(measured) == 2  # a step later: loaded again
 
 
 # ------------------------------------------------------------------------------------------ ADA
