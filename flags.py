@@ -79,3 +79,57 @@ flags.DEFINE_list("compare_steps", None, "Steps for --compare's grid sheet (e.g.
                   "grid nearest to each step. Unset: each run's last grid.")
 flags.DEFINE_list("compare_labels", None, "Legend and row labels for --compare's runs, in order. Unset: run names.")
 flags.DEFINE_string("compare_out", None, "Folder for --compare's figures. Unset: <sample_dir>/compare.")
+flags.DEFINE_boolean("tf_log", False, "Show TensorFlow's own log on the console (its C++ start-up notices and "
+                     "warnings, which main.py otherwise leaves out) in TensorFlow's format.")
+
+# --help: every flag above in one of these groups, in this order (tests/test_cli.py checks that none is missing)
+HELP_GROUPS = (
+    ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)",
+     ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare")),
+    ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
+              "output_width", "train_size", "cache_limit")),
+    ("model", ("z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
+    ("balance of generator and discriminator", ("g_advantage", "d_layers", "d_batchnorm", "d_steps",
+                                                "d_learning_rate")),
+    ("small-data training (README, Small data sets)", ("small_data", "augment", "augment_p", "ada_target", "ema",
+                                                       "spectral_norm", "loss", "gp_weight", "r1_gamma",
+                                                       "r1_every")),
+    ("autoencoder preprocessing", ("preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch",
+                                   "dedupe")),
+    ("training", ("epoch", "batch_size", "learning_rate", "beta1", "mixed_precision", "jit_compile", "strategy",
+                  "nan_policy")),
+    ("outputs", ("checkpoint_dir", "sample_dir", "run_name", "sample_freq", "ckpt_freq", "max_to_keep",
+                 "keep_samples", "keep_every", "min_free_mb", "grid_rows", "grid_cols", "verbose", "tf_log")),
+    ("quality metrics (README, Measuring quality)", ("metrics", "metrics_freq", "metrics_samples",
+                                                      "metrics_features", "inception_weights", "keep_best",
+                                                      "checkpoint")),
+    ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
+                     "interpolation", "walks", "arith", "label", "fps", "max_frames")),
+    ("--compare", ("compare_steps", "compare_labels", "compare_out")),
+)
+
+
+def grouped_help(width: int = 100) -> str:
+    """main.py --help: the project's flags by group, each with its default and help."""
+    import textwrap
+
+    lines = []
+    for title, names in HELP_GROUPS:
+        lines.append(f"{title}:")
+        for name in names:
+            flag = flags.FLAGS[name]
+            if flag.boolean:
+                head = f"  --[no]{name} (default: {str(flag.default).lower()})"
+            else:
+                shown = ("unset" if flag.default is None else
+                         flag.default_as_str if isinstance(flag.default, str) else ",".join(map(str, flag.default))
+                         if isinstance(flag.default, list) else str(flag.default))
+                head = f"  --{name} (default: {shown})"
+            choices = getattr(flag.parser, "enum_values", None)
+            text = flag.help.split(">: ", 1)[-1] if choices else flag.help  # absl's "<a|b>: " prefix
+            text += f" One of: {', '.join(choices)}." if choices else ""
+            lines.append(head)
+            lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+        lines.append("")
+    lines.append("Every flag of the process, absl's and TensorFlow's included: --helpfull.")
+    return "\n".join(lines)

@@ -2,16 +2,18 @@
 
 import logging
 import os
+import shlex
 import sys
+import time
 import typing
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO/WARNING chatter; errors still show
 
 from absl import app
 from absl import flags as absl_flags
+from absl import logging as absl_logging
 
-import flags  # noqa: F401 - defines the flags
-from dcgan_tf.config import Config, ConfigError, with_small_data
+import flags  # defines the flags
+import stderr_filter
+from dcgan_tf.config import Config, ConfigError, with_quick_start, with_small_data
 
 FLAGS = absl_flags.FLAGS
 CONFIG_FIELDS = list(Config.__dataclass_fields__)
@@ -29,9 +31,29 @@ def config_from_flags() -> Config:
     """Every flag that names a Config field, as a validated Config; --small_data fills in its settings where the
     command line does not give them."""
     values = {name: FLAGS[name].value for name in CONFIG_FIELDS if name in FLAGS}
+    given = {name for name in values if FLAGS[name].present}
+    values = with_quick_start(values, given)  # the built-in set's quick start
     if FLAGS.small_data:
-        values = with_small_data(values, given={name for name in values if FLAGS[name].present})
+        values = with_small_data(values, given)
     return Config(**values).resolved().validate()
+
+
+class ConsoleFormat(logging.Formatter):
+    """The project's log lines as plain sentences on the console; warnings and errors say what they are."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def quiet_console() -> None:
+    """Before TensorFlow loads: no C++ start-up chatter (stderr_filter), plain log lines; --tf_log: all of it."""
+    if FLAGS.tf_log:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # what TensorFlow lets this silence, it never prints
+    stderr_filter.install()  # the rest
+    absl_logging.get_absl_handler().setFormatter(ConsoleFormat())
 
 
 def fail(message: str) -> None:
@@ -41,12 +63,13 @@ def fail(message: str) -> None:
 
 def main(argv):
     if len(argv) > 1:
-        fail(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --helpfull)")
+        fail(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --help)")
     mode = chosen_mode()
     try:
         config = config_from_flags()
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
+    quiet_console()
     logging.getLogger("dcgan_tf").setLevel(logging.INFO)
 
     import dcgan_tf  # after validation: a bad flag fails before any data is read or anything is written
@@ -86,10 +109,14 @@ def chosen_mode() -> Mode:
 
 
 def train(config: Config) -> list[str]:
-    """--train: train (or resume) the run, then one line on how it ended."""
+    """--train: train (or resume) the run, then a block on how it ended, where its files are, and what next."""
     import dcgan_tf
 
-    report_training(dcgan_tf.train(config))
+    started = time.monotonic()
+    result = dcgan_tf.train(config)
+    report_training(result)
+    if not result.stopped_by:
+        print(end_of_run(result, time.monotonic() - started, sys.argv[1:]))
     return []
 
 
@@ -169,7 +196,7 @@ def train_autoencoder(config: Config) -> list[str]:
 
 
 def report_training(result) -> None:
-    """One closing line: how far the run got, and how it ended."""
+    """How a run that did not finish ended: one line (a NaN: on stderr, and exit 1). end_of_run reports the rest."""
     where = f"{result.config.name} at step {result.step}, epoch {result.epoch}"
     if result.stopped_by == "nan":
         what = "weights" if result.nan_values == ["weights"] else "loss"
@@ -179,8 +206,6 @@ def report_training(result) -> None:
         sys.exit(1)
     if result.stopped_by:
         print(f"stopped by {result.stopped_by}: {where}, checkpoint saved; run the same command to resume")
-    else:
-        print(f"trained {where}; samples in {result.config.sample_path}")
 
 
 # Every mode of main.py: a command gives at most one mode flag; with none, test mode (the last row) runs.
@@ -196,5 +221,40 @@ MODES = (
 )
 
 
+def end_of_run(result, seconds: float, argv: list[str]) -> str:
+    """Where the run's grids, plots, losses and checkpoints are, and the next commands to try (the same flags, so
+    they find the same run)."""
+    from dcgan_tf import runs
+
+    config = result.config
+    grids = runs.list_training_grids(config.sample_path)
+    plots = sorted(os.path.join(config.sample_path, name) for name in os.listdir(config.sample_path)
+                   if name.startswith("plot_") and name.endswith(".png")) if os.path.isdir(config.sample_path) else []
+    lines = [f"trained {config.name} at step {result.step}, epoch {result.epoch} in {seconds / 60:.1f} minutes"]
+    if grids:
+        count = f"{len(grids)} grid{'s' if len(grids) > 1 else ''}"
+        lines.append(f"  latest grid  {grids[max(grids)]}  ({count} in {config.sample_path})")
+    if plots:
+        lines.append(f"  plots        {', '.join(plots)}")
+    csv = os.path.join(config.checkpoint_path, runs.LOSS_CSV)
+    if os.path.isfile(csv):
+        lines.append(f"  losses       {csv}")
+    if result.last_checkpoint:
+        lines.append(f"  checkpoint   {result.last_checkpoint}")
+    same = shlex.join(["python", "main.py", *[arg for arg in argv if arg not in ("--train", "--train=true")]])
+    logs = os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)
+    lines += ["next:",
+              "  # a fresh grid from the checkpoint (test mode)", f"  {same}",
+              "  # walks through z, one row per walk", f"  {same} --visualize --visualize_option interpolate",
+              "  # measure the samples (README, Measuring quality)", f"  {same} --evaluate --metrics kid,fid",
+              "  # the loss curves", f"  tensorboard --logdir {logs}"]
+    return "\n".join(lines)
+
+
+HELP_ARGS = ("--help", "-h", "-?", "--helpshort")
+
 if __name__ == "__main__":
+    if any(arg in HELP_ARGS for arg in sys.argv[1:]):  # the project's flags, grouped; --helpfull: absl's listing
+        print(f"{__doc__}\n\n{flags.grouped_help()}")
+        sys.exit(0)
     app.run(main)

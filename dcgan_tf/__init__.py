@@ -2,26 +2,33 @@
 
     from dcgan_tf import Config, train
     result = train(Config(dataset="data/mice", g_advantage=4, epoch=25))
+
+The names below load on first use (PEP 562), so `import dcgan_tf.config` (what the command line's flags and
+`--help` need) does not load TensorFlow.
 """
 
-from dcgan_tf.build import build_dcgan
-from dcgan_tf.checkpoints import CheckpointError
-from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.data import DataError
-from dcgan_tf.files import DiskFullError
-from dcgan_tf.gan import DCGAN
-from dcgan_tf.inference import load_trained, write_test_grid
-from dcgan_tf.metrics.evaluate import evaluate_run
-from dcgan_tf.metrics.features import MissingWeightsError
-from dcgan_tf.networks import build_discriminator, build_generator
-from dcgan_tf.run_lock import RunBusyError
-from dcgan_tf.runs import RunError
-from dcgan_tf.training import TrainResult, train
+import importlib
 
-__all__ = [
-    "CheckpointError", "Config", "ConfigError", "DataError", "DCGAN", "DiskFullError", "MissingWeightsError",
-    "RunBusyError", "RunError", "TrainResult",
-    "build_dcgan", "build_discriminator", "build_generator", "evaluate_run", "load_trained", "train",
-    "write_test_grid",
-]
+# Each public name and the module that defines it.
+_EXPORTS = {
+    "CheckpointError": "checkpoints", "Config": "config", "ConfigError": "config", "DataError": "data",
+    "DCGAN": "gan", "DiskFullError": "files", "MissingWeightsError": "metrics.features", "RunBusyError": "run_lock",
+    "RunError": "runs", "TrainResult": "training",
+    "build_dcgan": "build", "build_discriminator": "networks", "build_generator": "networks",
+    "evaluate_run": "metrics.evaluate", "load_trained": "inference", "train": "training",
+    "write_test_grid": "inference",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dcgan_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"dcgan_tf.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

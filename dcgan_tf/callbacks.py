@@ -31,7 +31,7 @@ def weights_finite(model) -> bool:
     NaN there must not block every later checkpoint while training goes on.
     """
     variables = (model.generator.variables + model.discriminator.trainable_variables + model.g_optimizer.variables
-                 + model.d_optimizer.variables + list(getattr(model, "ema_weights", [])))
+                 + model.d_optimizer.variables + list(model.ema_weights))
     return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in variables if keras.backend.is_float_dtype(v.dtype))
 
 
@@ -187,7 +187,7 @@ class LossCSV(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self.names = tuple(getattr(self.model, "metric_names", METRIC_NAMES))
+        self.names = tuple(self.model.metric_names)
         self.columns = ("step", "epoch") + self.names + ("data",)
         if self.resume_step is not None:
             kept = self._kept_rows()
@@ -211,6 +211,36 @@ class LossCSV(keras.callbacks.Callback):
         self.handle.close()
 
 
+class RunProgress(keras.callbacks.Callback):
+    """One progress bar (Keras' Progbar) over the whole run: steps done of the total, elapsed time, ETA, and the
+    last step's d_loss and g_loss. For runs whose epochs are a few steps long, where a bar per epoch says nothing.
+
+    A resumed run's bar counts the steps left from where it resumed (the log says the step it resumed at), so the
+    ETA is measured on this command's steps only. Fit may be called several times (data swap, rollback): one bar.
+    """
+
+    SHOWN = ("d_loss", "g_loss")
+
+    def __init__(self, total_steps: int):
+        super().__init__()
+        self.total_steps = total_steps
+        self.start = self.bar = None
+        self.shown = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar is None:
+            self.start = self.model.steps_done - 1
+            self.bar = keras.utils.Progbar(max(1, self.total_steps - self.start), stateful_metrics=self.SHOWN)
+        values = [(name, float(logs[name])) for name in self.SHOWN if logs and name in logs]
+        self.shown = max(0, self.model.steps_done - self.start)
+        self.bar.update(self.shown, values)
+
+    def close(self) -> None:
+        """End the bar's line if the run stopped before the bar was full (a signal, a NaN)."""
+        if self.bar is not None and self.shown < self.bar.target:
+            print(flush=True)
+
+
 class LossTensorBoard(keras.callbacks.Callback):
     """Per-step scalars (`train/<metric>`) for TensorBoard, under the global step."""
 
@@ -225,7 +255,7 @@ class LossTensorBoard(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         step = self.model.steps_done
         with self.writer.as_default(step=step):
-            for name in getattr(self.model, "metric_names", METRIC_NAMES):
+            for name in self.model.metric_names:
                 if name in logs:
                     tf.summary.scalar(f"train/{name}", float(logs[name]))
 

@@ -30,6 +30,8 @@ from dcgan_tf.metrics import evaluate
 log = logging.getLogger(__name__)
 
 MAX_ROLLBACKS = 3
+# --verbose 1 shows one progress bar for the whole run when an epoch has fewer steps than this (Keras: one per epoch)
+RUN_BAR_EPOCH_STEPS = 100
 
 
 @dataclass
@@ -85,6 +87,8 @@ class _Monitors:
     guard: cb.NonFiniteGuard
     csv_log: cb.LossCSV
     grids: cb.SampleGrids
+    progress: cb.RunProgress | None  # one bar for the whole run, or None
+    fit_verbose: int  # fit()'s own display: --verbose, or 0 under the run's bar
 
 
 def train(config: Config) -> TrainResult:
@@ -249,7 +253,13 @@ def _make_monitors(session: _Session, prepared) -> _Monitors:
         *([_evaluations(session, prepared)] if chief and config.metric_names else []),
         stopper,
     ]
-    return _Monitors(callbacks, stopper, guard, csv_log, grids)
+    # --verbose 1: Keras' bar per epoch, or one bar for the run when epochs are too short for it to say anything
+    per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
+    progress = cb.RunProgress(config.epoch * per_epoch) \
+        if chief and config.verbose == 1 and per_epoch < RUN_BAR_EPOCH_STEPS else None
+    if progress:
+        callbacks.insert(-1, progress)
+    return _Monitors(callbacks, stopper, guard, csv_log, grids, progress, 0 if progress else config.verbose)
 
 
 def _evaluations(session: _Session, prepared) -> evaluate.EvaluateEvery:
@@ -281,7 +291,7 @@ def _fit_with_rollbacks(session: _Session, prepared, monitors: _Monitors, result
             end = epoch + 1 if done_in_epoch else _segment_end(epoch, config)
             _log_source(result, epoch, source_name, config)
             monitors.csv_log.source = source_name  # a non-chief worker's CSV stays in its scratch folder
-            _fit(model, source, monitors.callbacks, config, epoch, end, per_epoch - done_in_epoch, result.history)
+            _fit(model, source, monitors, config, epoch, end, per_epoch - done_in_epoch, result.history)
             epoch, done_in_epoch = end, 0
         if not guard.tripped:
             break
@@ -357,7 +367,7 @@ def _log_source(result: TrainResult, epoch: int, source: str, config: Config) ->
     result.sources.append((epoch, source))
 
 
-def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history):
+def _fit(model, images, monitors: _Monitors, config, initial_epoch, epochs, steps, history):
     """fit() over a data stream that starts right after the model's current step (the exact data order)."""
     done_in_epoch = model.steps_into_epoch
     dataset = distribution.shard_by_data(data.make_dataset(
@@ -365,7 +375,7 @@ def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history
         y_dim=config.y_dim))
     try:
         result = model.fit(dataset, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                           callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                           callbacks=monitors.callbacks, verbose=monitors.fit_verbose, shuffle=False)
     except tf.errors.OpError as error:  # a streamed file that broke: name it, not TensorFlow's stack
         found = re.search(r"(\S.*could no longer be read while streaming.*?resume)", str(error))
         if not found:
@@ -380,6 +390,8 @@ def _fit(model, images, callbacks, config, initial_epoch, epochs, steps, history
 def _finish(session: _Session, monitors: _Monitors, result: TrainResult, skipped: int) -> TrainResult:
     """Plots, the counters reached, the last checkpoint, and one log line on what the run used and where it is."""
     config, model = session.config, session.model
+    if monitors.progress:
+        monitors.progress.close()
     if model.epochs_done >= config.epoch and result.stopped_by is None and not result.history:
         log.info("run %s already finished %d epochs; raise --epoch to train further", config.name, config.epoch)
     if session.chief and not monitors.grids.disk_full:  # low disk: no more pictures of any kind

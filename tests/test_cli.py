@@ -1,6 +1,8 @@
 """main.py end to end: train a few steps on a tiny folder, resume, test mode, and flag errors before any work."""
 
+import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -12,9 +14,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_main(*args, cwd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def assert_quiet(stderr: str) -> None:
+    """No line of TensorFlow's C++ log (glog's "I0000 ...", "E0000 ...") or absl's start-up notice."""
+    chatter = [line for line in stderr.splitlines()
+               if re.match(r"[IWEF]\d{4} ", line) or "before absl::InitializeLog" in line]
+    assert chatter == [], chatter
+
+
+def end_block_paths(stdout: str) -> list[str]:
+    """The paths main.py's end-of-run block names (the checkpoint as its prefix)."""
+    block = stdout[stdout.rindex("latest grid"):stdout.index("next:")]
+    paths = []
+    for line in block.splitlines():
+        words = line.split()
+        if line.startswith("latest grid"):
+            paths.append(words[2])
+        elif words[:1] == ["plots"]:
+            paths += [word.rstrip(",") for word in words[1:]]
+        elif words[:1] in (["losses"], ["checkpoint"]):
+            paths.append(words[1])
+    return paths
 
 
 TINY = ["--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4", "--z_dim", "8",
@@ -32,10 +56,18 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert sorted(os.listdir(tmp_path / "samples" / run.name)) == [
         "plot_loss_ratio.png", "plot_losses.png", "train_00000002.png", "train_00000003.png"]  # plots at the end
 
-    second = run_main("--dataset", "faces", *TINY, "--epoch", "2", "--g_advantage", "3", "--train", cwd=tmp_path)
+    second = run_main("--dataset", "faces", *TINY, "--epoch", "2", "--g_advantage", "3", "--train", "--verbose", "1",
+                      cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "resuming run faces_b4_16x16_z8_ga3_gf8_df8 at step 3, epoch 1" in second.stderr
     assert "trained faces_b4_16x16_z8_ga3_gf8_df8 at step 6, epoch 2" in second.stdout
+    assert_quiet(second.stderr)
+    # one bar for the run (3 steps left of 6), no per-epoch bars; then the end block, naming files that exist
+    assert "3/3" in second.stdout and "Epoch 2/2" not in second.stdout
+    named = end_block_paths(second.stdout)
+    assert len(named) == 5 and all(glob.glob(os.path.join(tmp_path, path) + "*") for path in named), named
+    assert "python main.py --dataset faces" in second.stdout and "--visualize --visualize_option interpolate" in \
+        second.stdout
 
     test = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", cwd=tmp_path)
     assert test.returncode == 0, test.stderr
@@ -86,6 +118,45 @@ def test_test_mode_without_a_run_lists_the_runs(tmp_path):
     result = run_main("--dataset", "mice", cwd=tmp_path)
     assert result.returncode == 2
     assert "no run 'mice_b64_64x64_z100_ga2'" in result.stderr and "runs there: none" in result.stderr
+
+
+def test_quick_start_defaults_apply_to_the_built_in_set_only(tmp_path):
+    result = run_main(cwd=tmp_path)  # test mode on the built-in set, before any training
+    assert result.returncode == 2
+    assert "no run 'twemoji_smileys_b32_32x32_z100_ga2_gf32_df32'" in result.stderr  # QUICK_START's run
+    assert_quiet(result.stderr)
+    given = run_main("--output_height", "16", "--tf_log", cwd=tmp_path)  # a setting given explicitly wins
+    assert "no run 'twemoji_smileys_b32_16x16_z100_ga2_gf32_df32'" in given.stderr
+    assert re.search(r"^[IWE]\d{4} ", given.stderr, re.M)  # --tf_log: TensorFlow's own log is back
+
+
+def test_help_lists_the_projects_flags_by_group_quickly(tmp_path):
+    result = run_main("--help", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    for group in ("modes", "data:", "model:", "small-data training", "autoencoder preprocessing:", "training:",
+                  "outputs:", "quality metrics", "--visualize:", "--compare:"):
+        assert f"\n{group}" in result.stdout, group
+    for flag in ("  --[no]train (default: false)", "  --epoch (default: 25)", "  --dataset (default: unset)",
+                 "  --loss (default: 'bce')", "  --[no]tf_log (default: false)"):
+        assert flag in result.stdout
+    assert "One of: bce, hinge, wgan_gp." in result.stdout
+    for internal in ("--flagfile", "--logtostderr", "--only_check_args", "--xla_", "tensorflow"):
+        assert internal not in result.stdout  # absl's and TensorFlow's own flags: --helpfull
+    # quickly: defining and listing the flags loads no TensorFlow
+    code = "import sys, flags; flags.grouped_help(); print('tensorflow' in sys.modules)"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert loaded.stdout.strip() == "False", loaded.stderr
+
+
+def test_every_flag_is_in_one_help_group():
+    code = ("from absl import flags as absl_flags; import flags; "
+            "print(' '.join(flag.name for flag in absl_flags.FLAGS.flags_by_module_dict()[flags.__name__]))")
+    listed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    sys.path.insert(0, ROOT)
+    import flags
+
+    grouped = [name for _, names in flags.HELP_GROUPS for name in names]
+    assert sorted(grouped) == sorted(set(listed.stdout.split())) and len(grouped) == len(set(grouped))
 
 
 @pytest.mark.parametrize("modes", [["--train", "--visualize"], ["--train", "--compare", "a,b"]])
