@@ -123,10 +123,10 @@ def test_test_mode_without_a_run_lists_the_runs(tmp_path):
 def test_quick_start_defaults_apply_to_the_built_in_set_only(tmp_path):
     result = run_main(cwd=tmp_path)  # test mode on the built-in set, before any training
     assert result.returncode == 2
-    assert "no run 'twemoji_smileys_b32_32x32_z100_ga2_gf32_df32'" in result.stderr  # QUICK_START's run
+    assert "no run 'twemoji_smileys_b32_32x32_z100_ga2_gf32_df32_ema0.999'" in result.stderr  # QUICK_START's run
     assert_quiet(result.stderr)
     given = run_main("--output_height", "16", "--tf_log", cwd=tmp_path)  # a setting given explicitly wins
-    assert "no run 'twemoji_smileys_b32_16x16_z100_ga2_gf32_df32'" in given.stderr
+    assert "no run 'twemoji_smileys_b32_16x16_z100_ga2_gf32_df32_ema0.999'" in given.stderr
     assert re.search(r"^[IWE]\d{4} ", given.stderr, re.M)  # --tf_log: TensorFlow's own log is back
 
 

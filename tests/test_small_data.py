@@ -2,6 +2,7 @@
 ADA's probability, the augment preview, --small_data, exact resume with all of them, and an honest learning check."""
 
 import csv
+import dataclasses
 import os
 
 import keras
@@ -12,7 +13,8 @@ from conftest import tiny_config, write_images
 
 from dcgan_tf import augment, checkpoints, gan, losses, train
 from dcgan_tf.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
-from dcgan_tf.config import SMALL_DATA, Config, ConfigError, with_small_data
+from dcgan_tf.build import build_dcgan
+from dcgan_tf.config import QUICK_START, SMALL_DATA, Config, ConfigError, with_quick_start, with_small_data
 from dcgan_tf.data import to_float
 from dcgan_tf.inference import load_trained
 from dcgan_tf.latent import sample_z
@@ -246,6 +248,18 @@ def test_small_data_fills_in_its_settings_and_explicit_ones_win():
         assert default != value
         assert getattr(Config(**with_small_data({name: default}, given={name})), name) == default  # given: it wins
         assert getattr(Config(**with_small_data({name: default}, given=set())), name) == value
+
+
+def test_the_quick_start_fills_in_the_built_in_set_only_and_ema_0_turns_its_ema_off():
+    quick = Config(**with_quick_start({})).resolved().validate()
+    assert {name: getattr(quick, name) for name in QUICK_START} == QUICK_START
+    assert quick.default_run_name() == "twemoji_smileys_b32_32x32_z100_ga2_gf32_df32_ema0.999"
+    assert Config(**with_quick_start({"dataset": "mice"})) == Config(dataset="mice")  # any data set: carpedm20's
+    off = Config(**with_quick_start({"ema": 0.0}, given={"ema"})).resolved().validate()
+    assert off.ema is None and off.default_run_name() == "twemoji_smileys_b32_32x32_z100_ga2_gf32_df32"
+    tiny = dict(output_height=16, gf_dim=8, df_dim=8, z_dim=8, c_dim=3)
+    assert build_dcgan(Config(ema=0.0, **tiny).resolved()).ema_decay is None
+    assert build_dcgan(dataclasses.replace(Config(**tiny).resolved(), ema=0.0)).ema_decay is None  # unresolved 0
 
 
 def test_augment_preview_shows_the_images_then_their_augmentations(tmp_path):
