@@ -79,13 +79,36 @@ flags.DEFINE_list("compare_steps", None, "Steps for --compare's grid sheet (e.g.
                   "grid nearest to each step. Unset: each run's last grid.")
 flags.DEFINE_list("compare_labels", None, "Legend and row labels for --compare's runs, in order. Unset: run names.")
 flags.DEFINE_string("compare_out", None, "Folder for --compare's figures. Unset: <sample_dir>/compare.")
+# sweeps (with --train) and their reports
+flags.DEFINE_string("sweep", None, "Train every combination of these settings as its own run: 'flag=v1,v2;flag2=v3,v4' "
+                    "(a cartesian product; in augment and spectral_norm values write '+' for ','), times --seeds. "
+                    "Each run is an ordinary run (own folder, resumable); samples/sweeps/<name>/ holds sweep.json, "
+                    "the runs' logs and the report. The same command again skips finished runs and resumes the "
+                    "rest.")
+flags.DEFINE_list("seeds", None, "Train each setting (each --sweep combination) once per seed, e.g. 0,1. Alone: "
+                  "replicates of one setting, as a sweep.")
+flags.DEFINE_integer("sweep_parallel", 1, "Runs of a sweep trained at once: one per GPU where there are GPUs, else "
+                     "the CPU's threads split between them.")
+flags.DEFINE_boolean("sweep_print", False, "Print one main.py command per run of the sweep (for a job scheduler) and "
+                     "write its sweep.json, instead of training; --report collects the results later.")
+flags.DEFINE_string("sweep_name", None, "The sweep's folder name under <sample_dir>/sweeps. Unset: the data set, "
+                    "the swept settings and the seeds.")
+flags.DEFINE_float("disk_budget_mb", None, "Keep the sweep (its runs' folders and its own) within this many MB: "
+                   "runs that would not fit keep fewer grids (--keep_samples / --keep_every) and one checkpoint "
+                   "(--max_to_keep 1); fails before any work when even that cannot fit.")
+flags.DEFINE_string("report", None, "(Re)write the report of a sweep (its name under <sample_dir>/sweeps, or its "
+                    "folder) from what its runs hold now: report.md and a self-contained report.html. Trains "
+                    "nothing.")
+flags.DEFINE_list("report_steps", None, "Steps at which the report shows each run's grid side by side (the nearest "
+                  "saved one), e.g. 100,400. Unset: each run's last grid.")
 flags.DEFINE_boolean("tf_log", False, "Show TensorFlow's own log on the console (its C++ start-up notices and "
                      "warnings, which main.py otherwise leaves out) in TensorFlow's format.")
 
 # --help: every flag above in one of these groups, in this order (tests/test_cli.py checks that none is missing)
 HELP_GROUPS = (
     ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)",
-     ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare")),
+     ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare",
+      "report")),
     ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
               "output_width", "train_size", "cache_limit")),
     ("model", ("z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
@@ -106,6 +129,8 @@ HELP_GROUPS = (
     ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
                      "interpolation", "walks", "arith", "label", "fps", "max_frames")),
     ("--compare", ("compare_steps", "compare_labels", "compare_out")),
+    ("sweeps (README, Sweeps and reports)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name",
+                                             "disk_budget_mb", "report_steps")),
 )
 
 

@@ -27,15 +27,48 @@ class Mode(typing.NamedTuple):
     description: str
 
 
-def config_from_flags() -> Config:
-    """Every flag that names a Config field, as a validated Config; --small_data fills in its settings where the
-    command line does not give them."""
+def config_values(quick_start: bool = True) -> tuple[dict, set]:
+    """Config keyword values from every flag that names a Config field, with the quick start's and --small_data's
+    settings filled in where the command line does not give them; and the names the command line gives."""
     values = {name: FLAGS[name].value for name in CONFIG_FIELDS if name in FLAGS}
     given = {name for name in values if FLAGS[name].present}
-    values = with_quick_start(values, given)  # the built-in set's quick start
+    if quick_start:
+        values = with_quick_start(values, given)  # the built-in set's quick start
     if FLAGS.small_data:
         values = with_small_data(values, given)
+    return values, given
+
+
+def config_from_flags() -> Config:
+    """The command line's settings as a validated Config."""
+    values, _ = config_values()
     return Config(**values).resolved().validate()
+
+
+SWEEP_FLAGS = ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb")
+
+
+def sweep_from_flags():
+    """--sweep / --seeds: every run of the sweep planned and validated (each run's Config), before any work."""
+    from dcgan_tf import sweeps
+
+    if FLAGS.seeds and FLAGS["seed"].present:
+        raise ConfigError("seeds", "gives the seeds of the sweep's runs: drop --seed")
+    if FLAGS.sweep_parallel < 1:
+        raise ConfigError("sweep_parallel", f"must be >= 1 (got {FLAGS.sweep_parallel})")
+    values, given = config_values(quick_start=False)  # the sweep decides it run by run (a swept --dataset)
+    if "verbose" not in given:  # each run's console goes to a log file: a line per epoch, not a progress bar
+        values["verbose"] = 2
+    return sweeps.plan_sweep(values, sweeps.parse_sweep(FLAGS.sweep), sweeps.parse_seeds(FLAGS.seeds), given,
+                             name=FLAGS.sweep_name, command=["python", "main.py", *sys.argv[1:]],
+                             disk_budget_mb=FLAGS.disk_budget_mb, report_steps=report_steps(), quick_start=True)
+
+
+def report_steps() -> list[int] | None:
+    try:
+        return [int(step) for step in FLAGS.report_steps] if FLAGS.report_steps else None
+    except ValueError:
+        raise ConfigError("report_steps", f"integers expected (got {','.join(FLAGS.report_steps)})") from None
 
 
 class ConsoleFormat(logging.Formatter):
@@ -65,11 +98,16 @@ def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}: every setting is a --flag (see --help)")
     mode = chosen_mode()
+    if mode is SWEEP:  # planning a sweep with a disk budget builds its models: TensorFlow loads
+        quiet_console()
     try:
-        config = config_from_flags()
+        config = sweep_from_flags() if mode is SWEEP else config_from_flags()
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
-    quiet_console()
+    except dcgan_tf_errors() as error:  # a sweep folder of other runs
+        fail(str(error))
+    if mode is not SWEEP:
+        quiet_console()
     logging.getLogger("dcgan_tf").setLevel(logging.INFO)
 
     import dcgan_tf  # after validation: a bad flag fails before any data is read or anything is written
@@ -99,13 +137,34 @@ def main(argv):
 
 
 def chosen_mode() -> Mode:
-    """The mode whose flag was given, or test mode without one; two mode flags fail before any work."""
+    """The mode whose flag was given, or test mode without one; two mode flags fail before any work. --train (or
+    --sweep_print) with --sweep or --seeds is the sweep mode."""
     given = [mode for mode in MODES if mode.flag and FLAGS[mode.flag].value]
     if len(given) > 1:
         names = [f"--{mode.flag}" for mode in given]
         count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
         fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
+    sweeping = FLAGS.sweep is not None or bool(FLAGS.seeds)
+    if sweeping:
+        if FLAGS.sweep_print and given and given[0].flag != "train":
+            fail(f"--sweep_print prints a sweep's commands: drop --{given[0].flag}")
+        if FLAGS.train or FLAGS.sweep_print:
+            return SWEEP
+        fail(f"--{'sweep' if FLAGS.sweep is not None else 'seeds'} trains a sweep of runs: add --train (or "
+             f"--sweep_print to print their commands)")
+    for name in SWEEP_FLAGS:
+        if FLAGS[name].present:
+            fail(f"--{name} belongs to a sweep: add --sweep (or --seeds)")
+    if FLAGS["report_steps"].present and not FLAGS.report:
+        fail("--report_steps chooses the grids of a sweep's report: add --sweep (or --seeds), or --report")
     return given[0] if given else next(mode for mode in MODES if mode.flag is None)
+
+
+def dcgan_tf_errors() -> tuple:
+    from dcgan_tf.data import DataError
+    from dcgan_tf.runs import RunError
+
+    return RunError, DataError
 
 
 def train(config: Config) -> list[str]:
@@ -118,6 +177,51 @@ def train(config: Config) -> list[str]:
     if not result.stopped_by:
         print(end_of_run(result, time.monotonic() - started, sys.argv[1:]))
     return []
+
+
+def train_sweep(sweep) -> list[str]:
+    """--train --sweep (or --seeds): every unfinished run of the sweep, then its report; --sweep_print: only the
+    runs' commands (and sweep.json, for --report)."""
+    from dcgan_tf import report, sweeps
+
+    sweep = sweeps.merge_saved(sweep)
+    for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
+                        for run in sweep.runs for name, why in run.dropped.items()}):
+        print(line)
+    if FLAGS.sweep_print:
+        sweep.save()
+        print("\n".join(sweeps.print_commands(sweep, ["python", sys.argv[0]])))
+        return [sweep.file]
+    print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
+    try:
+        sweeps.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
+    except KeyboardInterrupt as stopped:
+        written = report.write_report(sweep.folder)
+        print(f"sweep {sweep.name} stopped by {stopped or 'SIGINT'}: the running runs saved a checkpoint; the same "
+              f"command resumes the sweep. Report so far: {written[-1]}", file=sys.stderr)
+        sys.exit(130)
+    written = report.write_report(sweep.folder)
+    failed = [run for run in sweep.runs if run.status == "failed"]
+    stopped = [run for run in sweep.runs if run.status == "stopped"]
+    finished = sum(run.status == "finished" for run in sweep.runs)
+    print(f"sweep {sweep.name}: {finished} of {len(sweep.runs)} runs finished; report: "
+          f"{os.path.join(sweep.folder, report.REPORT_HTML)}")
+    if failed or stopped:
+        for path in written:
+            print(f"wrote {path}")
+        problems = [f"{run.name} {'failed' if run.status == 'failed' else 'stopped'} (exit {run.returncode}, log "
+                    f"{os.path.join(sweep.folder, run.log)})" for run in failed + stopped]
+        print(f"main.py: error: {len(problems)} run(s) did not finish: {'; '.join(problems)}. The same command "
+              f"resumes them.", file=sys.stderr)
+        sys.exit(1)
+    return written
+
+
+def write_report(config: Config) -> list[str]:
+    """--report: (re)write a sweep's report from what its runs hold now."""
+    from dcgan_tf import report, sweeps
+
+    return report.write_report(sweeps.sweep_folder(FLAGS.report, config.sample_dir), report_steps())
 
 
 def run_test_mode(config: Config) -> list[str]:
@@ -217,8 +321,12 @@ MODES = (
     Mode("train_autoencoder", train_autoencoder, "train (or reuse) only the autoencoder; write its reconstructions"),
     Mode("train", train, "train (or resume) the run"),
     Mode("visualize", visualize, "draw --visualize_option from the run's latest checkpoint"),
+    Mode("report", write_report, "(re)write a sweep's report (report.md, report.html) from what its runs hold"),
     Mode(None, run_test_mode, "test mode: a sample grid from the run's latest checkpoint"),
 )
+
+
+SWEEP = Mode("sweep", train_sweep, "train every run of --sweep x --seeds, then write the sweep's report")
 
 
 def end_of_run(result, seconds: float, argv: list[str]) -> str:

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import threading
+import time
 
 import keras
 import tensorflow as tf
@@ -162,8 +163,10 @@ class Checkpoints(EveryNSteps):
 
 class LossCSV(keras.callbacks.Callback):
     """One row per step: step, epoch, every loss/metric value of that step (the model's `metric_names`: the losses,
-    then any penalty and ADA's p), and the data it trained on (`source`, set by the trainer before each fit),
-    flushed as it is written.
+    then any penalty and ADA's p), the data it trained on (`source`, set by the trainer before each fit) and the
+    step's wall time in `seconds` (since the previous step of this process, so their sum is the run's training
+    time: grids, checkpoints and evaluations included, process start-up and data loading not), flushed as it is
+    written.
 
     On resume, rows past the restored step (written after the last checkpoint, then lost) and a row torn by a
     kill are dropped first, through a temporary file, so the log never holds a step twice and is never lost.
@@ -188,7 +191,7 @@ class LossCSV(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self.names = tuple(self.model.metric_names)
-        self.columns = ("step", "epoch") + self.names + ("data",)
+        self.columns = ("step", "epoch") + self.names + ("data", "seconds")
         if self.resume_step is not None:
             kept = self._kept_rows()
             with files.replacing(self.path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
@@ -198,13 +201,17 @@ class LossCSV(keras.callbacks.Callback):
             self.resume_step = None  # a later fit() of the same run appends, unless a rollback sets it again
         self.handle = open(self.path, "a", newline="", encoding="utf-8")
         self.writer = csv.DictWriter(self.handle, fieldnames=self.columns, extrasaction="ignore")
+        self.last_time = time.monotonic()
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
         row = {name: float(logs[name]) for name in self.names if name in logs}
-        self.writer.writerow({"step": self.model.steps_done, "epoch": self.epoch, **row, "data": self.source})
+        now = time.monotonic()
+        self.writer.writerow({"step": self.model.steps_done, "epoch": self.epoch, **row, "data": self.source,
+                              "seconds": f"{now - self.last_time:.4f}"})
+        self.last_time = now
         self.handle.flush()  # a checkpoint may follow: its rows must be on disk first
 
     def on_train_end(self, logs=None):

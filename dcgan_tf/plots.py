@@ -29,7 +29,7 @@ METRICS_PNG = "plot_metrics.png"
 METRIC_PANELS = (("kid", "KID (lower is better)"), ("fid", "FID (lower is better)"), ("precision", "precision"),
                  ("recall", "recall"), ("copy_fraction", "copy fraction (memorisation)"),
                  ("label_accuracy", "label accuracy"))
-VALUE_COLUMNS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake")
+VALUE_COLUMNS = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake", "seconds")
 REQUIRED_COLUMNS = ("step", "d_loss", "g_loss")
 # D loss sums the real and fake terms, so at D(x) = D(G(z)) = 1/2 it is 2 log 2 while G loss is log 2.
 EQUILIBRIUM_LOG_RATIO = -math.log(2.0)
@@ -56,6 +56,7 @@ class LossLog:
     g_loss: np.ndarray
     d_real: np.ndarray  # mean D(x)
     d_fake: np.ndarray  # mean D(G(z))
+    seconds: np.ndarray  # the step's wall time (NaN in logs from before the column existed)
     data: np.ndarray | None
     swap_step: int | None
     swap_from: str | None
@@ -69,6 +70,12 @@ class LossLog:
     def name(self) -> str:
         """The run folder's name (the CSV's parent folder)."""
         return os.path.basename(os.path.dirname(os.path.abspath(self.path)))
+
+    @property
+    def training_seconds(self) -> float | None:
+        """The run's training wall time: the sum of its steps' seconds (None when the log has none)."""
+        known = self.seconds[np.isfinite(self.seconds)]
+        return float(known.sum()) if known.size else None
 
     @property
     def swap_label(self) -> str | None:
@@ -570,3 +577,60 @@ def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) 
     with files.replacing(out_path) as temporary:
         sheet.save(temporary, format="PNG")
     return out_path
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+SWEEP_LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def sweep_curves(groups, out_path: str, window: int | None = None, title: str | None = None) -> str:
+    """A sweep's runs overlaid, one colour per combination of settings (its seeds in the same colour, one line
+    style each): the smoothed log G/D ratio, D and G losses, D(x) and D(G(z)), then KID and FID where the runs
+    have them; each run's data swap dashed in its colour, the first run's epochs as thin grey lines.
+
+    groups: [(label, [(run label, LossLog or run folder, metrics.jsonl rows)])]; runs without a log are left out.
+    """
+    groups = [(label, [(name, _as_log(log), rows) for name, log, rows in members]) for label, members in groups]
+    logs = [log for _, members in groups for _, log, _ in members]
+    if not logs:
+        raise RunError("no run of the sweep has a loss log yet")
+    window = window or default_window(min(len(log) for log in logs))
+    metric_keys = [(key, name) for key, name in METRIC_PANELS[:2]
+                   if any(_metric_series(_plotted_rows(rows), key)[0].size for _, members in groups
+                          for _, _, rows in members)]
+    panels = [("ratio", "log(G loss / D loss)"), ("d", "D loss"), ("g", "G loss"), ("d_real", "D(x)"),
+              ("d_fake", "D(G(z))")] + metric_keys
+    figure, axes = _figure(len(panels), 2.6 * len(panels) + 0.8)
+    by_key = dict(zip((key for key, _ in panels), axes))
+    curves = {key: [] for key, _ in panels}
+    for index, (label, members) in enumerate(groups):
+        color = f"C{index % 10}"
+        for number, (name, log, rows) in enumerate(members):
+            style = SWEEP_LINE_STYLES[number % len(SWEEP_LINE_STYLES)]
+            shown = f"{label}: {name}" if len(members) > 1 else label
+            for key, values in (("ratio", log_ratio(log.g_loss, log.d_loss)), ("d", log.d_loss), ("g", log.g_loss),
+                                ("d_real", log.d_real), ("d_fake", log.d_fake)):
+                smoothed = _smooth_log(log, values, window)
+                curves[key].append(smoothed)
+                _curve(by_key[key], log.step, smoothed, color=color, linestyle=style, linewidth=1.3,
+                       label=shown if key == "ratio" else None)
+            for key, _ in metric_keys:
+                steps, values = _metric_series(_plotted_rows(rows), key)
+                if steps.size:
+                    by_key[key].plot(steps, values, color=color, linestyle=style, marker="o", markersize=3,
+                                     linewidth=1.3)
+            if log.swap_step is not None:
+                for key, _ in panels[:5]:
+                    by_key[key].axvline(log.swap_step, color=color, linestyle="--", linewidth=0.9,
+                                        label=f"{shown}: data swap at {log.swap_step}" if key == "ratio" else None)
+    _mark_epochs(axes[0], logs[0])
+    by_key["ratio"].axhline(0.0, color="black", linewidth=1.0, label="G loss = D loss")
+    for key, ylabel in panels:
+        if curves[key] and key in ("ratio", "d", "g", "d_real", "d_fake"):
+            _robust_ylim(by_key[key], curves[key] + ([[0.0]] if key == "ratio" else []), curves[key])
+        by_key[key].set_ylabel(ylabel)
+    _mark_equilibrium(by_key["ratio"], "\u2212log 2: D(x) = D(G(z)) = \u00bd")
+    axes[0].set_title(title or f"{len(logs)} runs (trailing mean of {window} steps)")
+    _legend(by_key["ratio"])
+    axes[-1].set_xlabel("step (one D update each)")
+    return save_figure(figure, out_path)

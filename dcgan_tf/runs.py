@@ -23,6 +23,7 @@ TENSORBOARD_DIR = "logs"
 METRICS_JSONL = "metrics.jsonl"
 BEST_DIR = "best"
 METRICS_CACHE_DIR = "metrics_cache"
+FINISHED_FILE = "finished.json"  # written when a run has trained all its epochs: {"step", "epoch"}
 TRAIN_GRID = re.compile(r"^train_(\d+)\.png$")
 
 
@@ -136,6 +137,32 @@ def append_metrics(checkpoint_path: str, row: dict) -> None:
     with open(metrics_file(checkpoint_path), "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row) + "\n")
         handle.flush()
+
+
+# ------------------------------------------------------------------------------------------ finished runs
+def mark_finished(checkpoint_path: str, step: int, epoch: int) -> str:
+    """Record that the run trained `epoch` epochs (its --epoch) in `step` steps, so a sweep can skip it."""
+    return files.write_json(os.path.join(checkpoint_path, FINISHED_FILE), {"step": step, "epoch": epoch})
+
+
+def finished_epoch(checkpoint_path: str) -> int | None:
+    """The epochs a run had finished when it last ended all of them (None: it never did, or the record is torn).
+    A run resumed to a higher --epoch is finished only once this reaches it."""
+    record = files.read_json(os.path.join(checkpoint_path, FINISHED_FILE))
+    epoch = record.get("epoch") if isinstance(record, dict) else None
+    return epoch if isinstance(epoch, int) else None
+
+
+def folder_bytes(folder: str) -> int:
+    """The total size of the files under `folder` (0 when it does not exist)."""
+    total = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:  # removed since it was listed (a rotated checkpoint, a pruned grid)
+                pass
+    return total
 
 
 # ------------------------------------------------------------------------------------------ training grids

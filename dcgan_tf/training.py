@@ -397,6 +397,8 @@ def _finish(session: _Session, monitors: _Monitors, result: TrainResult, skipped
     if session.chief and not monitors.grids.disk_full:  # low disk: no more pictures of any kind
         _write_plots(config)
     result.step, result.epoch = model.steps_done, model.epochs_done
+    if session.chief and result.stopped_by is None and model.epochs_done >= config.epoch:
+        runs.mark_finished(config.checkpoint_path, model.steps_done, model.epochs_done)  # a sweep skips it
     # a non-chief worker's own checkpoints go with its scratch folder; the chief's are the run's
     result.last_checkpoint = (session.manager.latest_checkpoint if session.chief
                               else tf.train.latest_checkpoint(config.checkpoint_path))
@@ -421,7 +423,7 @@ def _write_plots(config: Config) -> None:
 
 def _size(folder: str) -> str:
     """The total size of the files under `folder`, for humans."""
-    total = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(folder) for name in names)
+    total = runs.folder_bytes(folder)
     for unit in ("B", "KB", "MB", "GB"):
         if total < 1024 or unit == "GB":
             return f"{total:.0f} {unit}" if unit == "B" else f"{total:.1f} {unit}"

@@ -1,0 +1,347 @@
+"""Sweeps: the grid from --sweep, run names and commands, settings a combination leaves out, the runner (finished
+runs skipped, a failing run does not stop the others, resume), the disk budget, and one real sweep through main.py
+(--sweep_print's command run as printed, the rest trained by the sweep, the report, the budget held)."""
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import write_images
+from dcgan_tf import report, runs, sweeps
+from dcgan_tf.config import Config, ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ------------------------------------------------------------------------------------------ the grid
+def test_parse_sweep_types_each_value_as_its_setting():
+    grid = sweeps.parse_sweep("g_advantage=2,4,50; d_batchnorm=true,false;augment=none,color+translation;"
+                              "ema=none,0.999;preprocess=none,autoencoder")
+    assert grid == {"g_advantage": [2, 4, 50], "d_batchnorm": [True, False], "augment": ["", "color,translation"],
+                    "ema": [None, 0.999], "preprocess": ["none", "autoencoder"]}
+    assert sweeps.parse_sweep("") == {}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("g_advantage=2,x", "g_advantage=x: not an integer"),
+    ("colour=1,2", "'colour' is not a run setting"),
+    ("seed=1,2", "--seeds"),
+    ("sample_dir=a,b", "output setting"),
+    ("g_advantage=2,2", "lists a value twice"),
+    ("g_advantage", "setting=value1,value2"),
+    ("g_advantage=2;g_advantage=4", "given twice"),
+])
+def test_parse_sweep_names_what_is_wrong(text, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        sweeps.parse_sweep(text)
+    assert error.value.field == "sweep"
+
+
+def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_path):
+    base = {"dataset": "faces", "checkpoint_dir": str(tmp_path / "ck"), "sample_dir": str(tmp_path / "sm"),
+            "output_height": 16, "epoch": 3}
+    grid = sweeps.parse_sweep("g_advantage=2,4;d_layers=2,4")
+    sweep = sweeps.plan_sweep(base, grid, [0, 1], given={"dataset", "output_height", "epoch"})
+    assert [(run.settings, run.seed) for run in sweep.runs] == [
+        ({"g_advantage": g, "d_layers": d}, s) for g in (2, 4) for d in (2, 4) for s in (0, 1)]
+    for run in sweep.runs:  # each one is the run the same flags make by hand
+        expected = Config(**{**base, **run.settings, "seed": run.seed})
+        assert run.name == expected.name and run.checkpoint_path == expected.checkpoint_path
+        assert f"--g_advantage={run.settings['g_advantage']}" in run.args or run.settings["g_advantage"] == 2
+        assert run.args[-1] == "--train" and run.epoch == 3
+    assert sweep.runs[0].name == "faces_b64_16x16_z100_ga2_dl2_s0"
+    assert sweep.name == "faces_g_advantage-2-4_d_layers-2-4_seeds-0-1"
+    assert sweep.folder == os.path.join(str(tmp_path / "sm"), "sweeps", sweep.name)
+
+
+def test_a_swept_training_setting_names_its_runs():
+    sweep = sweeps.plan_sweep({"dataset": "faces"}, sweeps.parse_sweep("learning_rate=0.0002,0.0001"))
+    names = [run.name for run in sweep.runs]
+    assert names == ["faces_b64_64x64_z100_ga2_learning_rate0.0002", "faces_b64_64x64_z100_ga2_learning_rate0.0001"]
+    assert "--run_name=" + names[1] in sweep.runs[1].args and "--learning_rate=0.0001" in sweep.runs[1].args
+
+
+def test_a_fixed_setting_a_combination_has_no_use_for_is_left_out_of_it():
+    grid = sweeps.parse_sweep("preprocess=none,autoencoder")
+    sweep = sweeps.plan_sweep({"dataset": "pokemon", "swap_epoch": 20}, grid, given={"dataset", "swap_epoch"})
+    control, autoencoded = sweep.runs
+    assert "swap_epoch" in control.dropped and "--swap_epoch=20" not in control.args
+    assert autoencoded.dropped == {} and "--swap_epoch=20" in autoencoded.args
+    # ... but one that no combination uses is the user's mistake
+    with pytest.raises(ConfigError) as error:
+        sweeps.plan_sweep({"dataset": "pokemon", "swap_epoch": 20}, sweeps.parse_sweep("g_advantage=2,4"),
+                          given={"dataset", "swap_epoch"})
+    assert error.value.field == "swap_epoch"
+    # and a fixed setting that conflicts with a swept value is no setting to leave out: the sweep fails
+    with pytest.raises(ConfigError) as error:
+        sweeps.plan_sweep({"loss": "wgan_gp"}, sweeps.parse_sweep("d_batchnorm=true,false"), given={"loss"})
+    assert error.value.field == "loss"
+
+
+def test_plan_refuses_a_run_name_and_nothing_to_sweep():
+    with pytest.raises(ConfigError, match="sweep_name") as error:
+        sweeps.plan_sweep({"run_name": "mine"}, {"g_advantage": [2, 4]})
+    assert error.value.field == "run_name"
+    with pytest.raises(ConfigError, match="nothing to sweep"):
+        sweeps.plan_sweep({}, {}, [3])
+    assert [run.seed for run in sweeps.plan_sweep({}, {}, [3, 4]).runs] == [3, 4]  # seeds alone: replicates
+
+
+def test_merge_refuses_a_folder_of_other_runs(tmp_path):
+    base = {"dataset": "faces", "sample_dir": str(tmp_path)}
+    sweeps.plan_sweep(base, {"g_advantage": [2, 4]}, name="s").save()
+    with pytest.raises(runs.RunError, match="--sweep_name"):
+        sweeps.merge_saved(sweeps.plan_sweep(base, {"g_advantage": [2, 8]}, name="s"))
+
+
+# ------------------------------------------------------------------------------------------ the runner
+FAKE_TRAINER = """
+import json, os, sys
+folder, behaviour = sys.argv[1], sys.argv[2]
+os.makedirs(os.path.dirname(folder), exist_ok=True)
+with open(os.path.join(os.path.dirname(folder), "calls.txt"), "a") as handle:
+    handle.write(os.path.basename(folder) + " " + os.environ.get("TF_NUM_INTRAOP_THREADS", "-") + "\\n")
+print("training", folder)
+if behaviour == "fail":
+    print("Traceback: something broke", file=sys.stderr)
+    sys.exit(3)
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "finished.json"), "w") as handle:
+    json.dump({"step": 10, "epoch": 2}, handle)
+"""
+
+
+def fake_sweep(tmp_path, behaviours) -> sweeps.Sweep:
+    planned = [sweeps.SweepRun(name=f"run{i}", settings={"g_advantage": i}, seed=1,
+                               args=[str(tmp_path / "ck" / f"run{i}"), behaviour], epoch=2,
+                               checkpoint_path=str(tmp_path / "ck" / f"run{i}"),
+                               sample_path=str(tmp_path / "sm" / f"run{i}"))
+               for i, behaviour in enumerate(behaviours)]
+    return sweeps.Sweep(name="fake", folder=str(tmp_path / "sweep"), grid={"g_advantage": list(range(len(planned)))},
+                        seeds=[1], runs=planned, command=["python", "main.py", "--sweep", "..."])
+
+
+def calls(tmp_path):
+    path = tmp_path / "ck" / "calls.txt"
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_only_it(tmp_path):
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    program = [sys.executable, str(tmp_path / "fake.py")]
+    said = []
+    sweep = sweeps.run_sweep(fake_sweep(tmp_path, ["ok", "fail", "ok"]), program, say=said.append,
+                             poll_seconds=0.05)
+    assert [run.status for run in sweep.runs] == ["finished", "failed", "finished"]
+    assert sweep.runs[1].returncode == 3
+    assert any("run1 failed (exit 3)" in line and "something broke" in line for line in said)
+    record = json.load(open(sweep.file))
+    assert [run["status"] for run in record["runs"]] == ["finished", "failed", "finished"]
+    assert "something broke" in (tmp_path / "sweep" / "logs" / "run1.log").read_text()
+    assert len(calls(tmp_path)) == 3
+
+    # the same sweep again: finished runs are skipped, the failed one runs again (and now succeeds)
+    again = sweeps.merge_saved(fake_sweep(tmp_path, ["ok", "ok", "ok"]))
+    assert [run.status for run in again.runs] == ["finished", "failed", "finished"]
+    said.clear()
+    sweeps.run_sweep(again, program, say=said.append, poll_seconds=0.05)
+    assert [run.status for run in again.runs] == ["finished"] * 3
+    assert [line.split()[0] for line in calls(tmp_path)] == ["run0", "run1", "run2", "run1"]
+    assert "2 of 3 runs already finished" in said[0]
+
+
+def test_parallel_runs_share_the_cpu_threads(tmp_path):
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    sweeps.run_sweep(fake_sweep(tmp_path, ["ok", "ok"]), [sys.executable, str(tmp_path / "fake.py")], parallel=2,
+                     say=lambda line: None, poll_seconds=0.05)
+    threads = {line.split()[1] for line in calls(tmp_path)}
+    if not sweeps.visible_gpus():
+        assert threads == {str(max(1, (os.cpu_count() or 1) // 2))}
+
+
+STOPPABLE_TRAINER = """
+import os, signal, sys, time
+folder = sys.argv[1]
+os.makedirs(folder, exist_ok=True)
+def stop(signum, frame):
+    open(os.path.join(folder, "stopped_by"), "w").write(signal.Signals(signum).name)
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+open(os.path.join(folder, "started"), "w").write("")
+time.sleep(60)
+"""
+
+SWEEP_DRIVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from dcgan_tf import sweeps
+sweep = sweeps.load_sweep(sys.argv[2])
+try:
+    sweeps.run_sweep(sweep, [sys.executable, sys.argv[3]], parallel=2, poll_seconds=0.05)
+except KeyboardInterrupt as stopped:
+    print("sweep stopped by", stopped)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_sweep_stops_its_running_runs(tmp_path, signum):
+    (tmp_path / "trainer.py").write_text(STOPPABLE_TRAINER)
+    (tmp_path / "driver.py").write_text(SWEEP_DRIVER)
+    sweep = fake_sweep(tmp_path, ["ok", "ok", "ok"])
+    sweep.save()
+    driver = subprocess.Popen([sys.executable, str(tmp_path / "driver.py"), ROOT, sweep.folder,
+                               str(tmp_path / "trainer.py")], stdout=subprocess.PIPE, text=True)
+    started = [tmp_path / "ck" / f"run{i}" / "started" for i in range(2)]
+    deadline = time.monotonic() + 60
+    while not all(path.exists() for path in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    driver.send_signal(signum)  # to the sweep's process alone, as `kill` does
+    out, _ = driver.communicate(timeout=30)
+    assert f"sweep stopped by {signum.name}" in out
+    for i in range(2):
+        assert (tmp_path / "ck" / f"run{i}" / "stopped_by").read_text() == signum.name
+    assert not (tmp_path / "ck" / "run2").exists()  # no new run started
+    record = json.load(open(sweep.file))
+    assert [run["status"] for run in record["runs"]] == ["stopped", "stopped", "pending"]
+
+
+def test_run_environment_gives_gpus_round_robin_or_splits_the_threads():
+    assert sweeps.run_environment(3, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] == "1"
+    env = sweeps.run_environment(0, 2, [], cpus=8)
+    assert env["TF_NUM_INTRAOP_THREADS"] == "4" and env["OMP_NUM_THREADS"] == "4"
+    alone = sweeps.run_environment(0, 1, ["0", "1"], cpus=8)  # one at a time: the whole machine
+    assert alone.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
+    assert alone.get("TF_NUM_INTRAOP_THREADS") == os.environ.get("TF_NUM_INTRAOP_THREADS")
+    assert sweeps.run_environment(2, 3, ["0", "1"])["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # two share GPU 0
+
+
+# ------------------------------------------------------------------------------------------ the disk budget
+def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(image_folder):
+    from dcgan_tf import disk_budget
+
+    config = Config(dataset=image_folder, input_fname_pattern="*.png", output_height=16, z_dim=8, gf_dim=8, df_dim=8,
+                    batch_size=2, epoch=20, sample_freq=1, max_to_keep=3).resolved()  # 100 steps, 101 grids
+    estimate = disk_budget.estimate_run(config, 10, disk_budget.checkpoint_bytes(config))
+    assert (estimate.steps, estimate.grids) == (100, 103)  # and one at the end of each fit
+    roomy = (disk_budget.SWEEP_FOLDER_BYTES + 6 * estimate.grid_bytes + 2 * estimate.total(3, False)) / 2**20 + 1
+    overrides, _ = disk_budget.fit_budget([config, config], roomy)
+    assert overrides == [{}, {}]
+    tight = (disk_budget.SWEEP_FOLDER_BYTES + 6 * estimate.grid_bytes + 2 * estimate.total(1, False, 20)) / 2**20
+    overrides, _ = disk_budget.fit_budget([config, config], tight)
+    change = overrides[0]
+    assert change["max_to_keep"] == 1
+    kept = change["keep_samples"] + -(-estimate.grids // change["keep_every"]) + 1
+    assert kept <= 20
+    with pytest.raises(ConfigError, match="give at least") as error:
+        disk_budget.fit_budget([config, config], 1)
+    assert error.value.field == "disk_budget_mb"
+
+
+# ------------------------------------------------------------------------------------------ through main.py
+def run_main(*args, cwd):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+SWEEP = ["--dataset", "faces", "--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4",
+         "--z_dim", "8", "--gf_dim", "8", "--df_dim", "8", "--epoch", "2", "--sample_freq", "1", "--verbose", "2",
+         "--sweep", "g_advantage=1,2", "--metrics", "kid", "--metrics_features", "tiny", "--metrics_freq", "3",
+         "--metrics_samples", "16", "--report_steps", "1,6", "--max_to_keep", "3"]
+
+
+def test_a_sweep_printed_then_trained_then_reported_within_its_disk_budget(tmp_path):
+    write_images(tmp_path / "data" / "faces", 10)  # batch 4: 3 steps an epoch, 6 in all; a grid every step
+    # MB: the runs as asked (3 checkpoints of ~2 MB, 7 grids) would not fit; with one checkpoint and 4 grids they do
+    budget = "13"
+    printed = run_main(*SWEEP, "--disk_budget_mb", budget, "--sweep_print", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    commands = [line for line in printed.stdout.splitlines() if line.startswith("python ")]
+    assert len(commands) == 2
+    first = shlex.split(commands[0])
+    assert first[:2] == ["python", os.path.join(ROOT, "main.py")]
+    done = subprocess.run([sys.executable, *first[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr  # it runs as printed, and trains the sweep's first run
+    folder = tmp_path / "samples" / "sweeps" / "faces_g_advantage-1-2"
+    record = json.load(open(folder / "sweep.json"))
+    first_run = tmp_path / "checkpoints" / record["runs"][0]["name"]
+    assert runs.finished_epoch(str(first_run)) == 2
+    before = {name: os.path.getmtime(first_run / name) for name in os.listdir(first_run)}
+
+    trained = run_main(*SWEEP, "--train", "--disk_budget_mb", budget, cwd=tmp_path)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "1 of 2 runs already finished" in trained.stdout
+    assert {name: os.path.getmtime(first_run / name) for name in os.listdir(first_run)} == before  # untouched
+    record = json.load(open(folder / "sweep.json"))
+    assert [run["status"] for run in record["runs"]] == ["finished", "finished"]
+    second = record["runs"][1]
+    assert record["budget"]["settings"][second["name"]]  # the budget thinned the runs
+    assert "--max_to_keep=3" not in second["args"]  # 1, the default
+    assert any(arg.startswith("--keep_samples=") for arg in second["args"])
+    used = sum(runs.folder_bytes(str(tmp_path / where / run["name"])) for run in record["runs"]
+               for where in ("checkpoints", "samples"))
+    assert used + runs.folder_bytes(str(folder)) <= float(budget) * 2**20
+
+    md = (folder / "report.md").read_text()
+    for run in record["runs"]:
+        assert run["name"] in md
+        kid = [row["kid"] for row in runs.read_metrics(str(tmp_path / "checkpoints" / run["name"]))][-1]
+        assert f"{kid:.4f}" in md  # its final KID
+    assert (folder / report.CURVES_PNG).is_file() and (folder / report.GRIDS_PNG).is_file()
+    html = (folder / "report.html").read_text()
+    assert re.findall(r'<img[^>]* src="([^"]{0,10})', html) == ["data:image", "data:image"]  # self-contained
+
+    rewritten = run_main("--report", "faces_g_advantage-1-2", cwd=tmp_path)
+    assert rewritten.returncode == 0, rewritten.stderr
+    assert "report.html" in rewritten.stdout
+
+
+PARSE_BACK = """
+import json, sys
+root, listed = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+sys.argv = ["main.py"]
+import main
+from absl import flags
+for args in json.load(open(listed)):
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["main.py", *args])
+    config = main.config_from_flags()
+    print(json.dumps({"name": config.name, "epoch": config.epoch, "sample_freq": config.sample_freq,
+                      "output_height": config.output_height, "ema": config.ema, "verbose": config.verbose}))
+"""
+
+
+@pytest.mark.parametrize("sweep, extra", [
+    ("output_height=32,64", []), ("batch_size=32,64;ema=none,0.5", ["--epoch", "25", "--sample_freq", "200"]),
+    ("dataset=none,mnist", []), ("preprocess=none,autoencoder", ["--dataset", "pokemon", "--swap_epoch", "20"]),
+    ("learning_rate=0.0002,0.0001", ["--small_data"]),
+])
+def test_each_printed_command_makes_the_run_the_sweep_planned(tmp_path, sweep, extra):
+    printed = run_main("--sweep", sweep, *extra, "--seeds", "1,2", "--sweep_print", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    folder = [line[len("wrote "):] for line in printed.stdout.splitlines() if line.startswith("wrote ")][0]
+    planned = json.load(open(tmp_path / folder))["runs"]
+    (tmp_path / "args.json").write_text(json.dumps([run["args"] for run in planned]))
+    (tmp_path / "parse.py").write_text(PARSE_BACK)
+    parsed = subprocess.run([sys.executable, str(tmp_path / "parse.py"), ROOT, str(tmp_path / "args.json")],
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert parsed.returncode == 0, parsed.stderr
+    made = [json.loads(line) for line in parsed.stdout.splitlines()]
+    assert [run["name"] for run in made] == [run["name"] for run in planned]
+    assert all(run["epoch"] == planned_run["epoch"] for run, planned_run in zip(made, planned))
+    assert all(run["verbose"] == 2 for run in made)  # their console goes to a log file
+    if sweep == "output_height=32,64":
+        assert [run["output_height"] for run in made] == [32, 32, 64, 64]  # the quick start, except what is swept
+    if extra[:2] == ["--epoch", "25"]:
+        assert {(run["epoch"], run["sample_freq"]) for run in made} == {(25, 200)}
+        assert [run["ema"] for run in made] == [None, None, 0.5, 0.5] * 2
+    if sweep == "dataset=none,mnist":
+        assert [run["output_height"] for run in made] == [32, 32, 64, 64]  # the quick start is the built-in set's
