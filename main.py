@@ -144,7 +144,12 @@ def chosen_mode() -> Mode:
         names = [f"--{mode.flag}" for mode in given]
         count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
         fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
+    for name in ("sweep", "seeds", "report", "sweep_name"):
+        if FLAGS[name].present and not FLAGS[name].value:
+            fail(f"--{name}: empty; give a value (see --help)")
     sweeping = FLAGS.sweep is not None or bool(FLAGS.seeds)
+    if sweeping and FLAGS.report:
+        fail(f"--report writes the report of a sweep that exists: drop --{'sweep' if FLAGS.sweep else 'seeds'}")
     if sweeping:
         if FLAGS.sweep_print and given and given[0].flag != "train":
             fail(f"--sweep_print prints a sweep's commands: drop --{given[0].flag}")
@@ -187,11 +192,12 @@ def train_sweep(sweep) -> list[str]:
     sweep = sweeps.merge_saved(sweep)
     for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
                         for run in sweep.runs for name, why in run.dropped.items()}):
-        print(line)
-    if FLAGS.sweep_print:
+        print(line, file=sys.stderr if FLAGS.sweep_print else sys.stdout)
+    if FLAGS.sweep_print:  # stdout: the commands alone, one per line, for a job scheduler to run
         sweep.save()
         print("\n".join(sweeps.print_commands(sweep, ["python", sys.argv[0]])))
-        return [sweep.file]
+        print(f"wrote {sweep.file}", file=sys.stderr)
+        return []
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
     try:
         sweeps.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)

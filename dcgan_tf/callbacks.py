@@ -302,12 +302,16 @@ class GracefulStop(keras.callbacks.Callback):
     checkpoint and a grid. A second signal stops at once (KeyboardInterrupt). `signal_name` says what stopped it."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    # The same signal again within this many seconds is one request delivered twice (a job scheduler signalling
+    # every process of a job while a sweep passes its own copy on), not a second request.
+    REPEAT_SECONDS = 1.0
 
     def __init__(self, strategy: tf.distribute.Strategy | None = None):
         """`strategy`: a multiworker strategy, whose workers must all stop after the same step: each step they
         agree whether any of them was signalled (else the others would wait in the next step forever)."""
         super().__init__()
         self.signal_name = None
+        self.first_signal, self.signalled_at = None, 0.0
         self.previous = {}
         self.strategy = strategy
 
@@ -321,7 +325,10 @@ class GracefulStop(keras.callbacks.Callback):
 
     def _handle(self, number, frame):
         if self.signal_name is not None:
+            if number == self.first_signal and time.monotonic() - self.signalled_at < self.REPEAT_SECONDS:
+                return
             raise KeyboardInterrupt
+        self.first_signal, self.signalled_at = number, time.monotonic()
         self.signal_name = signal.Signals(number).name
         log.warning("%s: stopping after this step, with a checkpoint (send it again to stop at once)",
                     self.signal_name)

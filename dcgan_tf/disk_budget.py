@@ -94,8 +94,8 @@ def fit_budget(configs: list[Config], budget_mb: float, report_cells: int = 1) -
     """For each run, the settings that keep the sweep within budget_mb ({} where it fits as it is), and a summary
     of the estimate; ConfigError naming --disk_budget_mb when even the thinnest runs would not fit.
 
-    Each run gets an equal share of what is left after the sweep folder's own files (its report's grids:
-    report_cells per run)."""
+    Each run gets the least it needs (one checkpoint, 2 grids, its logs and plots) and an equal part of what is left
+    after those and the sweep folder's own files (its report's grids: report_cells per run)."""
     counts, sizes, estimates = {}, {}, []
     for config in configs:
         data_key = (config.dataset, config.data_dir, config.input_fname_pattern, config.train_size)
@@ -109,10 +109,18 @@ def fit_budget(configs: list[Config], budget_mb: float, report_cells: int = 1) -
         estimates.append(estimate_run(config, counts[data_key], sizes[model_key]))
     budget = budget_mb * MB
     reserve = SWEEP_FOLDER_BYTES + 3 * sum(e.grid_bytes for e in estimates) * max(1, report_cells)
-    share = (budget - reserve) / len(configs)
+    least = reserve + sum(e.total(1, c.keep_best is not None, 2) for c, e in zip(configs, estimates))
+    if least > budget:
+        biggest = max(estimates, key=lambda e: e.total(1, False, 2))
+        raise ConfigError("disk_budget_mb", f"{budget_mb:g} MB cannot hold {len(configs)} runs: even with one "
+                                            f"checkpoint and 2 grids each they need about {least / MB:.1f} MB (the "
+                                            f"largest: a checkpoint of {biggest.checkpoint_bytes / MB:.1f} MB, "
+                                            f"{biggest.steps} steps of logs); give at least {math.ceil(least / MB)}")
+    spare = (budget - least) / len(configs)
     overrides, notes = [], []
     for config, estimate in zip(configs, estimates):
         keep_best = config.keep_best is not None
+        share = estimate.total(1, keep_best, 2) + spare  # its least, and an equal part of what is left
         kept = config.keep_samples + math.ceil(estimate.grids / config.keep_every) + 1 if config.keep_samples \
             else None
         if estimate.total(config.max_to_keep, keep_best, kept) <= share:
@@ -123,14 +131,7 @@ def fit_budget(configs: list[Config], budget_mb: float, report_cells: int = 1) -
         if estimate.total(max_to_keep, keep_best, 0) > share:
             max_to_keep = change["max_to_keep"] = 1
         room = share - estimate.total(max_to_keep, keep_best, 0)
-        grids = int(room // estimate.grid_bytes)
-        if grids < 2:
-            least = reserve + len(configs) * estimate.total(1, keep_best, 2)
-            raise ConfigError("disk_budget_mb", f"{budget_mb:g} MB cannot hold {len(configs)} runs: each needs "
-                                                f"about {estimate.total(1, keep_best, 2) / MB:.1f} MB at the least "
-                                                f"(one checkpoint of {estimate.checkpoint_bytes / MB:.1f} MB, "
-                                                f"{estimate.steps} steps of logs, 2 grids); give at least "
-                                                f"{math.ceil(least / MB)}")
+        grids = max(2, int(room // estimate.grid_bytes))  # at least 2: the share holds them (see least)
         if grids < estimate.grids:
             newest = max(1, grids // 2)
             every_kept = grids - newest - 1  # the last grid may be one of neither
@@ -138,6 +139,7 @@ def fit_budget(configs: list[Config], budget_mb: float, report_cells: int = 1) -
             change.update(keep_samples=newest, keep_every=max(1, keep_every))
         overrides.append(change)
         notes.append(config.name)
-    summary = {"share_mb": round(share / MB, 2), "reserve_mb": round(reserve / MB, 2),
+    summary = {"spare_mb_per_run": round(spare / MB, 2), "least_mb": round(least / MB, 2),
+               "reserve_mb": round(reserve / MB, 2),
                "estimates_mb": [round(e.total(1, False) / MB, 2) for e in estimates], "thinned": notes}
     return overrides, summary

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import itertools
 import logging
 import os
@@ -23,7 +24,7 @@ import time
 import typing
 
 from dcgan_tf import files, runs
-from dcgan_tf.config import QUICK_START, Config, ConfigError, with_quick_start
+from dcgan_tf.config import MNIST, QUICK_START, Config, ConfigError, with_quick_start
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +187,17 @@ def parse_seeds(values) -> list[int] | None:
 
 
 def default_sweep_name(base: Config, grid: dict, seeds: list[int]) -> str:
-    """The data set, each swept setting with its values, and the seeds: mice_g_advantage-2-4-50_seeds-0-1."""
+    """The data set, each swept setting with its values, and the seeds (unless only the default seed 1):
+    mice_g_advantage-2-4-50_seeds-0-1. A name over 120 characters is cut, with a hash of the whole."""
     parts = [base.dataset_name]
     for name, values in grid.items():
         parts.append("-".join([name, *(_plain(format_value(v).replace(",", "+")) or "none" for v in values)]))
-    if len(seeds) > 1:
+    if seeds != [Config.seed]:
         parts.append("-".join(["seeds", *map(str, seeds)]))
     name = "_".join(parts)
-    return name if len(name) <= 120 else name[:120]
+    if len(name) <= 120:
+        return name
+    return f"{name[:111]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
 
 
 def args_for(values: dict) -> list[str]:
@@ -298,6 +302,10 @@ def plan_sweep(base_values: dict, grid: dict, seeds: list[int] | None = None, gi
     if twice:
         raise ConfigError("sweep", f"two combinations make the same run ({', '.join(twice)}): their values differ "
                                    f"in nothing the run depends on")
+    folder = os.path.join(base.sample_dir, SWEEPS_DIR, name)
+    _check_same_runs(folder, name, [run.name for run in planned])
+    for config in {(c.dataset, c.data_dir): c for _, c in made}.values():
+        _check_data_folder(config)
     budget = {}
     if disk_budget_mb is not None:
         if not disk_budget_mb > 0:
@@ -308,9 +316,29 @@ def plan_sweep(base_values: dict, grid: dict, seeds: list[int] | None = None, gi
         for run, (values, _), change in zip(planned, made, overrides):
             run.args = args_for({**values, **change})
             budget.setdefault("settings", {})[run.name] = change
-    folder = os.path.join(base.sample_dir, SWEEPS_DIR, name)
     return Sweep(name=name, folder=folder, grid=grid, seeds=seeds, runs=planned, command=list(command or []),
                  disk_budget_mb=disk_budget_mb, budget=budget, report_steps=report_steps)
+
+
+def _check_data_folder(config: Config) -> None:
+    """ConfigError naming --dataset when a run's data folder does not exist (before any run starts)."""
+    dataset = os.path.expanduser(config.dataset or "")
+    if not dataset or dataset == MNIST:
+        return
+    if not (os.path.isdir(dataset) or os.path.isdir(os.path.join(os.path.expanduser(config.data_dir), dataset))):
+        raise ConfigError("dataset", f"no data folder {dataset!r}: neither a folder nor a folder under "
+                                     f"{os.path.abspath(os.path.expanduser(config.data_dir))}")
+
+
+def _check_same_runs(folder: str, name: str, names: list[str]) -> None:
+    """RunError when the folder already holds a sweep of other runs (another grid or other fixed settings)."""
+    record = files.read_json(os.path.join(folder, SWEEP_FILE))
+    if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
+        return
+    saved = [run.get("name") for run in record["runs"] if isinstance(run, dict)]
+    if saved != names:
+        raise runs.RunError(f"sweep {name!r} in {os.path.abspath(folder)} holds other runs ({', '.join(saved)}); "
+                            f"this command plans {', '.join(names)}. Name this one with --sweep_name")
 
 
 # ------------------------------------------------------------------------------------------ the record
@@ -352,11 +380,8 @@ def merge_saved(sweep: Sweep) -> Sweep:
     RunError when the folder holds a sweep of other runs (another grid or other fixed settings)."""
     if not os.path.isfile(sweep.file):
         return sweep
+    _check_same_runs(sweep.folder, sweep.name, [run.name for run in sweep.runs])
     saved = load_sweep(sweep.folder)
-    if [run.name for run in saved.runs] != [run.name for run in sweep.runs]:
-        raise runs.RunError(f"sweep {sweep.name!r} in {os.path.abspath(sweep.folder)} holds other runs "
-                            f"({', '.join(run.name for run in saved.runs)}); this command plans "
-                            f"{', '.join(run.name for run in sweep.runs)}. Name this one with --sweep_name")
     for run, before in zip(sweep.runs, saved.runs):
         run.wall_seconds, run.returncode, run.log = before.wall_seconds, before.returncode, before.log
         changed = sorted(set(run.args) ^ set(before.args))
@@ -433,6 +458,7 @@ def run_sweep(sweep: Sweep, program: typing.Sequence[str], parallel: int = 1,
         if is_finished(run):
             run.status = "finished"
         else:
+            run.status = "pending" if run.status == "finished" else run.status  # --epoch raised since
             todo.append(run)
     done = len(sweep.runs) - len(todo)
     if done:
@@ -443,11 +469,13 @@ def run_sweep(sweep: Sweep, program: typing.Sequence[str], parallel: int = 1,
     running: list[_Running] = []
     signals: list[int] = []  # the stop signals received, in order; the handler only records them
 
-    def stop(signum, _frame):
-        signals.append(signum)
+    def stop(signum, _frame):  # a hang-up (the terminal closed) stops the runs as SIGTERM does
+        signals.append(signal.SIGTERM if signum == getattr(signal, "SIGHUP", None) else signum)
 
     previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if signum is None:
+            continue
         try:
             previous[signum] = signal.signal(signum, stop)
         except ValueError:  # not the main thread: no handlers
@@ -463,7 +491,8 @@ def run_sweep(sweep: Sweep, program: typing.Sequence[str], parallel: int = 1,
                              f"{shlex.join(run.command(program))}\n")
                 handle.flush()
                 process = subprocess.Popen([*program, *run.args], stdout=handle, stderr=subprocess.STDOUT,
-                                           env=run_environment(slot, parallel, gpus), start_new_session=True)
+                                           env=run_environment(slot, parallel, gpus), start_new_session=True,
+                                           preexec_fn=_stop_with_parent)
                 running.append(_Running(run, process, time.monotonic(), slot, handle))
                 run.status = "running"
                 sweep.save()
@@ -494,6 +523,17 @@ def run_sweep(sweep: Sweep, program: typing.Sequence[str], parallel: int = 1,
     return sweep
 
 
+def _stop_with_parent() -> None:
+    """In a run's process before it starts (Linux): SIGTERM when the sweep's process dies, however it dies, so no
+    run trains on untracked (it checkpoints and stops; the same sweep command resumes it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the run outlives a killed sweep (its lock still guards it)
+        pass
+
+
 def _pass_on(running: list[_Running], signals: list[int]) -> None:
     """Pass each stop signal the sweep received to every running run that has not had it yet."""
     for item in running:
@@ -516,7 +556,13 @@ def _record_end(sweep: Sweep, item: _Running, say, count: int) -> None:
     else:
         run.status = "failed"
         last = last_lines(os.path.join(sweep.folder, run.log), 1)
-        say(f"{number} failed (exit {code}) after {seconds / 60:.1f} min: {last[0] if last else 'no output'} "
+        how = f"exit {code}"
+        if code < 0:
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        say(f"{number} failed ({how}) after {seconds / 60:.1f} min: {last[0] if last else 'no output'} "
             f"(log: {os.path.join(sweep.folder, run.log)}); the other runs go on")
     sweep.save()
 

@@ -2,6 +2,7 @@
 runs skipped, a failing run does not stop the others, resume), the disk budget, and one real sweep through main.py
 (--sweep_print's command run as printed, the rest trained by the sweep, the report, the budget held)."""
 
+import dataclasses
 import json
 import os
 import re
@@ -21,6 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ------------------------------------------------------------------------------------------ the grid
+@pytest.fixture
+def data_dir(tmp_path):
+    """A --data_dir holding the (empty) data folders the planning tests name: a sweep checks they exist."""
+    for name in ("faces", "pokemon"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+    return str(tmp_path / "data")
+
+
 def test_parse_sweep_types_each_value_as_its_setting():
     grid = sweeps.parse_sweep("g_advantage=2,4,50; d_batchnorm=true,false;augment=none,color+translation;"
                               "ema=none,0.999;preprocess=none,autoencoder")
@@ -44,8 +53,8 @@ def test_parse_sweep_names_what_is_wrong(text, message):
     assert error.value.field == "sweep"
 
 
-def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_path):
-    base = {"dataset": "faces", "checkpoint_dir": str(tmp_path / "ck"), "sample_dir": str(tmp_path / "sm"),
+def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_path, data_dir):
+    base = {"dataset": "faces", "data_dir": data_dir, "checkpoint_dir": str(tmp_path / "ck"), "sample_dir": str(tmp_path / "sm"),
             "output_height": 16, "epoch": 3}
     grid = sweeps.parse_sweep("g_advantage=2,4;d_layers=2,4")
     sweep = sweeps.plan_sweep(base, grid, [0, 1], given={"dataset", "output_height", "epoch"})
@@ -61,22 +70,24 @@ def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_p
     assert sweep.folder == os.path.join(str(tmp_path / "sm"), "sweeps", sweep.name)
 
 
-def test_a_swept_training_setting_names_its_runs():
-    sweep = sweeps.plan_sweep({"dataset": "faces"}, sweeps.parse_sweep("learning_rate=0.0002,0.0001"))
+def test_a_swept_training_setting_names_its_runs(data_dir):
+    sweep = sweeps.plan_sweep({"dataset": "faces", "data_dir": data_dir}, sweeps.parse_sweep("learning_rate=0.0002,0.0001"))
     names = [run.name for run in sweep.runs]
     assert names == ["faces_b64_64x64_z100_ga2_learning_rate0.0002", "faces_b64_64x64_z100_ga2_learning_rate0.0001"]
     assert "--run_name=" + names[1] in sweep.runs[1].args and "--learning_rate=0.0001" in sweep.runs[1].args
 
 
-def test_a_fixed_setting_a_combination_has_no_use_for_is_left_out_of_it():
+def test_a_fixed_setting_a_combination_has_no_use_for_is_left_out_of_it(data_dir):
     grid = sweeps.parse_sweep("preprocess=none,autoencoder")
-    sweep = sweeps.plan_sweep({"dataset": "pokemon", "swap_epoch": 20}, grid, given={"dataset", "swap_epoch"})
+    sweep = sweeps.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20}, grid,
+                              given={"dataset", "swap_epoch"})
     control, autoencoded = sweep.runs
     assert "swap_epoch" in control.dropped and "--swap_epoch=20" not in control.args
     assert autoencoded.dropped == {} and "--swap_epoch=20" in autoencoded.args
     # ... but one that no combination uses is the user's mistake
     with pytest.raises(ConfigError) as error:
-        sweeps.plan_sweep({"dataset": "pokemon", "swap_epoch": 20}, sweeps.parse_sweep("g_advantage=2,4"),
+        sweeps.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20},
+                          sweeps.parse_sweep("g_advantage=2,4"),
                           given={"dataset", "swap_epoch"})
     assert error.value.field == "swap_epoch"
     # and a fixed setting that conflicts with a swept value is no setting to leave out: the sweep fails
@@ -94,11 +105,11 @@ def test_plan_refuses_a_run_name_and_nothing_to_sweep():
     assert [run.seed for run in sweeps.plan_sweep({}, {}, [3, 4]).runs] == [3, 4]  # seeds alone: replicates
 
 
-def test_merge_refuses_a_folder_of_other_runs(tmp_path):
-    base = {"dataset": "faces", "sample_dir": str(tmp_path)}
+def test_a_folder_of_other_runs_is_refused_before_any_work(tmp_path, data_dir):
+    base = {"dataset": "faces", "data_dir": data_dir, "sample_dir": str(tmp_path)}
     sweeps.plan_sweep(base, {"g_advantage": [2, 4]}, name="s").save()
     with pytest.raises(runs.RunError, match="--sweep_name"):
-        sweeps.merge_saved(sweeps.plan_sweep(base, {"g_advantage": [2, 8]}, name="s"))
+        sweeps.plan_sweep(base, {"g_advantage": [2, 8]}, name="s")
 
 
 # ------------------------------------------------------------------------------------------ the runner
@@ -109,6 +120,8 @@ os.makedirs(os.path.dirname(folder), exist_ok=True)
 with open(os.path.join(os.path.dirname(folder), "calls.txt"), "a") as handle:
     handle.write(os.path.basename(folder) + " " + os.environ.get("TF_NUM_INTRAOP_THREADS", "-") + "\\n")
 print("training", folder)
+if behaviour == "kill":
+    os.kill(os.getpid(), 9)
 if behaviour == "fail":
     print("Traceback: something broke", file=sys.stderr)
     sys.exit(3)
@@ -155,6 +168,15 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
     assert [run.status for run in again.runs] == ["finished"] * 3
     assert [line.split()[0] for line in calls(tmp_path)] == ["run0", "run1", "run2", "run1"]
     assert "2 of 3 runs already finished" in said[0]
+
+
+def test_a_killed_run_is_named_as_killed(tmp_path):
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    said = []
+    sweep = sweeps.run_sweep(fake_sweep(tmp_path, ["kill", "ok"]), [sys.executable, str(tmp_path / "fake.py")],
+                             say=said.append, poll_seconds=0.05)
+    assert [run.status for run in sweep.runs] == ["failed", "finished"]
+    assert any("run0 failed (killed by SIGKILL)" in line for line in said)
 
 
 def test_parallel_runs_share_the_cpu_threads(tmp_path):
@@ -243,6 +265,13 @@ def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(imag
     with pytest.raises(ConfigError, match="give at least") as error:
         disk_budget.fit_budget([config, config], 1)
     assert error.value.field == "disk_budget_mb"
+    # runs of different sizes: the least named is the least that holds all of them, and it does
+    wide = dataclasses.replace(config, gf_dim=32, df_dim=32)
+    with pytest.raises(ConfigError) as error:
+        disk_budget.fit_budget([config, wide], 1)
+    least = int(re.search(r"give at least (\d+)", error.value.message).group(1))
+    overrides, _ = disk_budget.fit_budget([config, wide], least)
+    assert all("keep_samples" in change for change in overrides)
 
 
 # ------------------------------------------------------------------------------------------ through main.py
@@ -255,6 +284,12 @@ SWEEP = ["--dataset", "faces", "--input_fname_pattern", "*.png", "--output_heigh
          "--z_dim", "8", "--gf_dim", "8", "--df_dim", "8", "--epoch", "2", "--sample_freq", "1", "--verbose", "2",
          "--sweep", "g_advantage=1,2", "--metrics", "kid", "--metrics_features", "tiny", "--metrics_freq", "3",
          "--metrics_samples", "16", "--report_steps", "1,6", "--max_to_keep", "3"]
+
+
+def test_a_missing_data_folder_fails_before_any_run_naming_the_flag(tmp_path):
+    printed = run_main("--dataset", "typo", "--sweep", "g_advantage=1,2", "--sweep_print", cwd=tmp_path)
+    assert printed.returncode == 2 and printed.stdout == ""
+    assert "--dataset: no data folder 'typo'" in printed.stderr
 
 
 def test_a_sweep_printed_then_trained_then_reported_within_its_disk_budget(tmp_path):
@@ -325,9 +360,11 @@ for args in json.load(open(listed)):
     ("learning_rate=0.0002,0.0001", ["--small_data"]),
 ])
 def test_each_printed_command_makes_the_run_the_sweep_planned(tmp_path, sweep, extra):
+    (tmp_path / "data" / "pokemon").mkdir(parents=True)  # a data folder must exist before any run starts
     printed = run_main("--sweep", sweep, *extra, "--seeds", "1,2", "--sweep_print", cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
-    folder = [line[len("wrote "):] for line in printed.stdout.splitlines() if line.startswith("wrote ")][0]
+    folder = [line[len("wrote "):] for line in printed.stderr.splitlines() if line.startswith("wrote ")][0]
+    assert all(line.startswith("python ") for line in printed.stdout.splitlines())  # the commands alone
     planned = json.load(open(tmp_path / folder))["runs"]
     (tmp_path / "args.json").write_text(json.dumps([run["args"] for run in planned]))
     (tmp_path / "parse.py").write_text(PARSE_BACK)

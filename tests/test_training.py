@@ -227,3 +227,22 @@ def test_a_streamed_run_trains_exactly_like_a_cached_one(tmp_path, image_folder,
     for a, b in zip(read_csv(cached), read_csv(streamed), strict=True):
         np.testing.assert_allclose(float(a["d_loss"]), float(b["d_loss"]), rtol=1e-5)
         np.testing.assert_allclose(float(a["g_loss"]), float(b["g_loss"]), rtol=1e-5)
+
+
+def test_one_stop_request_delivered_twice_is_not_a_second_request():
+    """A job scheduler may signal every process of a job while a sweep passes its own copy on: the same signal
+    again within a second stops after the step, as the first did; later, or another signal, stops at once."""
+    import signal as signals
+    import time as clock
+
+    from dcgan_tf.callbacks import GracefulStop
+
+    stop = GracefulStop()
+    stop._handle(signals.SIGTERM, None)
+    stop._handle(signals.SIGTERM, None)  # the same request again: no KeyboardInterrupt
+    assert stop.signal_name == "SIGTERM"
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signals.SIGINT, None)  # another signal: a second request
+    stop.signalled_at = clock.monotonic() - GracefulStop.REPEAT_SECONDS - 0.1
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signals.SIGTERM, None)  # the same one later: a second request
