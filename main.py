@@ -187,6 +187,13 @@ def train(config: Config) -> list[str]:
 def train_sweep(sweep) -> list[str]:
     """--train --sweep (or --seeds): every unfinished run of the sweep, then its report; --sweep_print: only the
     runs' commands (and sweep.json, for --report)."""
+    from dcgan_tf import run_lock
+
+    with run_lock.holding(sweep.folder, what="sweep"):  # one process writes a sweep's record at a time
+        return _train_sweep(sweep)
+
+
+def _train_sweep(sweep) -> list[str]:
     from dcgan_tf import report, sweeps
 
     sweep = sweeps.merge_saved(sweep)

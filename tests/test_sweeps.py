@@ -382,3 +382,22 @@ def test_each_printed_command_makes_the_run_the_sweep_planned(tmp_path, sweep, e
         assert [run["ema"] for run in made] == [None, None, 0.5, 0.5] * 2
     if sweep == "dataset=none,mnist":
         assert [run["output_height"] for run in made] == [32, 32, 64, 64]  # the quick start is the built-in set's
+
+
+def test_a_second_process_on_the_same_sweep_is_refused(tmp_path):
+    (tmp_path / "data" / "faces").mkdir(parents=True)
+    args = ["--dataset", "faces", "--sweep", "g_advantage=1,2", "--sweep_print"]
+    assert run_main(*args, cwd=tmp_path).returncode == 0
+    folder = str(tmp_path / "samples" / "sweeps" / "faces_g_advantage-1-2")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
+                               "from dcgan_tf import run_lock; lock = run_lock.RunLock(sys.argv[2], 'sweep').acquire(); "
+                               "print('held', flush=True); time.sleep(60)", ROOT, folder],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = run_main(*args, cwd=tmp_path)
+        assert second.returncode == 2 and second.stdout == ""
+        assert f"sweep {folder} is being written by pid {holder.pid}" in second.stderr
+    finally:
+        holder.kill()
+        holder.wait()
