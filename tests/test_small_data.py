@@ -41,8 +41,9 @@ def fit_steps(model, steps, count=4):
 
 
 def read_csv(config):
+    """losses.csv's rows without the steps' wall time (`seconds`), which no two runs share."""
     with open(os.path.join(config.checkpoint_path, "losses.csv"), newline="") as handle:
-        return list(csv.DictReader(handle))
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
 
 
 # ------------------------------------------------------------------------------------------ losses and penalties
