@@ -48,16 +48,33 @@ def _stages(conditional: bool) -> int:
     return CONDITIONAL_STAGES if conditional else UNCONDITIONAL_STAGES
 
 
+def stage_sides(side: int, stages: int = UNCONDITIONAL_STAGES) -> list[int]:
+    """A side after 0..stages stride-2 "same" convs: [side, ceil(side / 2), ...] (carpedm20's conv_out_size_same);
+    the generator's transposed convs walk the list back up."""
+    sides = [side]
+    for _ in range(stages):
+        sides.append(-(-sides[-1] // 2))
+    return sides
+
+
 def side_problem(side_name: str, side: int, conditional: bool = False) -> str | None:
-    """Why an output side (e.g. "width", 20) cannot be built, listing sizes that work; None when it can."""
+    """Why an output side (e.g. "width", 20) cannot be built, listing sizes that work; None when it can.
+
+    Unconditional nets take any side from 2**stages up (28 halves to 14, 7, 4, 2 as in carpedm20); the conditional
+    (MNIST) nets need multiples of 2**stages."""
     step = 2 ** _stages(conditional)
+    if not conditional:
+        if side >= step:
+            return None
+        return (f"output {side_name} {side} does not work: the nets have {_stages(conditional)} stride-2 stages, so "
+                f"each side must be at least {step} (e.g. 28, 32, 48, 64, 96, 128)")
     if side >= step and side % step == 0:
         return None
     nearest = sorted({max(step, side // step * step), max(step, -(-side // step) * step)})
     examples = ", ".join(str(step * k) for k in (1, 2, 3, 4, 6, 8))
-    kind = "conditional (MNIST) nets have" if conditional else "the nets have"
-    return (f"output {side_name} {side} does not work: {kind} {_stages(conditional)} stride-2 stages, so each side "
-            f"must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; e.g. {examples})")
+    return (f"output {side_name} {side} does not work: conditional (MNIST) nets have {_stages(conditional)} "
+            f"stride-2 stages, so each side must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; "
+            f"e.g. {examples})")
 
 
 def setting(default, kind: str, help: str, flag: bool = True, choices: tuple[str, ...] | None = None):
@@ -110,6 +127,10 @@ class Config:
         1024, "model", "Conditional (MNIST) nets only: width of the generator's dense layers.", flag=False)
     dfc_dim: int = setting(
         1024, "model", "Conditional (MNIST) nets only: width of the discriminator's dense layer.", flag=False)
+    conditional: bool | None = setting(
+        None, "model", "Train a conditional DCGAN on the data set's labels (carpedm20's MNIST nets, labels into G "
+        "and D). Unset: yes for MNIST, no for folders; --conditional=false trains MNIST's images alone (the 4-stage "
+        "nets, at 28 x 28 too).")
     y_dim: int | None = setting(
         None, "model", "Labels of a conditional DCGAN. Unset: 10 for MNIST, else unconditional.", flag=False)
     c_dim: int | None = setting(
@@ -252,8 +273,10 @@ class Config:
             changes["input_width"] = self.input_height
         if self.output_width is None:
             changes["output_width"] = self.output_height
-        if self.y_dim is None and self.dataset == MNIST:
+        if self.y_dim is None and self.dataset == MNIST and self.conditional is not False:
             changes["y_dim"] = MNIST_Y_DIM
+        if self.conditional is None:
+            changes["conditional"] = bool(changes.get("y_dim", self.y_dim))
         if self.ema == 0:  # --ema 0: no EMA (what turns off the quick start's)
             changes["ema"] = None
         config = dataclasses.replace(self, **changes)
@@ -273,10 +296,6 @@ class Config:
         """Reconstructions or dedupe: either needs the autoencoder."""
         return self.preprocess == "autoencoder" or self.dedupe is not None
 
-    @property
-    def conditional(self) -> bool:
-        return bool(self.y_dim)
-
     def default_run_name(self) -> str:
         """Data set plus every model-changing setting that matters, so different runs never share a folder."""
         c = self.resolved()
@@ -285,6 +304,8 @@ class Config:
             parts.append(f"crop{c.input_height}x{c.input_width}")
         if c.train_size is not None:
             parts.append(f"n{c.train_size}")
+        if c.dataset == MNIST and not c.conditional:  # MNIST's images alone
+            parts.append("uncond")
         parts += [f"z{c.z_dim}", f"ga{c.g_advantage}"]
         if c.z_dist != "uniform_signed":
             parts.append(c.z_dist)
@@ -393,6 +414,10 @@ class Config:
             raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
         if not 1 <= c.d_layers <= 4:
             raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
+        if c.conditional != bool(c.y_dim):
+            raise ConfigError("conditional", "conditional training needs labels, and only --dataset mnist has them "
+                                             "(so far)" if c.conditional else
+                              f"is false, but the run has {c.y_dim} labels (y_dim)")
         if c.conditional and c.d_layers != 4:
             raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
                                           "leave --d_layers at 4 for MNIST")

@@ -50,6 +50,7 @@ class LoadedImages:
     paths: list[str]
     skipped: list[tuple[str, str]] = field(default_factory=list)
     labels: np.ndarray | None = None  # int class ids [N], for conditional data sets
+    class_names: list[str] | None = None  # the name of each class id, for labelled folders
 
     @property
     def c_dim(self) -> int:
@@ -150,6 +151,76 @@ def find_image_files(directory: str, pattern: str) -> list[str]:
     if not found:
         raise DataError(f"no files match {os.path.join(absolute, pattern)}")
     return sorted(found)
+
+
+# ------------------------------------------------------------------------------------------ labelled folders
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+INDEX_FILE = "INDEX.csv"  # a labelled folder's other form: one row per image, its file and its category
+INDEX_COLUMNS = ("file", "category")
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def find_labelled_files(directory: str) -> tuple[list[str], np.ndarray, list[str]]:
+    """(paths, int labels [N], class names) of a labelled folder: one sub-folder per class, named by it (sorted,
+    as torchvision's ImageFolder), or INDEX.csv beside the images with `file` and `category` columns (the emoji
+    sets in ../shared/datasets). DataError naming the folder, the images outside any class folder, or the rows
+    whose file is missing."""
+    absolute = os.path.abspath(os.path.expanduser(directory))
+    if not os.path.isdir(absolute):
+        raise DataError(f"labelled folder {absolute} does not exist" if not os.path.exists(absolute)
+                        else f"labelled folder {absolute} is not a folder")
+    index = os.path.join(absolute, INDEX_FILE)
+    if os.path.isfile(index):
+        return _indexed_files(absolute, index)
+    classes = sorted(name for name in os.listdir(absolute)
+                     if not name.startswith(".") and os.path.isdir(os.path.join(absolute, name)))
+    loose = sorted(name for name in os.listdir(absolute)
+                   if _is_image_name(name) and os.path.isfile(os.path.join(absolute, name)))
+    if loose:
+        raise DataError(f"{absolute} holds images outside any class folder ({', '.join(loose[:5])}"
+                        f"{', ...' if len(loose) > 5 else ''}): put each image in the sub-folder of its class")
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        found = sorted(os.path.join(root, file) for root, _, names in os.walk(os.path.join(absolute, name),
+                                                                              followlinks=True)
+                       for file in names if _is_image_name(file))
+        paths += found
+        labels += [label] * len(found)
+    if len(classes) < 2 or not paths:
+        raise DataError(f"{absolute} is no labelled folder: it needs one sub-folder of images per class (at least "
+                        f"two), or an {INDEX_FILE} with columns {', '.join(INDEX_COLUMNS)}")
+    return paths, np.asarray(labels, np.int64), classes
+
+
+def _indexed_files(folder: str, index: str) -> tuple[list[str], np.ndarray, list[str]]:
+    import csv
+
+    with open(index, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing_columns = [name for name in INDEX_COLUMNS if not rows or name not in rows[0]]
+    if missing_columns:
+        raise DataError(f"{index} has no column {' or '.join(missing_columns)} (it needs {', '.join(INDEX_COLUMNS)})")
+    rows = [row for row in rows if row["category"]]
+    classes = sorted({row["category"] for row in rows})
+    number = {name: label for label, name in enumerate(classes)}
+    paths = [os.path.join(folder, row["file"]) for row in rows]
+    absent = [row["file"] for row, path in zip(rows, paths) if not os.path.exists(path)]
+    if absent:
+        raise DataError(f"{index} names {len(absent)} file(s) that are not in {folder}: {', '.join(absent[:5])}")
+    return paths, np.asarray([number[row["category"]] for row in rows], np.int64), classes
+
+
+def load_labelled_images(directory: str, spec: ImageSpec, c_dim: int | None = None) -> LoadedImages:
+    """A labelled folder (find_labelled_files) decoded, with int labels and class names; unreadable files are
+    skipped by name, as in training."""
+    paths, labels, classes = find_labelled_files(directory)
+    loaded = load_images(paths, spec, c_dim)
+    label_of = dict(zip(paths, labels))
+    return LoadedImages(loaded.images, loaded.paths, loaded.skipped,
+                        np.asarray([label_of[path] for path in loaded.paths], np.int64), classes)
 
 
 # ---------------------------------------------------------------------------------------------- decoding
@@ -284,7 +355,7 @@ def subset(data: LoadedImages, size: int | None, seed: int) -> LoadedImages:
     keep = np.sort(np.random.default_rng(seed).permutation(len(data))[:size])
     labels = None if data.labels is None else data.labels[keep]
     paths = [data.paths[i] for i in keep] if data.paths else []
-    return LoadedImages(data.images[keep], paths, data.skipped, labels)
+    return LoadedImages(data.images[keep], paths, data.skipped, labels, data.class_names)
 
 
 def resize(data: LoadedImages, height: int, width: int) -> LoadedImages:
@@ -295,7 +366,8 @@ def resize(data: LoadedImages, height: int, width: int) -> LoadedImages:
     resized = [np.asarray(Image.fromarray(image.squeeze(-1) if data.c_dim == 1 else image, mode)
                           .resize((width, height), Image.Resampling.BICUBIC)) for image in data.images]
     images = np.stack(resized)
-    return LoadedImages(images[..., None] if images.ndim == 3 else images, data.paths, data.skipped, data.labels)
+    return LoadedImages(images[..., None] if images.ndim == 3 else images, data.paths, data.skipped, data.labels,
+                        data.class_names)
 
 
 # ---------------------------------------------------------------------------------------------- tf.data

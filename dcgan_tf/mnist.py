@@ -50,26 +50,33 @@ def _find(folder: str, stem: str) -> str | None:
 
 def load_mnist(data_dir: str) -> LoadedImages:
     """All 70,000 digits (train + test, as carpedm20) as uint8 [N, 28, 28, 1] with int labels [N]."""
+    train, test = load_mnist_parts(data_dir)
+    return LoadedImages(np.concatenate([train.images, test.images]), [], [],
+                        np.concatenate([train.labels, test.labels]))
+
+
+def load_mnist_parts(data_dir: str) -> tuple[LoadedImages, LoadedImages]:
+    """MNIST's training and test sets apart (60,000 and 10,000 digits), as uint8 [N, 28, 28, 1] with int labels."""
     folder = os.path.join(data_dir, "mnist")
     found = {key: _find(folder, stem) for key, stem in FILES.items()}
     if all(found.values()):
-        images = np.concatenate([read_idx(found["train_images"]), read_idx(found["test_images"])])
-        labels = np.concatenate([read_idx(found["train_labels"]), read_idx(found["test_labels"])])
+        parts = [(read_idx(found[f"{part}_images"]), read_idx(found[f"{part}_labels"])) for part in ("train", "test")]
         source = os.path.abspath(folder)
     else:
         try:
             import keras
 
-            (train_x, train_y), (test_x, test_y) = keras.datasets.mnist.load_data()
+            parts = list(keras.datasets.mnist.load_data())
         except Exception as error:  # noqa: BLE001 - no network, no cache: say where the files go
             missing = ", ".join(f"{stem}[.gz]" for key, stem in FILES.items() if not found[key])
             raise DataError(
                 f"MNIST not found: put the four IDX files ({missing}) in {os.path.abspath(folder)}; "
                 f"downloading through keras.datasets.mnist failed too ({type(error).__name__}: {error})"
             ) from None
-        images, labels = np.concatenate([train_x, test_x]), np.concatenate([train_y, test_y])
         source = "keras.datasets.mnist"
-    if images.ndim != 3 or len(images) != len(labels):
-        raise DataError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}")
-    log.info("loaded %d MNIST digits from %s", len(images), source)
-    return LoadedImages(images[..., None].astype(np.uint8), [], [], labels.astype(np.int64))
+    for images, labels in parts:
+        if images.ndim != 3 or len(images) != len(labels):
+            raise DataError(f"MNIST files disagree: images {images.shape}, labels {labels.shape}")
+    log.info("loaded %d MNIST digits from %s", sum(len(images) for images, _ in parts), source)
+    return tuple(LoadedImages(images[..., None].astype(np.uint8), [], [], labels.astype(np.int64),
+                              [str(digit) for digit in range(10)]) for images, labels in parts)

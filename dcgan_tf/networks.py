@@ -1,8 +1,9 @@
 """Generator and discriminator as in carpedm20/DCGAN-tensorflow (the DCGAN paper's rules), as Keras models.
 
-Unconditional nets use 4 stride-2 stages (output sides must be multiples of 16); the conditional nets used for
-MNIST follow carpedm20's MNIST path, 2 stride-2 stages with the labels concatenated at every layer (multiples of 4,
-so 28 works).
+Unconditional nets use 4 stride-2 stages and take any side from 16 up: each stage halves it rounding up (28 -> 14,
+7, 4, 2, as carpedm20's conv_out_size_same), and G's transposed convs grow it back to those sides. The conditional
+nets used for MNIST follow carpedm20's MNIST path, 2 stride-2 stages with the labels concatenated at every layer
+(multiples of 4, so 28 works).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from dcgan_tf.config import UNCONDITIONAL_STAGES, side_problem
+from dcgan_tf.config import UNCONDITIONAL_STAGES, side_problem, stage_sides
 
 KERNEL = 5
 BN_MOMENTUM = 0.9  # carpedm20's batch_norm(momentum=0.9, epsilon=1e-5)
@@ -57,6 +58,15 @@ class ConcatLabelMaps(layers.Layer):
         return (*feature_map_shape[:-1], feature_map_shape[-1] + labels_shape[-1])
 
 
+def _output_padding(heights: list[int], widths: list[int]) -> tuple[int, int] | None:
+    """The output_padding taking a stride-2 "same" transposed conv from side s to 2s - 1 (an odd side) or 2s; None
+    where both sides double (Keras' default, the shape multiples of 16 always had)."""
+    (h_in, h_out), (w_in, w_out) = heights, widths
+    if (h_out, w_out) == (2 * h_in, 2 * w_in):
+        return None
+    return h_out - 2 * h_in + 1, w_out - 2 * w_in + 1
+
+
 def build_generator(height: int, width: int, c_dim: int, z_dim: int = 100, gf_dim: int = 64,
                     y_dim: int | None = None, gfc_dim: int = 1024, sync_batchnorm: bool = False,
                     spectral_norm: bool = False) -> keras.Model:
@@ -70,18 +80,19 @@ def build_generator(height: int, width: int, c_dim: int, z_dim: int = 100, gf_di
     sn = functools.partial(_spectral, normalised=spectral_norm)
     if y_dim:
         return _conditional_generator(height, width, c_dim, z_dim, gf_dim, y_dim, gfc_dim, bn, sn)
-    s = 2 ** UNCONDITIONAL_STAGES
+    heights, widths = stage_sides(height)[::-1], stage_sides(width)[::-1]  # smallest first
     z = keras.Input((z_dim,), name="z")
-    x = sn(layers.Dense(height // s * width // s * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
+    x = sn(layers.Dense(heights[0] * widths[0] * gf_dim * 8, use_bias=False, kernel_initializer=weight_init(),
                      name="g_h0_lin"))(z)
-    x = layers.Reshape((height // s, width // s, gf_dim * 8))(x)
+    x = layers.Reshape((heights[0], widths[0], gf_dim * 8))(x)
     x = layers.ReLU()(bn("g_bn0")(x))
-    for i, filters in enumerate((gf_dim * 4, gf_dim * 2, gf_dim), start=1):
-        x = sn(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"g_h{i}"))(x)
-        x = layers.ReLU()(bn(f"g_bn{i}")(x))
-    x = sn(layers.Conv2DTranspose(c_dim, KERNEL, strides=2, padding="same", kernel_initializer=weight_init(),
-                                  name="g_h4"))(x)
+    for i, filters in enumerate((gf_dim * 4, gf_dim * 2, gf_dim, c_dim), start=1):
+        last = i == UNCONDITIONAL_STAGES
+        x = sn(layers.Conv2DTranspose(filters, KERNEL, strides=2, padding="same", use_bias=last,
+                                      output_padding=_output_padding(heights[i - 1:i + 1], widths[i - 1:i + 1]),
+                                      kernel_initializer=weight_init(), name=f"g_h{i}"))(x)
+        if not last:
+            x = layers.ReLU()(bn(f"g_bn{i}")(x))
     images = layers.Activation("tanh", dtype="float32", name="g_out")(x)
     return keras.Model(z, images, name="generator")
 

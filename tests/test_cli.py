@@ -86,7 +86,7 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
 @pytest.mark.parametrize("flags,message", [
     (["--g_advantage", "0"], "--g_advantage: must be an integer >= 1 (got 0)"),
     (["--batch_size", "0"], "--batch_size: must be an integer >= 1"),
-    (["--output_height", "20"], "--output_height: output height 20 does not work"),
+    (["--output_height", "12"], "--output_height: output height 12 does not work"),
     (["--learning_rate", "-1"], "--learning_rate: must be > 0"),
     (["--z_dist", "cauchy"], "--z_dist"),
     (["--swap_epoch", "3"], "--swap_epoch: swaps from the autoencoder's reconstructions to the originals, so it "

@@ -20,14 +20,15 @@ FIELDS = {field.name: field for field in dataclasses.fields(Config)}
 # The model settings: a saved run refuses to resume under a change of any of them, so the set changes only on purpose.
 EXPECTED_MODEL_FIELDS = {
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
-    "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "y_dim", "c_dim", "g_advantage",
+    "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "conditional", "y_dim", "c_dim", "g_advantage",
     "d_layers", "d_batchnorm", "d_steps", "d_learning_rate", "augment", "augment_p", "ada_target", "ema",
     "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every",
     "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
 }
 # Another valid value of each model field that default_run_name names, and the settings that value needs.
 NAMED = {
-    "dataset": ("mice", {}), "output_height": (32, {}), "output_width": (32, {}), "crop": (True, {}),
+    "dataset": ("mice", {}), "conditional": (False, {"dataset": "mnist", "output_height": 28}),
+    "output_height": (32, {}), "output_width": (32, {}), "crop": (True, {}),
     "batch_size": (32, {}), "z_dim": (50, {}), "z_dist": ("normal01", {}), "gf_dim": (32, {}), "df_dim": (32, {}),
     "g_advantage": (1, {}), "d_layers": (2, {}), "d_batchnorm": (False, {}), "d_steps": (2, {}),
     "d_learning_rate": (0.0001, {}), "preprocess": ("autoencoder", {}),
@@ -90,7 +91,8 @@ def test_every_flag_has_its_field_default_and_help(absl_flags):
             assert flag.help == f"<{'|'.join(choices)}>: {field.metadata['help']}", name  # absl lists the choices
         else:
             assert flag.help == field.metadata["help"], name
-        assert flag.boolean == isinstance(field.default, bool), name  # booleans take --noname
+        boolean = field.type in (bool, "bool", "bool | None")  # an unset boolean (None) is still one
+        assert flag.boolean == boolean, name  # booleans take --noname
     assert {name for name, field in FIELDS.items() if not field.metadata["flag"]} == {"c_dim", "y_dim", "gfc_dim",
                                                                                        "dfc_dim"}
 
@@ -183,9 +185,9 @@ def test_loading_config_does_not_load_tensorflow():
             "module = importlib.util.module_from_spec(spec)\n"
             "sys.modules['config'] = module\n"
             "spec.loader.exec_module(module)\n"
-            "module.Config(output_height=20).resolved()\n"
+            "module.Config(output_height=12).resolved()\n"
             "try:\n"
-            "    module.Config(output_height=20).validate()\n"
+            "    module.Config(output_height=12).validate()\n"
             "except module.ConfigError as error:\n"
             "    print(error.field)\n"
             "heavy = ('tensorflow', 'keras', 'dcgan_tf')\n"
@@ -197,8 +199,9 @@ def test_loading_config_does_not_load_tensorflow():
 
 def test_side_problem_lists_sizes_that_work():
     assert side_problem("height", 64) is None and side_problem("height", 28, conditional=True) is None
-    assert side_problem("width", 20) == ("output width 20 does not work: the nets have 4 stride-2 stages, so each side "
-                                         "must be a multiple of 16 (nearest: 16 or 32; e.g. 16, 32, 48, 64, 96, 128)")
+    assert side_problem("height", 28) is None and side_problem("width", 20) is None  # halved rounding up
+    assert side_problem("width", 12) == ("output width 12 does not work: the nets have 4 stride-2 stages, so each side "
+                                         "must be at least 16 (e.g. 28, 32, 48, 64, 96, 128)")
     assert side_problem("width", 30, conditional=True) == (
         "output width 30 does not work: conditional (MNIST) nets have 2 stride-2 stages, so each side must be a "
         "multiple of 4 (nearest: 28 or 32; e.g. 4, 8, 12, 16, 24, 32)")

@@ -8,6 +8,7 @@ so every image says which label it must carry.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 
@@ -247,3 +248,39 @@ def test_load_training_data_mnist_at_28_is_untouched_and_subset_keeps_labels(tmp
     for image, label in zip(loaded.images, loaded.labels):
         matches = np.flatnonzero((images == image[..., 0]).all(axis=(1, 2)))
         assert len(matches) >= 1 and (labels[matches] == label).all()
+
+
+# ------------------------------------------------------------------------------------- --conditional=false
+def test_mnist_parts_keep_the_training_and_test_sets_apart(tmp_path, no_download):
+    images, labels = make_mnist(tmp_path)
+    train, test = mnist.load_mnist_parts(str(tmp_path))
+    assert (len(train), len(test)) == (TRAIN, TEST)
+    np.testing.assert_array_equal(np.concatenate([train.images, test.images])[..., 0], images)
+    np.testing.assert_array_equal(test.labels, labels[TRAIN:])
+    assert train.class_names == [str(digit) for digit in range(10)]
+
+
+def test_unconditional_mnist_is_its_own_run_on_the_four_stage_nets(tmp_path, no_download):
+    from dcgan_tf.build import build_dcgan
+    from dcgan_tf.config import Config, ConfigError
+    from dcgan_tf.training import train
+
+    make_mnist(tmp_path / "data")
+    values = dict(dataset="mnist", data_dir=str(tmp_path / "data"), output_height=28, batch_size=8, epoch=1, z_dim=4,
+                  gf_dim=4, df_dim=4, verbose=0, sample_freq=100, checkpoint_dir=str(tmp_path / "ck"),
+                  sample_dir=str(tmp_path / "s"))
+    conditional = Config(**values).validate().resolved()
+    unconditional = Config(**values, conditional=False).validate().resolved()
+    assert (conditional.conditional, conditional.y_dim) == (True, 10)
+    assert (unconditional.conditional, unconditional.y_dim) == (False, None)
+    assert unconditional.name == conditional.name.replace("_28x28_", "_28x28_uncond_")
+    model = build_dcgan(dataclasses.replace(unconditional, c_dim=1))
+    assert len(model.discriminator.inputs) == 1 and model.generator.output_shape == (None, 28, 28, 1)
+    result = train(unconditional)
+    assert result.step > 0 and result.stopped_by is None
+    with pytest.raises(ConfigError) as error:
+        Config(dataset="mnist", conditional=False, y_dim=10).validate()
+    assert error.value.field == "conditional"
+    with pytest.raises(ConfigError, match="only --dataset mnist has them") as error:
+        Config(dataset="mice", conditional=True).validate()
+    assert error.value.field == "conditional"

@@ -34,15 +34,33 @@ def test_labels_reach_the_conditional_generator():
     assert not np.allclose(a, b)  # same z, different digit -> different image
 
 
-@pytest.mark.parametrize("height,width,conditional,nearest", [
-    (28, 28, False, "16 or 32"), (20, 64, False, "16 or 32"), (64, 100, False, "96 or 112"), (8, 8, False, "16"),
-    (30, 30, True, "28 or 32"),
+@pytest.mark.parametrize("height,width,conditional,message", [
+    (12, 28, False, "at least 16"), (28, 8, False, "at least 16"), (30, 30, True, "nearest: 28 or 32"),
 ])
-def test_unsupported_sizes_are_refused_with_sizes_that_work(height, width, conditional, nearest):
-    with pytest.raises(ValueError, match=f"nearest: {nearest}"):
+def test_unsupported_sizes_are_refused_with_sizes_that_work(height, width, conditional, message):
+    with pytest.raises(ValueError, match=message):
         check_output_size(height, width, conditional=conditional)
-    with pytest.raises(ValueError, match="multiple of"):
+    with pytest.raises(ValueError, match="does not work"):
         build_generator(height, width, c_dim=3, gf_dim=4, y_dim=10 if conditional else None)
+
+
+@pytest.mark.parametrize("height,width", [(28, 28), (20, 64), (48, 33)])
+def test_sides_that_are_not_multiples_of_16_halve_rounding_up_as_in_carpedm20(height, width):
+    generator = build_generator(height, width, c_dim=1, z_dim=8, gf_dim=4)
+    discriminator = build_discriminator(height, width, c_dim=1, df_dim=4)
+    assert generator.output_shape == (None, height, width, 1)
+    expected = [(-(-height // 2**k), -(-width // 2**k)) for k in range(1, 5)]  # conv_out_size_same
+    convs = [layer for layer in discriminator.layers if layer.name.endswith("_conv")]
+    assert [tuple(layer.output.shape[1:3]) for layer in convs] == expected
+    deconvs = [generator.get_layer(f"g_h{i}") for i in range(1, 5)]
+    assert [tuple(layer.output.shape[1:3]) for layer in deconvs] == expected[::-1][1:] + [(height, width)]
+    images = generator(np.zeros((2, 8), np.float32), training=False)
+    assert discriminator(images, training=False).shape == (2, 1)
+
+
+def test_multiples_of_16_keep_the_default_transposed_convs():
+    generator = build_generator(32, 48, c_dim=3, z_dim=8, gf_dim=4)
+    assert all(generator.get_layer(f"g_h{i}").output_padding is None for i in range(1, 5))
 
 
 def test_dcgan_weight_init_and_architecture():
@@ -81,5 +99,5 @@ def test_a_width_that_does_not_work_names_the_width_flag():
     from dcgan_tf.config import Config, ConfigError
 
     with pytest.raises(ConfigError) as error:
-        Config(output_height=32, output_width=20).validate()
-    assert error.value.field == "output_width" and "output width 20 does not work" in str(error.value)
+        Config(output_height=32, output_width=12).validate()
+    assert error.value.field == "output_width" and "output width 12 does not work" in str(error.value)
