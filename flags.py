@@ -55,6 +55,27 @@ flags.DEFINE_boolean("evaluate_all", False, "Like --evaluate, for every checkpoi
 flags.DEFINE_list("compare", None, "Compare runs: names under --checkpoint_dir or run folders, comma-separated (e.g. "
                   "ga2,ga4,ga50). Writes their log G/D ratios and losses overlaid, and a sheet of their sample grids "
                   "at --compare_steps, into --compare_out. Trains nothing.")
+flags.DEFINE_boolean("probe", False, "Linear probe (DCGAN paper section 5): classify labelled real images from the "
+                     "run's D features, its untrained D's, pixels and (if any) its autoencoder's code, with "
+                     "--probe_labels labelled images per class; writes probe.json and a metrics.jsonl line. Trains "
+                     "nothing.")
+flags.DEFINE_list("project", None, "Project real images into z: image files, comma-separated. For each, the z whose "
+                  "G(z) matches it (Adam on z from --project_restarts starts; pixel and D-feature loss), written "
+                  "to the run's sample folder as project_<name>.png, .npz (its z, for --z_files) and .gif.")
+# the linear probe (with --probe)
+flags.DEFINE_string("probe_data", None, "--probe: a labelled folder (one sub-folder per class, or INDEX.csv with "
+                    "file and category columns). Unset: MNIST's labels (MNIST runs: its training set to learn from, "
+                    "its test set to test on).")
+flags.DEFINE_integer("probe_labels", 100, "--probe: labelled training images per class (a seeded choice; the rest of "
+                     "the folder is the test set). Classes with too few images are left out, by name.")
+flags.DEFINE_list("probe_layers", None, "--probe: D's conv layers to read, counted from 0 (e.g. 2,3). Unset: all.")
+flags.DEFINE_integer("probe_max_test", None, "--probe: test on at most this many images (a seeded subset). Unset: "
+                     "all.")
+# projection into z (with --project)
+flags.DEFINE_integer("project_steps", 300, "--project: Adam steps on z.")
+flags.DEFINE_integer("project_restarts", 4, "--project: starting z per image; the best one's result is kept.")
+flags.DEFINE_float("project_feature_weight", 0.1, "--project: weight of D's feature distance beside the pixel "
+                   "distance (0: pixels alone).")
 # visualisation (test mode with --visualize)
 flags.DEFINE_string("visualize_option", "grid", "With --visualize: what to draw. carpedm20's numbers or names: 0 grid, "
                     "1 sweep, 2 random_sweep_gif, 3 sweep_gif, 4 merged_gif; or interpolate, arithmetic, progress, "
@@ -73,6 +94,10 @@ flags.DEFINE_string("arith", None, "arithmetic: groups of indices from arithmeti
                     "-, e.g. '3,17,22 - 5,9,40 + 1,2,8'. Unset: write only the numbered grid.")
 flags.DEFINE_integer("label", None, "Conditional (MNIST) runs: draw only this digit (default: one row per digit).")
 flags.DEFINE_float("fps", 10, "GIF frames per second (at most 100).")
+flags.DEFINE_list("z_files", None, "interpolate/arithmetic: start from these z files (.npz from --project) instead "
+                  "of random z: the walk tours them in order; arithmetic numbers them in order.")
+flags.DEFINE_integer("d_filters", 8, "d_features: the first N filters of D's last conv layer, a row each.")
+flags.DEFINE_integer("d_top", 8, "d_features: the training images that activate each filter most, per row.")
 flags.DEFINE_integer("max_frames", 200, "progress: at most this many training grids in progress.gif, evenly spaced.")
 # comparison of runs (with --compare)
 flags.DEFINE_list("compare_steps", None, "Steps for --compare's grid sheet (e.g. 100,400); each run shows its saved "
@@ -108,10 +133,10 @@ flags.DEFINE_boolean("tf_log", False, "Show TensorFlow's own log on the console 
 HELP_GROUPS = (
     ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)",
      ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare",
-      "report")),
+      "report", "probe", "project")),
     ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
               "output_width", "train_size", "cache_limit")),
-    ("model", ("z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
+    ("model", ("conditional", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
     ("balance of generator and discriminator", ("g_advantage", "d_layers", "d_batchnorm", "d_steps",
                                                 "d_learning_rate")),
     ("small-data training (README, Small data sets)", ("small_data", "augment", "augment_p", "ada_target", "ema",
@@ -127,7 +152,11 @@ HELP_GROUPS = (
                                                       "metrics_features", "inception_weights", "keep_best",
                                                       "checkpoint")),
     ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
-                     "interpolation", "walks", "arith", "label", "fps", "max_frames")),
+                     "interpolation", "walks", "arith", "label", "fps", "max_frames", "z_files", "d_filters",
+                     "d_top")),
+    ("looking inside the networks (README, Inside the networks)", ("probe_data", "probe_labels", "probe_layers",
+                                                                  "probe_max_test", "project_steps",
+                                                                  "project_restarts", "project_feature_weight")),
     ("--compare", ("compare_steps", "compare_labels", "compare_out")),
     ("sweeps (README, Sweeps and reports)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name",
                                              "disk_budget_mb", "report_steps")),

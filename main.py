@@ -46,6 +46,8 @@ def config_from_flags() -> Config:
 
 
 SWEEP_FLAGS = ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb")
+MODE_OPTIONS = {"probe": ("probe_data", "probe_labels", "probe_layers", "probe_max_test"),
+                "project": ("project_steps", "project_restarts", "project_feature_weight")}
 
 
 def sweep_from_flags():
@@ -160,6 +162,10 @@ def chosen_mode() -> Mode:
     for name in SWEEP_FLAGS:
         if FLAGS[name].present:
             fail(f"--{name} belongs to a sweep: add --sweep (or --seeds)")
+    for mode, names in MODE_OPTIONS.items():
+        for name in names:
+            if FLAGS[name].present and not FLAGS[mode].value:
+                fail(f"--{name} belongs to --{mode}: add --{mode}")
     if FLAGS["report_steps"].present and not FLAGS.report:
         fail("--report_steps chooses the grids of a sweep's report: add --sweep (or --seeds), or --report")
     return given[0] if given else next(mode for mode in MODES if mode.flag is None)
@@ -253,8 +259,49 @@ def visualize(config: Config) -> list[str]:
         option=option_name(FLAGS.visualize_option), num_samples=FLAGS.num_samples, grid_rows=FLAGS.grid_rows,
         save_individual=FLAGS.save_individual, dims=FLAGS.sweep_dims, steps=FLAGS.visualize_steps,
         interpolation=FLAGS.interpolation, walks=FLAGS.walks, arith=FLAGS.arith, label=FLAGS.label, fps=FLAGS.fps,
-        max_frames=FLAGS.max_frames)
+        max_frames=FLAGS.max_frames, z_files=FLAGS.z_files, filters=FLAGS.d_filters, top=FLAGS.d_top)
     return draw(config, options)
+
+
+def probe(config: Config) -> list[str]:
+    """--probe: the linear probe of the run's D features against its untrained D, pixels (and autoencoder)."""
+    from dcgan_tf import runs
+    from dcgan_tf.metrics.probe import PROBE_FILE, ProbeOptions, describe, probe_run
+
+    try:
+        layers = tuple(int(layer) for layer in FLAGS.probe_layers) if FLAGS.probe_layers else None
+    except ValueError:
+        raise ConfigError("probe_layers", f"integers expected (got {','.join(FLAGS.probe_layers)})") from None
+    if FLAGS.probe_data and not os.path.isdir(os.path.expanduser(FLAGS.probe_data)):
+        raise ConfigError("probe_data", f"{FLAGS.probe_data} is not a folder")
+    record = probe_run(config, ProbeOptions(FLAGS.probe_data, FLAGS.probe_labels, layers, FLAGS.probe_max_test))
+    print(describe(record))
+    folder = os.path.join(config.checkpoint_dir, record["run"])
+    return [os.path.join(folder, PROBE_FILE), runs.metrics_file(folder)]
+
+
+def project(config: Config) -> list[str]:
+    """--project: each image's z (G(z) matching it), with its picture, .npz and GIF."""
+    from dcgan_tf import runs
+    from dcgan_tf.inference import load_trained
+    from dcgan_tf.projection import write_projection
+
+    for name, least in (("project_steps", 1), ("project_restarts", 1)):
+        if FLAGS[name].value < least:
+            raise ConfigError(name, f"must be >= {least} (got {FLAGS[name].value})")
+    if FLAGS.project_feature_weight < 0:
+        raise ConfigError("project_feature_weight", f"must be >= 0 (got {FLAGS.project_feature_weight})")
+    missing = [path for path in FLAGS.project if not os.path.isfile(path)]
+    if missing:
+        raise ConfigError("project", f"not a file: {', '.join(missing)}")
+    saved = runs.open_saved_run(config)  # its settings, before its weights load
+    if saved.conditional and FLAGS.label is None:
+        raise ConfigError("label", f"run {saved.name!r} is conditional: give the images' class with --label")
+    if FLAGS.label is not None and not saved.conditional:
+        raise ConfigError("label", f"run {saved.name!r} is not conditional: there are no labels")
+    saved, model, step = load_trained(config)
+    return write_projection(saved, model, step, FLAGS.project, labels=FLAGS.label, steps=FLAGS.project_steps,
+                            restarts=FLAGS.project_restarts, feature_weight=FLAGS.project_feature_weight)
 
 
 def compare(config: Config) -> list[str]:
@@ -334,6 +381,8 @@ MODES = (
     Mode("train_autoencoder", train_autoencoder, "train (or reuse) only the autoencoder; write its reconstructions"),
     Mode("train", train, "train (or resume) the run"),
     Mode("visualize", visualize, "draw --visualize_option from the run's latest checkpoint"),
+    Mode("probe", probe, "linear probe: classify labelled images from D's features (vs untrained D, pixels)"),
+    Mode("project", project, "find the z of real images (G(z) matching them), for walks and arithmetic"),
     Mode("report", write_report, "(re)write a sweep's report (report.md, report.html) from what its runs hold"),
     Mode(None, run_test_mode, "test mode: a sample grid from the run's latest checkpoint"),
 )

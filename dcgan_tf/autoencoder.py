@@ -105,6 +105,17 @@ def build_autoencoder(config: Config, image_shape) -> ConvAutoencoder:
     return model
 
 
+def load_saved_autoencoder(config: Config, image_shape) -> ConvAutoencoder:
+    """The run's trained autoencoder read from its folder, to encode other images (the linear probe); DataError
+    naming the folder when it has none."""
+    weights_path = os.path.join(autoencoder_folder(config), WEIGHTS_FILE)
+    if not os.path.isfile(weights_path):
+        raise DataError(f"{weights_path} does not exist: train the run (or --train_autoencoder) first")
+    model = build_autoencoder(config, image_shape)
+    model.load_weights(weights_path)
+    return model
+
+
 def fit_autoencoder(model: ConvAutoencoder, images: np.ndarray, config: Config) -> list[float]:
     """Train on uint8 images [N, H, W, C] for config.ae_epochs; returns the loss (mean squared error) per epoch."""
     batch = min(config.batch_size, len(images))

@@ -27,6 +27,15 @@ def load_trained(config: Config) -> tuple[Config, DCGAN, int]:
     return saved, model, model.steps_done
 
 
+def initial_model(saved: Config) -> DCGAN:
+    """The run's model with the weights it started from, before any training: built with the seed its config.json
+    holds (build_dcgan seeds Keras with it), which a command naming the run with --run_name need not repeat."""
+    import dataclasses
+
+    stored = runs.load_saved_config(saved)
+    return build_dcgan(dataclasses.replace(saved, seed=stored.seed) if stored else saved)
+
+
 def write_test_grid(config: Config) -> str:
     """Test mode: a grid of fresh samples (z from the training distribution, seeded by `config.seed`, not the
     training grids' z) -> `<sample_dir>/<run>/test_<step:08d>.png`."""

@@ -402,9 +402,10 @@ def _metric_series(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, np.array([found[step] for step in steps], dtype=np.float64)
 
 
-def _plotted_rows(rows: list[dict]) -> list[dict]:
+def plotted_rows(rows: list[dict]) -> list[dict]:
     """A run's evaluations to draw: training's (else --evaluate's), measured with the feature network of its latest,
-    so values of different networks never share a line."""
+    so values of different networks never share a line. Linear probes (mode "probe") are no sample metrics."""
+    rows = [row for row in rows if row.get("mode") != "probe"]
     chosen = [row for row in rows if row.get("mode", "train") == "train"] or rows
     latest = chosen[-1].get("features") if chosen else None
     return [row for row in chosen if row.get("features") == latest]
@@ -412,12 +413,12 @@ def _plotted_rows(rows: list[dict]) -> list[dict]:
 
 def plot_metrics(runs, out_path: str, labels=None) -> str:
     """Each metric the runs have (KID with its ± std band), one panel each, against the step; one line per run
-    (training's evaluations, else --evaluate's; see _plotted_rows).
+    (training's evaluations, else --evaluate's; see plotted_rows).
 
     runs: run checkpoint folders or RunPaths. RunError when none of them has metrics.jsonl rows.
     """
     folders = [run.checkpoint_path if isinstance(run, RunPaths) else os.fspath(run) for run in runs]
-    rows = [_plotted_rows(read_metrics(folder)) for folder in folders]
+    rows = [plotted_rows(read_metrics(folder)) for folder in folders]
     names = _labels(folders, labels, lambda folder: os.path.basename(os.path.normpath(folder)))
     panels = [(key, title) for key, title in METRIC_PANELS if any(_metric_series(r, key)[0].size for r in rows)]
     if not panels:
@@ -596,7 +597,7 @@ def sweep_curves(groups, out_path: str, window: int | None = None, title: str | 
         raise RunError("no run of the sweep has a loss log yet")
     window = window or default_window(min(len(log) for log in logs))
     metric_keys = [(key, name) for key, name in METRIC_PANELS[:2]
-                   if any(_metric_series(_plotted_rows(rows), key)[0].size for _, members in groups
+                   if any(_metric_series(plotted_rows(rows), key)[0].size for _, members in groups
                           for _, _, rows in members)]
     panels = [("ratio", "log(G loss / D loss)"), ("d", "D loss"), ("g", "G loss"), ("d_real", "D(x)"),
               ("d_fake", "D(G(z))")] + metric_keys
@@ -615,7 +616,7 @@ def sweep_curves(groups, out_path: str, window: int | None = None, title: str | 
                 _curve(by_key[key], log.step, smoothed, color=color, linestyle=style, linewidth=1.3,
                        label=shown if key == "ratio" else None)
             for key, _ in metric_keys:
-                steps, values = _metric_series(_plotted_rows(rows), key)
+                steps, values = _metric_series(plotted_rows(rows), key)
                 if steps.size:
                     by_key[key].plot(steps, values, color=color, linestyle=style, marker="o", markersize=3,
                                      linewidth=1.3)

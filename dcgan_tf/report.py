@@ -52,7 +52,7 @@ def summarize(run: SweepRun) -> RunSummary:
         log = plots.read_loss_log(run.checkpoint_path)
     except RunError:
         log = None
-    rows = plots._plotted_rows(runs.read_metrics(run.checkpoint_path))
+    rows = plots.plotted_rows(runs.read_metrics(run.checkpoint_path))
     final, best = {}, {}
     for key, _, higher in METRIC_COLUMNS:
         found = [(row[key], row["step"]) for row in rows

@@ -12,6 +12,10 @@
   arithmetic          `arithmetic_numbered_<step>.png` (the samples to pick from) and, given `arith`,
                       `arithmetic_<step>.png`
   progress            `progress.gif` and `progress_sheet.png` from the training grids `train_<step>.png`
+  d_features          `d_features_<step>.png`: D's last-layer filters, their top training images and guided
+                      backpropagation maps, trained D above untrained D (DCGAN paper section 6.2)
+
+interpolate and arithmetic take `z_files` (from `--project`) instead of random z, to start from real images.
 
 (<step>: the checkpoint's step, 8 digits, after `label<d>_` when a label is fixed; <k>: 3 digits.) Every z comes
 from the run's training distribution (or its range, for sweeps) with integer seeds from `config.seed`, so a command
@@ -41,7 +45,9 @@ from dcgan_tf.runs import RunError, list_training_grids
 log = logging.getLogger(__name__)
 
 OPTIONS = ("grid", "sweep", "random_sweep_gif", "sweep_gif", "merged_gif", "interpolate", "arithmetic", "progress",
-           "plots")
+           "plots", "d_features")
+Z_FILE_OPTIONS = ("interpolate", "arithmetic")  # the options that can start from projected z files (--z_files)
+D_FEATURES_IMAGES = 5000  # d_features ranks at most this many training images (a seeded subset of bigger sets)
 NUMBERED_OPTIONS = OPTIONS[:5]  # carpedm20's --visualize_option 0-4
 DEFAULT_SWEEP_DIMS = 10  # dimensions swept when `dims` is not given (merged_gif: all of them, see select_dims)
 SMALL_Z = 0.1  # random_sweep_gif's base: the range's centre +- this fraction of its width (carpedm20: U(-0.2, 0.2))
@@ -52,7 +58,8 @@ SHEET_THUMB = 256  # their longest side at most, in pixels
 CAPTION_HEIGHT = 16  # the step caption under each contact-sheet grid
 GENERATE_BATCH = 256
 # VisualizeOptions fields whose command-line flag has another name (errors name the flag).
-FLAG_NAMES = {"option": "visualize_option", "steps": "visualize_steps", "dims": "sweep_dims"}
+FLAG_NAMES = {"option": "visualize_option", "steps": "visualize_steps", "dims": "sweep_dims", "filters": "d_filters",
+              "top": "d_top"}
 
 
 # ------------------------------------------------------------------------------------------------ options
@@ -135,6 +142,9 @@ class VisualizeOptions:
     label: int | None = None  # conditional runs: draw only this digit
     fps: float = 10.0  # GIF frames per second
     max_frames: int = 200  # progress: at most this many training grids in the GIF (evenly spaced)
+    z_files: tuple[str, ...] | None = None  # interpolate/arithmetic: z from --project's .npz files, not random draws
+    filters: int = 8  # d_features: the first this many filters of D's last conv layer, a row each
+    top: int = 8  # d_features: the training images that activate each filter most, per row
 
     def __post_init__(self):
         object.__setattr__(self, "option", option_name(self.option))
@@ -146,7 +156,8 @@ class VisualizeOptions:
                 raise ConfigError("sweep_dims", f"must list dimensions >= 0 (got {self.dims})")
         elif self.dims is not None and (not isinstance(self.dims, int) or isinstance(self.dims, bool) or self.dims < 1):
             raise ConfigError("sweep_dims", f"must be 'all', a count >= 1 or a list of dimensions (got {self.dims!r})")
-        minimum = {"num_samples": 1, "grid_rows": 1, "grid_cols": 1, "walks": 2, "steps": 2, "max_frames": 2}
+        minimum = {"num_samples": 1, "grid_rows": 1, "grid_cols": 1, "walks": 2, "steps": 2, "max_frames": 2,
+                   "filters": 1, "top": 1}
         for name, least in minimum.items():
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < least):
@@ -160,6 +171,14 @@ class VisualizeOptions:
             raise ConfigError("label", f"must be a class index >= 0 (got {self.label!r})")
         if self.arith is not None:
             parse_arithmetic(self.arith)
+        if self.z_files is not None:
+            object.__setattr__(self, "z_files", tuple(self.z_files))
+            if self.option not in Z_FILE_OPTIONS:
+                raise ConfigError("z_files", f"start {' and '.join(Z_FILE_OPTIONS)} from projected z; "
+                                             f"--visualize_option {self.option} draws its own")
+            missing = [path for path in self.z_files if not os.path.isfile(path)]
+            if missing or not self.z_files:
+                raise ConfigError("z_files", f"not a file: {', '.join(missing)}" if missing else "empty")
 
 
 # ------------------------------------------------------------------------------------------------ arithmetic
@@ -221,6 +240,18 @@ class _Run:
         """[count, z_dim] from the training distribution, seeded by config.seed (+ FRESH_SEED_OFFSET)."""
         seed = self.config.seed + FRESH_SEED_OFFSET
         return np.asarray(sample_z((count, self.config.z_dim), self.config.z_dist, seed), np.float32)
+
+    def file_z(self) -> np.ndarray | None:
+        """The z of options.z_files ([N, z_dim], checked against the run's z_dim and z_dist), or None."""
+        if not self.options.z_files:
+            return None
+        from dcgan_tf.projection import read_z_files
+
+        try:
+            z, _ = read_z_files(list(self.options.z_files), self.config.z_dim, self.config.z_dist)
+        except ValueError as error:
+            raise ConfigError("z_files", str(error)) from None
+        return z
 
     def row_digits(self, count: int, cols: int):
         """Digits of `count` cells in rows of `cols`: row r -> r mod y_dim, or the fixed label; None: unconditional."""
@@ -340,8 +371,11 @@ def _write_merged_gif(run: _Run) -> list[str]:
 def _write_interpolation(run: _Run) -> list[str]:
     """A closed tour through K random z's (paper figure 4): a PNG with one row per walk, and a GIF of the tour."""
     options = run.options
-    count, steps = options.walks or run.rows, options.steps
-    points = run.draw_z(count)
+    points = run.file_z()  # a tour through projected real images, in the order given
+    if points is not None and len(points) < 2:
+        raise ConfigError("z_files", f"a walk needs at least two z (got {len(points)})")
+    count, steps = (len(points) if points is not None else options.walks or run.rows), options.steps
+    points = run.draw_z(count) if points is None else points
     walks = [interpolation_path(points[i], points[(i + 1) % count], steps, options.interpolation)
              for i in range(count)]
     name = f"interpolate_{options.interpolation}_{run.tag}"
@@ -359,8 +393,13 @@ def _write_arithmetic(run: _Run) -> list[str]:
     (under the means) G(combination) itself.
     Conditional runs draw the means and results with `label`, else with the first picked sample's digit.
     """
-    count, rows, cols = run.sample_layout()
-    bank = run.draw_z(count)
+    bank = run.file_z()  # the numbered grid shows the projected images' z, in the order given
+    if bank is None:
+        count, rows, cols = run.sample_layout()
+        bank = run.draw_z(count)
+    else:
+        count, cols = len(bank), run.cols
+        rows = math.ceil(count / cols)
     digits = run.row_digits(count, cols)
     images = run.generate(bank, digits)
     paths = [save_image(numbered_grid(images, rows, cols), run.path(f"arithmetic_numbered_{run.tag}.png"))]
@@ -440,6 +479,28 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
                             os.path.join(sample_path, "progress_sheet.png"))]
 
 
+def _write_d_features(run: _Run) -> list[str]:
+    """DCGAN paper section 6.2: for the first filters of D's last conv layer, the training images that activate
+    each most and their guided-backpropagation maps, above the same for the untrained D (the run's initial weights)."""
+    from dcgan_tf import data
+    from dcgan_tf.d_features import write_d_features
+    from dcgan_tf.inference import initial_model
+    from dcgan_tf.datasets import load_training_data
+
+    if run.config.conditional:
+        raise ConfigError("visualize_option", f"d_features reads an unconditional D; run {run.config.name!r} is "
+                                              f"conditional")
+    loaded = load_training_data(run.config)
+    chosen = np.sort(np.random.default_rng(run.config.seed).permutation(len(loaded))[:D_FEATURES_IMAGES])
+    if isinstance(loaded, data.LoadedImages):
+        images = loaded.images[chosen]
+    else:  # streamed: decode only the chosen files
+        images = data.load_images([loaded.paths[i] for i in chosen], loaded.spec, loaded.channels).images
+    untrained = initial_model(run.config).discriminator  # the weights the run started from
+    path = run.path(f"d_features_{run.tag}.png")
+    return [write_d_features(run.model.discriminator, untrained, images, path, run.options.filters, run.options.top)]
+
+
 _WRITERS = {
     "grid": _write_grid,
     "sweep": _write_sweep,
@@ -448,6 +509,7 @@ _WRITERS = {
     "merged_gif": _write_merged_gif,
     "interpolate": _write_interpolation,
     "arithmetic": _write_arithmetic,
+    "d_features": _write_d_features,
 }
 
 

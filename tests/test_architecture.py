@@ -17,7 +17,8 @@ LAYERS = {
     "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "run_lock": 2, "inference": 2, "autoencoder": 2,
     "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
     "augment_preview": 3, "sweeps": 3, "disk_budget": 3, "report": 3,
-    "metrics.evaluate": 3,
+    "d_features": 3, "projection": 3,
+    "metrics.evaluate": 3, "metrics.probe": 3,
 }
 
 

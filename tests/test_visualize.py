@@ -31,6 +31,9 @@ class Recorder:
     def __init__(self, model):
         self.model, self.calls = model, []
 
+    def __getattr__(self, name):  # the rest of the model (its discriminator) as it is
+        return getattr(self.model, name)
+
     def generate(self, z, labels=None, training=False):
         self.calls.append((np.asarray(z), None if labels is None else np.asarray(labels)))
         return self.model.generate(z, labels, training=training)
@@ -317,3 +320,62 @@ def test_conditional_gifs_show_every_digit(mnist_run):
     paths, recorder = draw(mnist_run, option="arithmetic", num_samples=6, arith="0 - 1 + 5")
     assert png_size(paths[0]) == (3 * 84 + 2 * 2, 2 * 84 + 2)  # 28 px -> x3
     assert (recorder.calls[1][1].argmax(1) == 0).all()  # means and results drawn with sample 0's digit
+
+
+# ------------------------------------------------------------------------------- D's features and projected z
+def test_d_features_draws_trained_above_untrained_d(run):
+    from dcgan_tf.d_features import picture_size
+
+    paths, _ = draw(run, option="d_features", filters=3, top=4)
+    assert [os.path.basename(p) for p in paths] == ["d_features_00000002.png"]
+    height, width = picture_size(16, 16, filters=3, top=4)
+    assert png_size(paths[0]) == (width, height)
+
+
+def test_d_features_refuses_a_conditional_run(mnist_run):
+    with pytest.raises(ConfigError, match="d_features reads an unconditional D") as error:
+        draw(mnist_run, option="d_features")
+    assert error.value.field == "visualize_option"
+
+
+def save_z(path, z, z_dist="uniform_signed"):
+    np.savez(path, z=np.asarray(z, np.float32), z_dist=np.array(z_dist), label=np.array(-1))
+    return str(path)
+
+
+def test_interpolate_tours_the_z_files_in_order(run, tmp_path):
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-1, 1, (3, 4)).astype(np.float32)
+    files = [save_z(tmp_path / "a.npz", points[:1]), save_z(tmp_path / "b.npz", points[1:])]  # a bank of two
+    paths, recorder = draw(run, option="interpolate", steps=4, z_files=files)
+    assert png_size(paths[0]) == (4 * 16, 3 * 16)  # one walk per file z, closed
+    walks = recorder.calls[0][0].reshape(3, 4, 4)
+    np.testing.assert_allclose(walks[:, 0], points, atol=1e-6)  # each walk starts at a projected z
+    np.testing.assert_allclose(walks[2, -1], points[0], atol=1e-6)
+
+
+def test_arithmetic_numbers_the_z_files(run, tmp_path):
+    points = np.random.default_rng(1).uniform(-1, 1, (4, 4)).astype(np.float32)
+    files = [save_z(tmp_path / "bank.npz", points)]
+    paths, recorder = draw(run, option="arithmetic", arith="0 - 1 + 2", z_files=files)
+    np.testing.assert_array_equal(recorder.calls[0][0], points)
+    np.testing.assert_allclose(recorder.calls[1][0][3], points[0] - points[1] + points[2], rtol=1e-5, atol=1e-6)
+    assert len(paths) == 2
+
+
+def test_z_files_are_checked(run, tmp_path):
+    with pytest.raises(ConfigError, match="not a file") as error:
+        VisualizeOptions(option="interpolate", z_files=[str(tmp_path / "none.npz")])
+    assert error.value.field == "z_files"
+    with pytest.raises(ConfigError, match="--visualize_option grid draws its own"):
+        VisualizeOptions(option="grid", z_files=[save_z(tmp_path / "a.npz", np.zeros((1, 4)))])
+    wrong = save_z(tmp_path / "wide.npz", np.zeros((2, 9)))
+    with pytest.raises(ConfigError, match="wide.npz") as error:
+        draw(run, option="interpolate", z_files=[wrong])
+    assert error.value.field == "z_files"
+    other = save_z(tmp_path / "normal.npz", np.zeros((2, 4)), z_dist="normal01")
+    with pytest.raises(ConfigError, match="normal.npz"):
+        draw(run, option="interpolate", z_files=[other])
+    one = save_z(tmp_path / "one.npz", np.zeros((1, 4)))
+    with pytest.raises(ConfigError, match="at least two z"):
+        draw(run, option="interpolate", z_files=[one])

@@ -173,3 +173,82 @@ def cached_real_features(extractor, images, cache_path: str, extractor_key: str 
     features = np.asarray(extractor(images), np.float64)
     files.write_keyed_npz(cache_path, key, features=features)
     return features
+
+
+# ------------------------------------------------------------------------------- the discriminator's features
+PROBE_GRID = 4  # the DCGAN paper's probe max-pools every conv layer's maps to a 4 x 4 grid
+
+
+def discriminator_conv_activations(discriminator: keras.Model) -> list[keras.layers.Layer]:
+    """D's LeakyReLU layers that follow its conv layers, first to last: the conv features the DCGAN paper reads.
+
+    D's convs all come before its dense layers, so the k-th LeakyReLU follows the k-th conv (after its batch norm).
+    """
+    convs = [layer for layer in discriminator.layers
+             if isinstance(getattr(layer, "layer", layer), keras.layers.Conv2D)]  # spectral norm wraps the conv
+    activations = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.LeakyReLU)]
+    if not convs or len(activations) < len(convs):
+        raise ValueError(f"{discriminator.name} is not a DCGAN discriminator: {len(convs)} conv layers, "
+                         f"{len(activations)} LeakyReLU layers")
+    return activations[:len(convs)]
+
+
+def discriminator_feature_model(discriminator: keras.Model, layers=None) -> keras.Model:
+    """D's inputs (images, and one-hot labels when conditional) -> the activation maps [N, h_k, w_k, c_k] of its
+    conv layers `layers` (indices from 0, the first conv; default all), in that order, as a list."""
+    activations = discriminator_conv_activations(discriminator)
+    chosen = list(range(len(activations))) if layers is None else list(layers)
+    bad = [k for k in chosen if not 0 <= k < len(activations)]
+    if bad or not chosen:
+        raise ValueError(f"conv layers {bad or chosen} do not exist: this discriminator has {len(activations)} "
+                         f"(0-{len(activations) - 1})")
+    return keras.Model(discriminator.inputs, [activations[k].output for k in chosen], name="d_features")
+
+
+def grid_max_pool(maps: tf.Tensor, grid: int = PROBE_GRID) -> tf.Tensor:
+    """maps [N, h, w, c] -> [N, g_h * g_w * c]: the maximum over each cell of a g_h x g_w grid of near-equal cells
+    (g = min(grid, side): a map smaller than the grid keeps its own cells), flattened row by row."""
+    height, width = int(maps.shape[1]), int(maps.shape[2])
+    rows = np.array_split(np.arange(height), min(grid, height))
+    cols = np.array_split(np.arange(width), min(grid, width))
+    cells = [tf.reduce_max(maps[:, r[0]:r[-1] + 1, c[0]:c[-1] + 1, :], axis=(1, 2)) for r in rows for c in cols]
+    return tf.reshape(tf.stack(cells, axis=1), (-1, len(rows) * len(cols) * int(maps.shape[-1])))
+
+
+def pooled_feature_size(discriminator: keras.Model, layers=None, grid: int = PROBE_GRID) -> int:
+    """The length of DiscriminatorFeatures' vectors: sum over the chosen layers of min(grid, h) x min(grid, w) x c."""
+    model = discriminator_feature_model(discriminator, layers)
+    return sum(min(grid, int(o.shape[1])) * min(grid, int(o.shape[2])) * int(o.shape[3]) for o in model.outputs)
+
+
+class DiscriminatorFeatures:
+    """The DCGAN paper's section 5 features: each chosen conv layer of D max-pooled to a 4 x 4 grid, flattened and
+    concatenated, images [N, H, W, C] in [-1, 1] (or uint8) -> [N, pooled_feature_size] float64.
+
+    Batch norm runs in inference mode. A conditional D reads `labels` (one-hot [N, y_dim]) with the images.
+    """
+
+    def __init__(self, discriminator: keras.Model, layers=None, grid: int = PROBE_GRID, batch_size: int = 256):
+        self.model = discriminator_feature_model(discriminator, layers)
+        self.grid = grid
+        self.batch_size = batch_size
+        self.conditional = len(discriminator.inputs) > 1
+        self.dim = pooled_feature_size(discriminator, layers, grid)
+        self._forward = tf.function(self._features)
+
+    def _features(self, batch, labels=None):
+        maps = self.model([batch, labels] if self.conditional else batch, training=False)
+        maps = maps if isinstance(maps, (list, tuple)) else [maps]
+        return tf.concat([grid_max_pool(tf.cast(m, tf.float32), self.grid) for m in maps], axis=1)
+
+    def __call__(self, images, labels=None) -> np.ndarray:
+        if self.conditional:
+            if labels is None:
+                raise ValueError("this discriminator is conditional: pass one-hot labels with the images")
+            labels = np.asarray(labels, np.float32)
+            images = np.asarray(images)
+            parts = [extract_in_batches(lambda b, y=labels[s:s + self.batch_size]: self._forward(b, tf.constant(y)),
+                                        images[s:s + self.batch_size], self.batch_size)
+                     for s in range(0, len(images), self.batch_size)]
+            return np.concatenate(parts)
+        return extract_in_batches(self._forward, images, self.batch_size)
