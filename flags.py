@@ -79,7 +79,8 @@ flags.DEFINE_float("project_feature_weight", 0.1, "--project: weight of D's feat
 # visualisation (test mode with --visualize)
 flags.DEFINE_string("visualize_option", "grid", "With --visualize: what to draw. carpedm20's numbers or names: 0 grid, "
                     "1 sweep, 2 random_sweep_gif, 3 sweep_gif, 4 merged_gif; or interpolate, arithmetic, progress, "
-                    "plots (loss and log G/D ratio plots).")
+                    "plots (loss and log G/D ratio plots), d_features (D's filters: top images, guided "
+                    "backpropagation).")
 flags.DEFINE_integer("num_samples", None, "grid/arithmetic: number of samples, in rows of --grid_cols (default: "
                      "--grid_rows x --grid_cols).")
 flags.DEFINE_boolean("save_individual", False, "grid: also write every sample as its own PNG.")

@@ -146,7 +146,7 @@ def chosen_mode() -> Mode:
         names = [f"--{mode.flag}" for mode in given]
         count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
         fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
-    for name in ("sweep", "seeds", "report", "sweep_name"):
+    for name in ("sweep", "seeds", "report", "sweep_name", "project", "probe_layers", "z_files"):
         if FLAGS[name].present and not FLAGS[name].value:
             fail(f"--{name}: empty; give a value (see --help)")
     sweeping = FLAGS.sweep is not None or bool(FLAGS.seeds)
@@ -299,9 +299,12 @@ def project(config: Config) -> list[str]:
         raise ConfigError("label", f"run {saved.name!r} is conditional: give the images' class with --label")
     if FLAGS.label is not None and not saved.conditional:
         raise ConfigError("label", f"run {saved.name!r} is not conditional: there are no labels")
+    if FLAGS.label is not None and not 0 <= FLAGS.label < saved.y_dim:
+        raise ConfigError("label", f"must be 0-{saved.y_dim - 1} for this run (got {FLAGS.label})")
     saved, model, step = load_trained(config)
     return write_projection(saved, model, step, FLAGS.project, labels=FLAGS.label, steps=FLAGS.project_steps,
-                            restarts=FLAGS.project_restarts, feature_weight=FLAGS.project_feature_weight)
+                            restarts=FLAGS.project_restarts, feature_weight=FLAGS.project_feature_weight,
+                            fps=FLAGS.fps)
 
 
 def compare(config: Config) -> list[str]:
@@ -319,7 +322,7 @@ def compare(config: Config) -> list[str]:
     stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
     written = [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
                plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
-    if any(plots.read_metrics(run.checkpoint_path) for run in found):  # the runs' evaluations overlaid
+    if any(plots.plotted_rows(plots.read_metrics(run.checkpoint_path)) for run in found):  # the runs' evaluations overlaid
         written.append(plots.plot_metrics(found, os.path.join(out, f"compare_metrics_{stem}.png"), labels))
     return written
 

@@ -446,6 +446,9 @@ class Config:
             problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
             if problem:
                 raise ConfigError(name, problem)
+            if c.uses_autoencoder and getattr(c, name) % 2:
+                raise ConfigError(name, f"the autoencoder (--preprocess autoencoder, --dedupe) halves each side: "
+                                        f"{getattr(c, name)} is odd; use an even size")
         given = _comma_list(c.augment)
         unknown = [name for name in given if name not in AUGMENT_POLICIES] if given != ["all"] else []
         if unknown:

@@ -203,7 +203,11 @@ def _indexed_files(folder: str, index: str) -> tuple[list[str], np.ndarray, list
     missing_columns = [name for name in INDEX_COLUMNS if not rows or name not in rows[0]]
     if missing_columns:
         raise DataError(f"{index} has no column {' or '.join(missing_columns)} (it needs {', '.join(INDEX_COLUMNS)})")
-    rows = [row for row in rows if row["category"]]
+    unique = {}
+    for row in rows:  # a file listed twice counts once (its first category), so no image is in train and test
+        if row["category"]:
+            unique.setdefault(row["file"], row)
+    rows = list(unique.values())
     classes = sorted({row["category"] for row in rows})
     number = {name: label for label, name in enumerate(classes)}
     paths = [os.path.join(folder, row["file"]) for row in rows]

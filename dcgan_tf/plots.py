@@ -390,7 +390,7 @@ def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None, 
         written.append(plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window))
     else:
         written.append(save_figure(score_gap_figure(log, loss, window), os.path.join(sample_path, SCORE_GAP_PNG)))
-    if read_metrics(checkpoint_path):
+    if plotted_rows(read_metrics(checkpoint_path)):
         written.append(plot_metrics([checkpoint_path], os.path.join(sample_path, METRICS_PNG)))
     return written
 

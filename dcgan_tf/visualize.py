@@ -26,6 +26,7 @@ unless `label` fixes one digit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -225,6 +226,7 @@ class _Run:
             raise ConfigError("label", f"run {config.name!r} is not conditional (no y_dim): there are no labels")
         if label is not None and label >= config.y_dim:
             raise ConfigError("label", f"must be 0-{config.y_dim - 1} for this run (got {label})")
+        self.z_label = None  # the label of z files projected on a conditional run (file_z)
         self.rows = self.options.grid_rows or config.grid_rows
         self.cols = self.options.grid_cols or config.grid_cols
 
@@ -242,31 +244,41 @@ class _Run:
         return np.asarray(sample_z((count, self.config.z_dim), self.config.z_dist, seed), np.float32)
 
     def file_z(self) -> np.ndarray | None:
-        """The z of options.z_files ([N, z_dim], checked against the run's z_dim and z_dist), or None."""
+        """The z of options.z_files ([N, z_dim], checked against the run's z_dim and z_dist), or None.
+
+        A conditional run draws them with the label they were projected with (--label overrides it), so they must
+        share one: `self.z_label`."""
         if not self.options.z_files:
             return None
         from dcgan_tf.projection import read_z_files
 
         try:
-            z, _ = read_z_files(list(self.options.z_files), self.config.z_dim, self.config.z_dist)
+            z, labels = read_z_files(list(self.options.z_files), self.config.z_dim, self.config.z_dist)
         except ValueError as error:
             raise ConfigError("z_files", str(error)) from None
+        if self.config.conditional and self.options.label is None:
+            found = sorted(set(labels), key=lambda label: -1 if label is None else label)
+            if len(found) != 1 or found[0] is None or not 0 <= found[0] < self.config.y_dim:
+                shown = ", ".join("none" if label is None else str(label) for label in found)
+                raise ConfigError("z_files", f"run {self.config.name!r} is conditional: its z files must share one "
+                                             f"label 0-{self.config.y_dim - 1} (they hold {shown}), or give --label")
+            self.z_label = found[0]
         return z
 
     def row_digits(self, count: int, cols: int):
         """Digits of `count` cells in rows of `cols`: row r -> r mod y_dim, or the fixed label; None: unconditional."""
         if not self.config.conditional:
             return None
-        if self.options.label is not None:
-            return np.full(count, self.options.label)
+        if self.options.label is not None or self.z_label is not None:
+            return np.full(count, self.options.label if self.options.label is not None else self.z_label)
         return np.arange(count) // cols % self.config.y_dim
 
     def strip_digits(self):
         """The digits a GIF frame shows side by side: every digit, the fixed label, or [None] (unconditional)."""
         if not self.config.conditional:
             return [None]
-        if self.options.label is not None:
-            return [self.options.label]
+        if self.options.label is not None or self.z_label is not None:
+            return [self.options.label if self.options.label is not None else self.z_label]
         return list(range(self.config.y_dim))
 
     def generate(self, z, digits=None) -> np.ndarray:
@@ -369,7 +381,8 @@ def _write_merged_gif(run: _Run) -> list[str]:
 
 
 def _write_interpolation(run: _Run) -> list[str]:
-    """A closed tour through K random z's (paper figure 4): a PNG with one row per walk, and a GIF of the tour."""
+    """A closed tour through K random z's (paper figure 4), or through the z files' z in order: a PNG with one row per
+    walk, and a GIF of the tour."""
     options = run.options
     points = run.file_z()  # a tour through projected real images, in the order given
     if points is not None and len(points) < 2:
@@ -482,7 +495,7 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
 def _write_d_features(run: _Run) -> list[str]:
     """DCGAN paper section 6.2: for the first filters of D's last conv layer, the training images that activate
     each most and their guided-backpropagation maps, above the same for the untrained D (the run's initial weights)."""
-    from dcgan_tf import data
+    from dcgan_tf import data, runs
     from dcgan_tf.d_features import write_d_features
     from dcgan_tf.inference import initial_model
     from dcgan_tf.datasets import load_training_data
@@ -490,7 +503,9 @@ def _write_d_features(run: _Run) -> list[str]:
     if run.config.conditional:
         raise ConfigError("visualize_option", f"d_features reads an unconditional D; run {run.config.name!r} is "
                                               f"conditional")
-    loaded = load_training_data(run.config)
+    stored = runs.load_saved_config(run.config)  # the run's own images: its seed and --train_size, not the command's
+    training = dataclasses.replace(run.config, seed=stored.seed, train_size=stored.train_size) if stored else run.config
+    loaded = load_training_data(training)
     chosen = np.sort(np.random.default_rng(run.config.seed).permutation(len(loaded))[:D_FEATURES_IMAGES])
     if isinstance(loaded, data.LoadedImages):
         images = loaded.images[chosen]

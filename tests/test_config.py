@@ -197,6 +197,14 @@ def test_loading_config_does_not_load_tensorflow():
     assert result.stdout.split("\n")[:2] == ["output_height", "[]"]
 
 
+def test_the_autoencoder_needs_even_sides():
+    Config(output_height=28, preprocess="autoencoder").validate()
+    with pytest.raises(ConfigError, match="17 is odd") as error:
+        Config(output_height=32, output_width=17, dedupe=0.1).validate()
+    assert error.value.field == "output_width"
+    Config(output_height=17).validate()  # the GAN alone takes it
+
+
 def test_side_problem_lists_sizes_that_work():
     assert side_problem("height", 64) is None and side_problem("height", 28, conditional=True) is None
     assert side_problem("height", 28) is None and side_problem("width", 20) is None  # halved rounding up

@@ -167,6 +167,17 @@ def test_plot_run_writes_both_plots_into_the_sample_folder(tmp_path):
         plots.plot_run(str(tmp_path / "checkpoints" / "missing"), sample_path)
 
 
+def test_a_linear_probe_line_is_no_metric_to_plot(tmp_path):
+    import json
+
+    folder = write_run(tmp_path / "checkpoints", "run", 20)
+    with open(os.path.join(folder, "metrics.jsonl"), "w") as handle:  # what --probe appends, and nothing else
+        handle.write(json.dumps({"step": 20, "mode": "probe", "probe_accuracy_trained_d": 0.9}) + "\n")
+    paths = plots.plot_run(folder, str(tmp_path / "samples" / "run"))
+    assert [os.path.basename(p) for p in paths] == ["plot_losses.png", "plot_loss_ratio.png"]
+    assert plots.plotted_rows([{"step": 1, "kid": 0.1}, {"step": 2, "mode": "probe"}]) == [{"step": 1, "kid": 0.1}]
+
+
 def test_many_epochs_draw_a_bounded_number_of_lines(tmp_path):
     log = plots.read_loss_log(write_run(tmp_path, "short_epochs", 200, per_epoch=2))  # 99 epoch starts
     lines = plots.loss_ratio_figure(log).axes[0].get_lines()

@@ -363,6 +363,23 @@ def test_arithmetic_numbers_the_z_files(run, tmp_path):
     assert len(paths) == 2
 
 
+def test_a_conditional_run_draws_z_files_with_their_label(mnist_run, tmp_path):
+    points = np.random.default_rng(2).uniform(-1, 1, (2, 4)).astype(np.float32)
+    sevens = []
+    for i in range(2):
+        path = tmp_path / f"seven{i}.npz"
+        np.savez(path, z=points[i:i + 1], z_dist=np.array("uniform_signed"), label=np.array(7))
+        sevens.append(str(path))
+    paths, recorder = draw(mnist_run, option="interpolate", steps=3, z_files=sevens)
+    assert all(np.argmax(labels, axis=1).tolist() == [7] * len(labels) for _, labels in recorder.calls)
+    unlabelled = save_z(tmp_path / "none.npz", points[:1])
+    with pytest.raises(ConfigError, match="must share one label 0-9 .they hold none, 7") as error:
+        draw(mnist_run, option="interpolate", z_files=sevens + [unlabelled])
+    assert error.value.field == "z_files"
+    _, recorder = draw(mnist_run, option="interpolate", steps=3, z_files=sevens + [unlabelled], label=2)
+    assert np.argmax(recorder.calls[0][1], axis=1).tolist() == [2] * 9
+
+
 def test_z_files_are_checked(run, tmp_path):
     with pytest.raises(ConfigError, match="not a file") as error:
         VisualizeOptions(option="interpolate", z_files=[str(tmp_path / "none.npz")])

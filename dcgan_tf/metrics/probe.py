@@ -202,20 +202,27 @@ def run_probe(split: LabelledSplit, extractors: dict, seed: int = 0) -> list[dic
 def probe_run(config: Config, options: ProbeOptions | None = None) -> dict:
     """--probe: the probe of the run `config` names at its --checkpoint, against its untrained D, pixels and (when
     it has one) its autoencoder; the record written to probe.json and metrics.jsonl, and returned."""
-    from dcgan_tf.inference import initial_model, load_trained
-
     options = options or ProbeOptions()
-    saved, model, step = load_trained(config)
+    saved = runs.open_saved_run(config)  # its settings: what cannot be probed fails before any work
     if saved.conditional:
         raise ConfigError("probe", f"run {saved.name!r} is conditional: its D reads the label with the image, so its "
                                    f"features would hand the classifier the answer; probe an unconditional run "
                                    f"(MNIST: --conditional=false)")
-    untrained = initial_model(saved)  # the weights the run started from
+    count = saved.d_layers  # D's conv layers
     layers = options.layers
-    count = len(DiscriminatorFeatures(model.discriminator).model.outputs)
     if layers is not None and max(layers) >= count:
         raise ConfigError("probe_layers", f"this discriminator has {count} conv layers (0-{count - 1}); got "
                                           f"{','.join(map(str, layers))}")
+    with run_lock.holding(saved.checkpoint_path):  # one writer: not while the run trains, nor two probes at once
+        return _probe_run(config, options)
+
+
+def _probe_run(config: Config, options: ProbeOptions) -> dict:
+    from dcgan_tf.inference import initial_model, load_trained
+
+    saved, model, step = load_trained(config)
+    untrained = initial_model(saved)  # the weights the run started from
+    layers = options.layers
     split = labelled_split(saved, options, saved.seed)
     autoencoder = None
     if saved.uses_autoencoder:
@@ -227,15 +234,16 @@ def probe_run(config: Config, options: ProbeOptions | None = None) -> dict:
               "labels_per_class": options.labels_per_class, "classes": len(split.class_names),
               "class_names": split.class_names, "skipped_classes": split.skipped,
               "train_images": len(split.train_labels), "test_images": len(split.test_labels),
-              "layers": list(layers) if layers is not None else "all", "seed": saved.seed, "results": results}
-    with run_lock.holding(saved.checkpoint_path):
-        write_probe_record(saved.checkpoint_path, record)
-        runs.append_metrics(saved.checkpoint_path, metrics_row(record))
+              "layers": list(layers) if layers is not None else "all", "max_test": options.max_test,
+              "seed": saved.seed, "results": results}
+    write_probe_record(saved.checkpoint_path, record)
+    runs.append_metrics(saved.checkpoint_path, metrics_row(record))
     return record
 
 
 def same_probe(a: dict, b: dict) -> bool:
-    return all(a.get(key) == b.get(key) for key in ("step", "checkpoint", "data", "labels_per_class", "layers"))
+    return all(a.get(key) == b.get(key) for key in ("step", "checkpoint", "data", "labels_per_class", "layers",
+                                                    "max_test", "seed"))
 
 
 def write_probe_record(checkpoint_path: str, record: dict) -> str:
@@ -248,7 +256,7 @@ def write_probe_record(checkpoint_path: str, record: dict) -> str:
 
 def metrics_row(record: dict) -> dict:
     """The probe as one metrics.jsonl line: each feature set's accuracy under probe_accuracy_<set>."""
-    row = {"step": record["step"], "mode": "probe", "probe_data": record["data"],
+    row = {"step": record["step"], "mode": "probe", "checkpoint": record["checkpoint"], "probe_data": record["data"],
            "probe_labels": record["labels_per_class"], "probe_classes": record["classes"]}
     for result in record["results"]:
         row[f"probe_accuracy_{result['features'].lower().replace(' ', '_')}"] = result["accuracy"]
