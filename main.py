@@ -166,6 +166,15 @@ def chosen_mode() -> Mode:
         for name in names:
             if FLAGS[name].present and not FLAGS[mode].value:
                 fail(f"--{name} belongs to --{mode}: add --{mode}")
+    if FLAGS.project:  # before TensorFlow loads
+        for name in ("project_steps", "project_restarts"):
+            if FLAGS[name].value < 1:
+                fail(f"--{name}: must be >= 1 (got {FLAGS[name].value})")
+        if FLAGS.project_feature_weight < 0:
+            fail(f"--project_feature_weight: must be >= 0 (got {FLAGS.project_feature_weight})")
+        missing = [path for path in FLAGS.project if not os.path.isfile(path)]
+        if missing:
+            fail(f"--project: not a file: {', '.join(missing)}")
     if FLAGS["report_steps"].present and not FLAGS.report:
         fail("--report_steps chooses the grids of a sweep's report: add --sweep (or --seeds), or --report")
     return given[0] if given else next(mode for mode in MODES if mode.flag is None)
@@ -286,14 +295,6 @@ def project(config: Config) -> list[str]:
     from dcgan_tf.inference import load_trained
     from dcgan_tf.projection import write_projection
 
-    for name, least in (("project_steps", 1), ("project_restarts", 1)):
-        if FLAGS[name].value < least:
-            raise ConfigError(name, f"must be >= {least} (got {FLAGS[name].value})")
-    if FLAGS.project_feature_weight < 0:
-        raise ConfigError("project_feature_weight", f"must be >= 0 (got {FLAGS.project_feature_weight})")
-    missing = [path for path in FLAGS.project if not os.path.isfile(path)]
-    if missing:
-        raise ConfigError("project", f"not a file: {', '.join(missing)}")
     saved = runs.open_saved_run(config)  # its settings, before its weights load
     if saved.conditional and FLAGS.label is None:
         raise ConfigError("label", f"run {saved.name!r} is conditional: give the images' class with --label")

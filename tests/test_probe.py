@@ -424,7 +424,7 @@ def test_probe_through_main_writes_the_record_and_a_metrics_line(trained, run_co
 
 
 def test_a_probe_row_is_no_sample_metric(tmp_path):
-    record = {"step": 5, "data": "/x", "labels_per_class": 3, "classes": 2,
+    record = {"step": 5, "checkpoint": "latest", "data": "/x", "labels_per_class": 3, "classes": 2,
               "results": [{"features": "trained D", "accuracy": 0.5}]}
     runs.append_metrics(str(tmp_path), probe.metrics_row(record))
     assert plotted_rows(runs.read_metrics(str(tmp_path))) == []
@@ -506,7 +506,7 @@ def test_a_conditional_run_is_refused(tmp_path, monkeypatch):
     """A conditional D reads the label: probe_run refuses it before anything else (the trained model stubbed)."""
     saved = tiny_config(tmp_path, "mnist", output_height=28).resolved()
     assert saved.conditional and saved.y_dim == 10
-    monkeypatch.setattr(inference, "load_trained", lambda config: (saved, None, 1))
+    monkeypatch.setattr(runs, "open_saved_run", lambda config: saved)  # its config.json alone, no weights
     with pytest.raises(ConfigError) as error:
         probe.probe_run(saved, ProbeOptions())
     assert error.value.field == "probe" and "conditional" in error.value.message
