@@ -510,3 +510,15 @@ def test_a_conditional_run_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as error:
         probe.probe_run(saved, ProbeOptions())
     assert error.value.field == "probe" and "conditional" in error.value.message
+
+
+def test_a_run_with_an_autoencoder_is_probed_on_its_code_too(tmp_path):
+    """--preprocess autoencoder: the probe adds the autoencoder's code as a fourth feature set (ae_code_dim long)."""
+    write_images(tmp_path / "data" / "faces", 8, seed=1)
+    labelled = labelled_folder(tmp_path / "labelled")
+    config = run_config(tmp_path, preprocess="autoencoder", ae_code_dim=6, ae_epochs=1)
+    training.train(config)
+    record = probe.probe_run(config, ProbeOptions(labelled, labels_per_class=3))
+    found = {result["features"]: result for result in record["results"]}
+    assert list(found) == ["trained D", "untrained D", "pixels", "autoencoder"]
+    assert found["autoencoder"]["dim"] == 6 and 0 <= found["autoencoder"]["accuracy"] <= 1
