@@ -20,6 +20,7 @@ setup(
         "matplotlib>=3.5",  # loss plots and run comparisons (Agg; no display needed)
         "absl-py>=1.0",
         "tensorboard>=2.16",  # tf.summary writers; TensorFlow 2.21 no longer installs it
+        "scikit-learn>=1.1",  # the linear probe's logistic regression (--probe)
     ],
     extras_require={"test": ["pytest>=7", "scipy>=1.9"]},  # scipy: the tests' reference for FID's matrix root
     license="MIT",
