@@ -291,6 +291,16 @@ class Config:
             return BUILTIN_DATASET
         return os.path.basename(os.path.normpath(self.dataset)) or "data"
 
+    def image_folder(self) -> str | None:
+        """The folder of the run's image files: --dataset as a folder path, else its name under --data_dir (a path
+        wins only when it holds a separator or no such name exists there); None for MNIST and the built-in set."""
+        dataset, data_dir = os.path.expanduser(self.dataset or ""), os.path.expanduser(self.data_dir)
+        if not dataset or dataset == MNIST:
+            return None
+        if os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
+            return dataset
+        return os.path.join(data_dir, dataset)
+
     @property
     def uses_autoencoder(self) -> bool:
         """Reconstructions or dedupe: either needs the autoencoder."""

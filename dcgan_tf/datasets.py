@@ -18,22 +18,22 @@ def needs_memory(needed_bytes: int) -> ConfigError:
                                       f"in memory: raise --cache_limit to at least {needed_bytes // 2**20 + 1} (MB)")
 
 
+def image_files(config: Config) -> tuple[str, str]:
+    """(folder, glob) of a folder run's image files, or the built-in set's; not for MNIST."""
+    folder = config.image_folder()
+    return (folder, config.input_fname_pattern) if folder else (data.builtin_dataset_dir(), "*.png")
+
+
 def load_training_data(config: Config) -> data.LoadedImages | data.StreamedImages:
     """The run's images (uint8, at the output size) from the built-in set, MNIST, or a folder: decoded into memory,
     or, when they would take more than config.cache_limit MB, checked and left on disk to stream (MNIST: memory)."""
     config = config.resolved()
     spec = data.ImageSpec(config.output_height, config.output_width, config.crop, config.input_height,
                           config.input_width)
-    dataset, data_dir = os.path.expanduser(config.dataset or ""), os.path.expanduser(config.data_dir)
-    if dataset == MNIST:
-        loaded = data.subset(load_mnist(data_dir), config.train_size, config.seed)
+    if config.dataset == MNIST:
+        loaded = data.subset(load_mnist(os.path.expanduser(config.data_dir)), config.train_size, config.seed)
         return data.resize(loaded, config.output_height, config.output_width)
-    if not dataset:
-        directory, pattern = data.builtin_dataset_dir(), "*.png"
-    elif os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
-        directory, pattern = dataset, config.input_fname_pattern  # a folder path
-    else:
-        directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
+    directory, pattern = image_files(config)
     # --train_size picks its subset before decoding; files skipped as unreadable are not replaced
     paths = data.subset_paths(data.find_image_files(directory, pattern), config.train_size, config.seed)
     needed = data.cache_bytes(len(paths), spec, config.c_dim)

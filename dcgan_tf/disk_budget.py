@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 from dcgan_tf.config import MNIST, Config, ConfigError
 
@@ -42,19 +41,13 @@ class RunEstimate:
 def count_images(config: Config) -> int:
     """How many images the run trains on, from the file names (nothing decoded)."""
     from dcgan_tf import data
+    from dcgan_tf.datasets import image_files
 
-    dataset, data_dir = os.path.expanduser(config.dataset or ""), os.path.expanduser(config.data_dir)
-    if dataset == MNIST:
+    if config.dataset == MNIST:
         count = MNIST_IMAGES
     else:
-        if not dataset:
-            directory, pattern = data.builtin_dataset_dir(), "*.png"
-        elif os.path.isdir(dataset) and (os.sep in dataset or not os.path.isdir(os.path.join(data_dir, dataset))):
-            directory, pattern = dataset, config.input_fname_pattern
-        else:
-            directory, pattern = os.path.join(data_dir, dataset), config.input_fname_pattern
         try:
-            count = len(data.find_image_files(directory, pattern))
+            count = len(data.find_image_files(*image_files(config)))
         except data.DataError as error:  # before any work, as any bad flag
             raise ConfigError("dataset", str(error)) from None
     return min(count, config.train_size) if config.train_size else count

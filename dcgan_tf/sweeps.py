@@ -24,7 +24,7 @@ import time
 import typing
 
 from dcgan_tf import files, runs
-from dcgan_tf.config import MNIST, QUICK_START, Config, ConfigError, with_quick_start
+from dcgan_tf.config import QUICK_START, Config, ConfigError, with_quick_start
 
 log = logging.getLogger(__name__)
 
@@ -322,11 +322,9 @@ def plan_sweep(base_values: dict, grid: dict, seeds: list[int] | None = None, gi
 
 def _check_data_folder(config: Config) -> None:
     """ConfigError naming --dataset when a run's data folder does not exist (before any run starts)."""
-    dataset = os.path.expanduser(config.dataset or "")
-    if not dataset or dataset == MNIST:
-        return
-    if not (os.path.isdir(dataset) or os.path.isdir(os.path.join(os.path.expanduser(config.data_dir), dataset))):
-        raise ConfigError("dataset", f"no data folder {dataset!r}: neither a folder nor a folder under "
+    folder = config.image_folder()
+    if folder and not os.path.isdir(folder):
+        raise ConfigError("dataset", f"no data folder {config.dataset!r}: neither a folder nor a folder under "
                                      f"{os.path.abspath(os.path.expanduser(config.data_dir))}")
 
 
