@@ -161,6 +161,15 @@ def restore_for_reading(model: DCGAN, directory: str, attempts: int = 5) -> str 
         log.info("the run saved a newer checkpoint while it was read; reading that one")
     return None
 
+def latest_step(directory: str) -> int | None:
+    """The training step of the newest checkpoint in `directory`, read from its files (no model is built); None
+    when there is none."""
+    path = tf.train.latest_checkpoint(directory)
+    if path is None:
+        return None
+    return int(tf.train.load_variable(path, "step/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
 def checkpoint_size(path: str | None) -> int:
     """Bytes the checkpoint at `path` (a prefix like .../ckpt-200) takes on disk; 0 for None."""
     if not path:

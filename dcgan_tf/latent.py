@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
+
+from dcgan_tf.config import ConfigError
 
 INTERPOLATIONS = ("slerp", "linear")
 # z draws for pictures use config.seed + this, apart from the training grids' fixed z (drawn with the seed itself);
@@ -153,3 +157,30 @@ def combine_groups(z_bank, groups) -> np.ndarray:
                 raise ValueError(f"sample {index} is not on the numbered grid: it has {len(z_bank)} samples, "
                                  f"0-{len(z_bank) - 1}")
     return np.sum([sign * z_bank[indices].mean(axis=0) for sign, indices in groups], axis=0).astype(np.float32)
+
+
+def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
+    """"3,17,22 - 5,9,40 + 1,2,8" -> [(+1, [3, 17, 22]), (-1, [5, 9, 40]), (+1, [1, 2, 8])].
+
+    Groups of sample indices (>= 0, comma-separated) joined by + and -; a leading sign is allowed.
+    ValueError (a ConfigError naming --arith) saying what is wrong otherwise.
+    """
+    example = "e.g. '3,17,22 - 5,9,40 + 1,2,8'"
+    parts = re.split(r"\s*([+-])\s*", str(text).strip())
+    if parts == [""]:
+        raise ConfigError("arith", f"empty; write groups of sample indices joined by + and -, {example}")
+    if parts[0] == "" and len(parts) > 1:  # a leading sign: "", sign, group, sign, group, ...
+        signs, groups_text = parts[1::2], parts[2::2]
+    else:  # group, sign, group, ...
+        signs, groups_text = ["+"] + parts[1::2], parts[0::2]
+    groups = []
+    for sign, group in zip(signs, groups_text):
+        if not group:
+            raise ConfigError("arith", f"an empty group in {text!r}: every + or - must be followed by indices, "
+                                       f"{example}")
+        items = [item.strip() for item in group.split(",")]
+        if not all(item.isdecimal() for item in items):
+            raise ConfigError("arith", f"{group!r} in {text!r} is not a group of sample indices (whole numbers "
+                                       f">= 0 separated by commas), {example}")
+        groups.append((1 if sign == "+" else -1, [int(item) for item in items]))
+    return groups

@@ -46,6 +46,7 @@ def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalizat
     return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, synchronized=synchronized, name=name)
 
 
+@keras.saving.register_keras_serializable(package="dcgan_tf")  # generator.keras loads once dcgan_tf is imported
 class ConcatLabelMaps(layers.Layer):
     """carpedm20's conv_cond_concat: tile one-hot labels [N, Y] over a feature map [N, H, W, C] -> [N, H, W, C+Y]."""
 

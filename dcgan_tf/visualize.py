@@ -39,8 +39,8 @@ from PIL import Image, ImageDraw
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.images import (CELL_PADDING, centred_text, font, numbered_grid, ping_pong, sample_grid, save_gif,
                              save_grid, save_image, text_cell, tile, to_uint8, upscale)
-from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, range_centre,
-                             sample_z, sweep_range, sweep_values, sweep_z)
+from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, parse_arithmetic,
+                             range_centre, sample_z, sweep_range, sweep_values, sweep_z)
 from dcgan_tf.runs import RunError, list_training_grids
 
 log = logging.getLogger(__name__)
@@ -180,34 +180,6 @@ class VisualizeOptions:
             missing = [path for path in self.z_files if not os.path.isfile(path)]
             if missing or not self.z_files:
                 raise ConfigError("z_files", f"not a file: {', '.join(missing)}" if missing else "empty")
-
-
-# ------------------------------------------------------------------------------------------------ arithmetic
-def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
-    """"3,17,22 - 5,9,40 + 1,2,8" -> [(+1, [3, 17, 22]), (-1, [5, 9, 40]), (+1, [1, 2, 8])].
-
-    Groups of sample indices (>= 0, comma-separated) joined by + and -; a leading sign is allowed.
-    ValueError (a ConfigError naming --arith) saying what is wrong otherwise.
-    """
-    example = "e.g. '3,17,22 - 5,9,40 + 1,2,8'"
-    parts = re.split(r"\s*([+-])\s*", str(text).strip())
-    if parts == [""]:
-        raise ConfigError("arith", f"empty; write groups of sample indices joined by + and -, {example}")
-    if parts[0] == "" and len(parts) > 1:  # a leading sign: "", sign, group, sign, group, ...
-        signs, groups_text = parts[1::2], parts[2::2]
-    else:  # group, sign, group, ...
-        signs, groups_text = ["+"] + parts[1::2], parts[0::2]
-    groups = []
-    for sign, group in zip(signs, groups_text):
-        if not group:
-            raise ConfigError("arith", f"an empty group in {text!r}: every + or - must be followed by indices, "
-                                       f"{example}")
-        items = [item.strip() for item in group.split(",")]
-        if not all(item.isdecimal() for item in items):
-            raise ConfigError("arith", f"{group!r} in {text!r} is not a group of sample indices (whole numbers "
-                                       f">= 0 separated by commas), {example}")
-        groups.append((1 if sign == "+" else -1, [int(item) for item in items]))
-    return groups
 
 
 # ------------------------------------------------------------------------------------------------ visualize

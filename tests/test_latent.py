@@ -76,3 +76,21 @@ def test_combine_groups_uses_the_group_means():
     np.testing.assert_allclose(latent.combine_groups(bank, groups), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="sample 10 is not on the numbered grid.*0-9"):
         latent.combine_groups(bank, [(1, [10])])
+
+
+def test_parse_arithmetic():
+    assert latent.parse_arithmetic("3,17,22 - 5,9,40 + 1,2,8") == [(1, [3, 17, 22]), (-1, [5, 9, 40]), (1, [1, 2, 8])]
+    assert latent.parse_arithmetic(" -4 + 0, 1 ") == [(-1, [4]), (1, [0, 1])]
+    assert latent.parse_arithmetic("7") == [(1, [7])]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"), ("   ", "empty"), ("1,2 -", "empty group"), ("1 + - 2", "empty group"), ("+", "empty group"),
+    ("1,,2", "'1,,2'.*not a group of sample indices"), ("1,x - 2", "'1,x'"), ("1 2", "'1 2'"),
+    ("1.5 + 2", "'1.5'"),
+])
+def test_parse_arithmetic_errors_say_what_is_wrong(text, message):
+    with pytest.raises(ValueError, match=message) as info:
+        latent.parse_arithmetic(text)
+    assert info.value.field == "arith"
+    assert "3,17,22 - 5,9,40 + 1,2,8" in str(info.value)  # with an example

@@ -125,24 +125,6 @@ def test_bad_options_name_their_flag(options, flag):
 # ---------------------------------------------------------------------------------------------- pure z helpers
 
 
-def test_parse_arithmetic():
-    assert vis.parse_arithmetic("3,17,22 - 5,9,40 + 1,2,8") == [(1, [3, 17, 22]), (-1, [5, 9, 40]), (1, [1, 2, 8])]
-    assert vis.parse_arithmetic(" -4 + 0, 1 ") == [(-1, [4]), (1, [0, 1])]
-    assert vis.parse_arithmetic("7") == [(1, [7])]
-
-
-@pytest.mark.parametrize("text, message", [
-    ("", "empty"), ("   ", "empty"), ("1,2 -", "empty group"), ("1 + - 2", "empty group"), ("+", "empty group"),
-    ("1,,2", "'1,,2'.*not a group of sample indices"), ("1,x - 2", "'1,x'"), ("1 2", "'1 2'"),
-    ("1.5 + 2", "'1.5'"),
-])
-def test_parse_arithmetic_errors_say_what_is_wrong(text, message):
-    with pytest.raises(ValueError, match=message) as info:
-        vis.parse_arithmetic(text)
-    assert info.value.field == "arith"
-    assert "3,17,22 - 5,9,40 + 1,2,8" in str(info.value)  # with an example
-
-
 def test_parse_and_select_dims():
     assert vis.parse_dims("all") == "all" and vis.parse_dims("12") == 12
     assert vis.parse_dims("0-3,7") == (0, 1, 2, 3, 7) and vis.parse_dims("7,") == (7,)
