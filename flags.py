@@ -62,6 +62,12 @@ flags.DEFINE_boolean("probe", False, "Linear probe (DCGAN paper section 5): clas
 flags.DEFINE_list("project", None, "Project real images into z: image files, comma-separated. For each, the z whose "
                   "G(z) matches it (Adam on z from --project_restarts starts; pixel and D-feature loss), written "
                   "to the run's sample folder as project_<name>.png, .npz (its z, for --z_files) and .gif.")
+flags.DEFINE_boolean("export", False, "Write <checkpoint_dir>/<run>/export/: the generator that samples (the EMA one "
+                     "with --ema) as --export_format files and export.json (z size and distribution, labels, image "
+                     "size, step). Replaces an earlier export. Trains nothing.")
+flags.DEFINE_boolean("demo", False, "Serve a local web demo of the run's generator (pip install -e '.[demo]'): "
+                     "samples, z sliders, walks, vector arithmetic. Exports the run first when its export is missing "
+                     "or older than its newest checkpoint; --demo_from serves an export folder instead. Ctrl-C stops.")
 # the linear probe (with --probe)
 flags.DEFINE_string("probe_data", None, "--probe: a labelled folder (one sub-folder per class, or INDEX.csv with "
                     "file and category columns). Unset: MNIST's labels (MNIST runs: its training set to learn from, "
@@ -71,6 +77,16 @@ flags.DEFINE_integer("probe_labels", 100, "--probe: labelled training images per
 flags.DEFINE_list("probe_layers", None, "--probe: D's conv layers to read, counted from 0 (e.g. 2,3). Unset: all.")
 flags.DEFINE_integer("probe_max_test", None, "--probe: test on at most this many images (a seeded subset). Unset: "
                      "all.")
+# export and the web demo (with --export, --demo)
+flags.DEFINE_list("export_format", ["keras", "savedmodel"], "--export: keras (generator.keras, for "
+                  "keras.saving.load_model), savedmodel (a TensorFlow SavedModel: z -> uint8 images, no need of this "
+                  "package), tflite (generator.tflite), onnx (generator.onnx; pip install -e '.[onnx]').")
+flags.DEFINE_string("demo_from", None, "--demo: serve this export folder (from --export) instead of a run's.")
+flags.DEFINE_string("host", "127.0.0.1", "--demo: the address it listens on. 127.0.0.1: this computer only; 0.0.0.0 "
+                    "opens it to every network the computer is on.")
+flags.DEFINE_integer("port", 7860, "--demo: the port it listens on.")
+flags.DEFINE_string("demo_dims", "0-7", "--demo: the z dimensions that get a slider: a list with ranges (0-3,7) or a "
+                    "count (the first N).")
 # projection into z (with --project)
 flags.DEFINE_integer("project_steps", 300, "--project: Adam steps on z.")
 flags.DEFINE_integer("project_restarts", 4, "--project: starting z per image; the best one's result is kept.")
@@ -134,7 +150,7 @@ flags.DEFINE_boolean("tf_log", False, "Show TensorFlow's own log on the console 
 HELP_GROUPS = (
     ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)",
      ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare",
-      "report", "probe", "project")),
+      "report", "probe", "project", "export", "demo")),
     ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
               "output_width", "train_size", "cache_limit")),
     ("model", ("conditional", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
@@ -158,6 +174,8 @@ HELP_GROUPS = (
     ("looking inside the networks (README, Inside the networks)", ("probe_data", "probe_labels", "probe_layers",
                                                                   "probe_max_test", "project_steps",
                                                                   "project_restarts", "project_feature_weight")),
+    ("export and web demo (README, Use a trained generator; Web demo)", ("export_format", "demo_from", "host", "port",
+                                                                        "demo_dims")),
     ("--compare", ("compare_steps", "compare_labels", "compare_out")),
     ("sweeps (README, Sweeps and reports)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name",
                                              "disk_budget_mb", "report_steps")),

@@ -47,7 +47,8 @@ def config_from_flags() -> Config:
 
 SWEEP_FLAGS = ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb")
 MODE_OPTIONS = {"probe": ("probe_data", "probe_labels", "probe_layers", "probe_max_test"),
-                "project": ("project_steps", "project_restarts", "project_feature_weight")}
+                "project": ("project_steps", "project_restarts", "project_feature_weight"),
+                "export": ("export_format",), "demo": ("demo_from", "host", "port", "demo_dims")}
 
 
 def sweep_from_flags():
@@ -175,9 +176,30 @@ def chosen_mode() -> Mode:
         missing = [path for path in FLAGS.project if not os.path.isfile(path)]
         if missing:
             fail(f"--project: not a file: {', '.join(missing)}")
+    if FLAGS.demo:  # before TensorFlow loads
+        check_demo_flags()
     if FLAGS["report_steps"].present and not FLAGS.report:
         fail("--report_steps chooses the grids of a sweep's report: add --sweep (or --seeds), or --report")
     return given[0] if given else next(mode for mode in MODES if mode.flag is None)
+
+
+def check_demo_flags() -> None:
+    """--demo's flags, and Gradio, checked before any work: a wrong one fails naming it."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("gradio") is None:
+        fail("--demo: the web demo needs Gradio: pip install -e '.[demo]'")
+    if FLAGS.demo_from is not None and not os.path.isfile(os.path.join(FLAGS.demo_from, "export.json")):
+        fail(f"--demo_from: {FLAGS.demo_from} is not an export folder (no export.json; write one with --export)")
+    if not 1 <= FLAGS.port <= 65535:
+        fail(f"--port: must be 1-65535 (got {FLAGS.port})")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET) as probe:
+            probe.bind((FLAGS.host, FLAGS.port))
+    except OSError as error:
+        fail(f"--port: cannot listen on {FLAGS.host}:{FLAGS.port} ({error.strerror or error}); pick another --port "
+             f"(or --host)")
 
 
 def dcgan_tf_errors() -> tuple:
@@ -308,6 +330,64 @@ def project(config: Config) -> list[str]:
                             fps=FLAGS.fps)
 
 
+def export(config: Config) -> list[str]:
+    """--export: the run's sampling generator as files other programs load, and export.json."""
+    from dcgan_tf.export import describe, export_run, parse_formats, read_info
+
+    paths = export_run(config, parse_formats(FLAGS.export_format))
+    print(describe(read_info(os.path.dirname(paths[0]))))
+    return paths
+
+
+def parse_demo_dims():
+    """--demo_dims read as visualize's --sweep_dims: "all", a count, or a tuple of dimensions."""
+    from dcgan_tf.visualize import parse_dims
+
+    try:
+        return parse_dims(FLAGS.demo_dims)
+    except ConfigError as error:
+        raise ConfigError("demo_dims", error.message) from None
+
+
+def demo_dims(dims, z_dim: int) -> list[int]:
+    """parse_demo_dims' value as the z dimensions that get a slider (each < z_dim; a count: the first N)."""
+    if dims == "all" or isinstance(dims, int):
+        return list(range(z_dim if dims == "all" else min(dims, z_dim)))
+    wrong = [dim for dim in dims if dim >= z_dim]
+    if wrong:
+        raise ConfigError("demo_dims", f"dimension {wrong[0]} is out of range: this generator's z has {z_dim} "
+                                       f"dimensions, 0-{z_dim - 1}")
+    return list(dims)
+
+
+def demo(config: Config) -> list[str]:
+    """--demo: the local web app on --host:--port, from the run's export (written first when missing or older
+    than the newest checkpoint) or --demo_from's; until Ctrl-C."""
+    from dcgan_tf import export, runs
+
+    dims = parse_demo_dims()
+    if FLAGS.demo_from:
+        folder = FLAGS.demo_from
+    else:
+        saved = runs.open_saved_run(config)
+        folder = export.export_folder(saved)
+        if not export.export_is_current(saved):
+            try:
+                before = tuple(export.read_info(folder)["files"])
+            except export.ExportError:
+                before = ()
+            for path in export.export_run(config, ("savedmodel", *before)):
+                print(f"wrote {path}")
+    dims = demo_dims(dims, export.read_info(folder)["z_dim"])
+    from dcgan_tf.demo import launch
+
+    try:
+        launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print)  # until Ctrl+C
+    except KeyboardInterrupt:  # before it served
+        print("demo stopped")
+    return []
+
+
 def compare(config: Config) -> list[str]:
     """--compare: loss/ratio curves of several runs overlaid, and their sample grids side by side."""
     from dcgan_tf import plots
@@ -387,6 +467,8 @@ MODES = (
     Mode("visualize", visualize, "draw --visualize_option from the run's latest checkpoint"),
     Mode("probe", probe, "linear probe: classify labelled images from D's features (vs untrained D, pixels)"),
     Mode("project", project, "find the z of real images (G(z) matching them), for walks and arithmetic"),
+    Mode("export", export, "write the generator as .keras, SavedModel (and tflite, onnx) files with export.json"),
+    Mode("demo", demo, "serve a local web demo of the generator: samples, z sliders, walks, arithmetic"),
     Mode("report", write_report, "(re)write a sweep's report (report.md, report.html) from what its runs hold"),
     Mode(None, run_test_mode, "test mode: a sample grid from the run's latest checkpoint"),
 )

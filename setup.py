@@ -22,6 +22,13 @@ setup(
         "tensorboard>=2.16",  # tf.summary writers; TensorFlow 2.21 no longer installs it
         "scikit-learn>=1.1",  # the linear probe's logistic regression (--probe)
     ],
-    extras_require={"test": ["pytest>=7", "scipy>=1.9"]},  # scipy: the tests' reference for FID's matrix root
+    extras_require={
+        # scipy: the tests' reference for FID's matrix root; playwright: drives a system Chromium in the demo's
+        # browser tests (it downloads no browser)
+        "test": ["pytest>=7", "scipy>=1.9", "playwright>=1.40"],
+        "demo": ["gradio>=6.0,<7"],  # --demo: the local web app (Gradio changes its API between major versions)
+        # --export_format onnx; tf2onnx 1.16 and older pin protobuf 3.20, which TensorFlow 2.16+ cannot use
+        "onnx": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20"],
+    },
     license="MIT",
 )

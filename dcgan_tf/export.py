@@ -144,7 +144,7 @@ def export_info(saved: Config, step: int, ema: bool, formats: tuple[str, ...]) -
     if conditional:
         inputs["labels"] = f"int32 [N], 0-{saved.y_dim - 1}"
     return {
-        "format_version": FORMAT_VERSION, "run": saved.name, "dataset": saved.dataset, "step": step,
+        "format_version": FORMAT_VERSION, "run": saved.name, "dataset": saved.dataset_name, "step": step,
         "checkpoint": saved.checkpoint, "ema": ema,
         "z_dim": saved.z_dim, "z_dist": saved.z_dist,
         "z_draw": "normal(0, 1)" if dist.normal else f"uniform({dist.low:g}, {dist.high:g})",

@@ -9,7 +9,8 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dcgan_tf")
 
-# 0: leaves (settings, pictures, z, files); 1: data and networks; 2: the model and its run folder; 3: the jobs.
+# 0: leaves (settings, pictures, z, files); 1: data and networks; 2: the model and its run folder; 3: the jobs;
+# 4: the web demo.
 LAYERS = {
     "config": 0, "files": 0, "images": 0, "latent": 0, "builtin_data": 0,
     "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1, "augment": 1, "losses": 1,
@@ -18,7 +19,8 @@ LAYERS = {
     "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
     "augment_preview": 3, "sweeps": 3, "disk_budget": 3, "report": 3,
     "d_features": 3, "projection": 3,
-    "metrics.evaluate": 3, "metrics.probe": 3,
+    "metrics.evaluate": 3, "metrics.probe": 3, "export": 3,
+    "demo": 4,  # the web app: imports only export, latent and images
 }
 
 

@@ -1,10 +1,14 @@
 """main.py end to end: train a few steps on a tiny folder, resume, test mode, and flag errors before any work."""
 
 import glob
+import importlib.util
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -17,6 +21,12 @@ def run_main(*args, cwd):
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
     return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def assert_quiet(stderr: str) -> None:
@@ -78,6 +88,29 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert measured.returncode == 0, measured.stderr
     assert "ckpt-6: step 6: fid " in measured.stdout and f"wrote {os.path.join('checkpoints', run.name)}" in \
         measured.stdout
+    exported = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--export", "--export_format",
+                        "savedmodel,tflite", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    folder = os.path.join("checkpoints", run.name, "export")
+    assert f"{run.name} at step 6 (G): z [8] uniform(-1, 1) -> 16x16x3 uint8; savedmodel, tflite" in exported.stdout
+    assert sorted(os.listdir(tmp_path / folder)) == ["export.json", "generator.tflite", "saved_model"]
+    assert f"wrote {os.path.join(folder, 'generator.tflite')}" in exported.stdout
+    if importlib.util.find_spec("gradio"):  # the demo serves that export: its first line says where, then Ctrl-C
+        port = free_port()
+        served = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), "--dataset", "faces", *TINY,
+                                   "--g_advantage", "3", "--demo", "--port", str(port)], cwd=tmp_path, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        try:
+            first = served.stdout.readline()
+            assert first.startswith(f"demo at http://127.0.0.1:{port}/: only this computer can reach it"), first
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
+                assert page.status == 200 and b"<html" in page.read()
+        finally:
+            served.send_signal(signal.SIGINT)
+            out, err = served.communicate(timeout=60)
+        assert served.returncode == 0 and "demo stopped" in out, err[-2000:]
+        assert "wrote" not in out  # the export of step 6 was current: none was written
     offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--inception_weights",
                        "nope.h5", cwd=tmp_path)
     assert offline.returncode == 2 and "--inception_weights nope.h5 is not a file" in offline.stderr
@@ -103,6 +136,22 @@ def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert not os.path.exists(tmp_path / "ck")  # nothing was written
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--export", "--export_format", "keras,png"], "--export_format: png: choose from keras, savedmodel, tflite, onnx"),
+    (["--export_format", "tflite"], "--export_format belongs to --export: add --export"),
+    (["--port", "8000"], "--port belongs to --demo: add --demo"),
+    (["--demo", "--demo_from", "nowhere"], "--demo_from: nowhere is not an export folder (no export.json"),
+    (["--demo", "--port", "0"], "--port: must be 1-65535 (got 0)"),
+    (["--demo", "--demo_dims", "3-1"], "--demo_dims: '3-1' is not a dimension or a range"),
+])
+def test_export_and_demo_flags_fail_before_any_work(tmp_path, flags, message):
+    if "--demo" in flags:
+        pytest.importorskip("gradio", reason="the demo's flags are checked after Gradio is found")
+    result = run_main(*flags, "--checkpoint_dir", str(tmp_path / "ck"), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert not os.path.exists(tmp_path / "ck")
 
 
 def test_missing_data_fails_with_the_pattern_looked_for(tmp_path):

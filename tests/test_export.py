@@ -51,7 +51,7 @@ def test_the_export_folder_holds_every_format_and_describes_them(trained):
     assert all(os.path.exists(path) for path in paths)
     info = json.load(open(paths[0]))
     assert info["step"] == step == model.steps_done > 0
-    assert info["ema"] is True and info["run"] == config.name and info["dataset"] == config.dataset
+    assert info["ema"] is True and info["run"] == config.name and info["dataset"] == "pics"
     assert (info["z_dim"], info["z_dist"], info["z_draw"]) == (8, "uniform_signed", "uniform(-1, 1)")
     assert (info["height"], info["width"], info["c_dim"], info["y_dim"], info["class_names"]) == (16, 16, 3, None, None)
     assert info["files"] == {"keras": "generator.keras", "savedmodel": "saved_model", "tflite": "generator.tflite",
