@@ -153,7 +153,7 @@ HELP_GROUPS = (
       "report", "probe", "project", "export", "demo")),
     ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
               "output_width", "train_size", "cache_limit")),
-    ("model", ("conditional", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
+    ("model", ("conditional", "matching_aware", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
     ("balance of generator and discriminator", ("g_advantage", "d_layers", "d_batchnorm", "d_steps",
                                                 "d_learning_rate")),
     ("small-data training (README, Small data sets)", ("small_data", "augment", "augment_p", "ada_target", "ema",

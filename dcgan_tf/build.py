@@ -82,7 +82,8 @@ def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
                   seed=config.seed, d_steps=config.d_steps, augment_policies=config.augment_policies,
                   augment_p=config.augment_p, ada_target=config.ada_target, loss=config.loss,
-                  gp_weight=config.gp_weight, r1_gamma=config.r1_gamma, r1_every=config.r1_every, ema=config.ema or None)
+                  gp_weight=config.gp_weight, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
+                  ema=config.ema or None, matching_aware=config.matching_aware)
     d_learning_rate = config.d_learning_rate or config.learning_rate
     d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1)
     g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)

@@ -135,6 +135,11 @@ class Config:
         None, "model", "Labels of a conditional DCGAN. Unset: 10 for MNIST, else unconditional.", flag=False)
     c_dim: int | None = setting(
         None, "model", "Colour channels. Unset: 1 if every image is grayscale, else 3.", flag=False)
+    matching_aware: bool = setting(
+        False, "model", "Conditional runs: GAN-CLS's matching-aware discriminator (Reed et al. 2016). D also learns "
+        "to reject real images shown with a wrong label (drawn uniformly from the other classes): its fake term is "
+        "split equally between those and generated images, and losses.csv logs the new term as d_loss_wrong. G's "
+        "loss is unchanged.")
     # the balance of generator and discriminator
     g_advantage: int = setting(2, "model", "Generator updates per discriminator update (>= 1; carpedm20 ran 2).")
     d_layers: int = setting(
@@ -350,6 +355,8 @@ class Config:
             parts.append(c.loss)
             if c.loss == "wgan_gp" and c.gp_weight != Config.gp_weight:
                 parts.append(f"gp{c.gp_weight:g}")
+        if c.matching_aware:
+            parts.append("ma")
         if c.r1_gamma:
             parts.append(f"r1g{c.r1_gamma:g}")
             if c.r1_every != Config.r1_every:
@@ -428,6 +435,12 @@ class Config:
             raise ConfigError("conditional", "conditional training needs labels, and only --dataset mnist has them "
                                              "(so far)" if c.conditional else
                               f"is false, but the run has {c.y_dim} labels (y_dim)")
+        if c.matching_aware and not c.conditional:
+            raise ConfigError("matching_aware", "shows D real images with wrong labels, so it needs a conditional run: "
+                                                "--dataset mnist (without --conditional=false)")
+        if c.matching_aware and c.y_dim < 2:
+            raise ConfigError("matching_aware", f"draws a wrong label from the other classes, so it needs at least 2 "
+                                                f"(got y_dim={c.y_dim})")
         if c.conditional and c.d_layers != 4:
             raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
                                           "leave --d_layers at 4 for MNIST")

@@ -16,6 +16,7 @@ METRIC_NAMES = ("d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_f
 AUGMENT_SEED_OFFSET = 104729  # the augmentations' keys: a stream of their own, apart from z's
 PENALTY_SEED_OFFSET = 130363  # WGAN-GP's mixing weights: another stream
 STATISTICS_SEED_OFFSET = 152897  # the z (and labels) the EMA generator's batch-norm statistics are measured on
+WRONG_LABEL_SEED_OFFSET = 196613  # --matching_aware's wrong labels: another stream
 # The EMA generator samples with batch-norm statistics measured on its own weights (BigGAN's "standing statistics"):
 # the mean of its batch statistics over this many batches of this many z
 STATISTICS_BATCHES = 16
@@ -36,6 +37,8 @@ class DCGAN(keras.Model):
     keyed the same way (see `d_view`); with `ada_target` their probability adapts (ADA; `ada_p`, saved).
     With `ema` an exponential moving average of G's variables (`ema_weights`, saved) is what samples (`sampler`).
     `r1_gamma` adds R1 on real images to D's loss every `r1_every` steps; `loss="wgan_gp"` its gradient penalty.
+    With `matching_aware` (GAN-CLS, conditional only) D also learns to call real images with wrong labels fake
+    (`wrong_labels`, keyed like z), its fake term split equally between those and G's images.
 
     Under a tf.distribute strategy (built in its scope) each replica trains on its slice of the global batch and
     takes the same rows of the global z draw; losses are divided by the replica count because the optimizers sum
@@ -46,13 +49,16 @@ class DCGAN(keras.Model):
                  g_advantage: int = 2, y_dim: int | None = None, seed: int | None = None, d_steps: int = 1,
                  augment_policies: tuple = (), augment_p: float = 1.0, ada_target: float | None = None,
                  loss: str = "bce", gp_weight: float = 10.0, r1_gamma: float = 0.0, r1_every: int = 1,
-                 ema: float | None = None, **kwargs):
+                 ema: float | None = None, matching_aware: bool = False, **kwargs):
         super().__init__(**kwargs)
         if g_advantage < 1 or d_steps < 1 or r1_every < 1:
             raise ValueError(f"g_advantage, d_steps and r1_every must be >= 1 (got {g_advantage}, {d_steps}, "
                              f"{r1_every})")
         if ada_target is not None and not augment_policies:
             raise ValueError("ada_target adapts the probability of augment_policies: give them too")
+        if matching_aware and (y_dim or 0) < 2:
+            raise ValueError(f"matching_aware draws wrong labels from the other classes: it needs y_dim >= 2 "
+                             f"(got {y_dim})")
         self.generator = generator
         self.discriminator = discriminator
         self.z_dim = z_dim
@@ -64,6 +70,7 @@ class DCGAN(keras.Model):
         self.augment_policies, self.augment_p = tuple(augment_policies), float(augment_p)
         self.loss_kind, self.gp_weight = losses.check(loss), float(gp_weight)
         self.r1_gamma, self.r1_every = float(r1_gamma), int(r1_every)
+        self.matching_aware = bool(matching_aware)
         # counters change once per step, not once per replica
         counter = functools.partial(keras.Variable, 0, dtype="int64", trainable=False, aggregation="only_first_replica")
         self.step = counter(name="step")
@@ -109,12 +116,14 @@ class DCGAN(keras.Model):
 
     @property
     def metric_names(self) -> tuple[str, ...]:
-        """What each step logs: METRIC_NAMES, then the penalties this model adds and ADA's p (the p of the step)."""
+        """What each step logs: METRIC_NAMES, then GAN-CLS's wrong-label term and the penalties this model adds, and
+        ADA's p (the p of the step)."""
         return METRIC_NAMES + self._d_extra_names + (("augment_p",) if self.ada_target is not None else ())
 
     @property
     def _d_extra_names(self) -> tuple[str, ...]:
-        return ((("gradient_penalty",) if self.loss_kind == "wgan_gp" else ())
+        return ((("d_loss_wrong",) if self.matching_aware else ())
+                + (("gradient_penalty",) if self.loss_kind == "wgan_gp" else ())
                 + (("r1_penalty",) if self.r1_gamma else ()))
 
     @property
@@ -201,6 +210,17 @@ class DCGAN(keras.Model):
         key = tf.stack([tf.constant(self.seed + AUGMENT_SEED_OFFSET, tf.int64),
                         (self.step * self.draws_per_step + tf.cast(draw, tf.int64)) * 3 + which])
         return augment.augment(images, self.augment_policies, key, self.augment_probability)
+
+    def wrong_labels(self, labels, draw=0):
+        """--matching_aware: for one-hot labels [N, y_dim] of classes y, one-hot labels of (y + 1 + k) mod y_dim with
+        k uniform in 0..y_dim - 2, so each is drawn uniformly from the other classes. Keyed by (seed, step, draw) like
+        z; in a replica context this replica's rows of the global batch's draw, as sample_z's."""
+        key = tf.stack([tf.constant(self.seed + WRONG_LABEL_SEED_OFFSET, tf.int64),
+                        self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
+        shift = 1 + distribution.stateless_uniform_rows(key, tf.shape(labels)[0], minval=0, maxval=self.y_dim - 1,
+                                                        dtype=tf.int32)
+        classes = tf.argmax(tf.convert_to_tensor(labels, tf.float32), axis=-1, output_type=tf.int32)
+        return tf.one_hot((classes + shift) % self.y_dim, self.y_dim)
 
     def generate(self, z, labels=None, training: bool = False):
         """z [N, z_dim] (+ one-hot labels [N, y_dim]) -> images [N, H, W, C] in [-1, 1].
@@ -292,7 +312,10 @@ class DCGAN(keras.Model):
 
     def discriminator_update(self, real, labels=None, draw=0, fake=None) -> dict:
         """One D update on a real batch and a fake batch of the same size (made from the step's `draw`-th z unless
-        given); returns D's losses, mean outputs and penalties (d_update_names)."""
+        given); returns D's losses, mean outputs and penalties (d_update_names).
+
+        With matching_aware (GAN-CLS) D also sees the real view with wrong labels: D minimises
+        d_loss_real + (d_loss_wrong + d_loss_fake) / 2 (+ penalties, on real images with their own labels)."""
         if fake is None:
             fake = self.generate(self.sample_z(tf.shape(real)[0], draw), labels, training=True)  # no tape: no G grads
         real_view, fake_view = self.d_view(real, draw, REAL), self.d_view(fake, draw, FAKE)
@@ -302,8 +325,14 @@ class DCGAN(keras.Model):
 
         with tf.GradientTape() as tape:
             real_logits, fake_logits = critic(real_view), critic(fake_view)
-            d_loss_real, d_loss_fake = losses.discriminator_terms(self.loss_kind, real_logits, fake_logits)
-            d_loss = d_loss_real + d_loss_fake
+            if self.matching_aware:
+                wrong_logits = self.discriminate(real_view, self.wrong_labels(labels, draw), training=True)
+                d_loss_real, d_loss_wrong, d_loss_fake = losses.matching_aware_terms(self.loss_kind, real_logits,
+                                                                                     wrong_logits, fake_logits)
+                d_loss = d_loss_real + (d_loss_wrong + d_loss_fake) / 2
+            else:
+                d_loss_real, d_loss_fake = losses.discriminator_terms(self.loss_kind, real_logits, fake_logits)
+                d_loss = d_loss_real + d_loss_fake
             penalties = self._penalties(critic, real_view, fake_view, draw)
             if self.loss_kind == "wgan_gp":
                 d_loss += self.gp_weight * penalties["gradient_penalty"]
@@ -316,6 +345,8 @@ class DCGAN(keras.Model):
                   "d_real": losses.d_output(self.loss_kind, real_logits),
                   "d_fake": losses.d_output(self.loss_kind, fake_logits),
                   **penalties}
+        if self.matching_aware:
+            values["d_loss_wrong"] = d_loss_wrong
         if self.ada_target is not None:
             values[REAL_SIGN] = tf.reduce_mean(tf.sign(tf.cast(real_logits, tf.float32)))
         return values

@@ -4,6 +4,8 @@
   hinge:   SNGAN / BigGAN: D minimises mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))); G minimises -mean(D(G(z))).
   wgan_gp: D (a critic) minimises mean(D(G(z))) - mean(D(x)) + gp_weight * mean((|grad D(x_hat)| - 1)^2) on
            random points x_hat between real and fake images; G minimises -mean(D(G(z))).
+GAN-CLS's matching-aware D (Reed et al. 2016, --matching_aware) also scores real images with wrong labels as fake:
+D minimises real + (wrong + fake) / 2, the fake term of its loss split between the two kinds of mismatch.
 R1 (Mescheder et al. 2018) adds gamma / 2 * mean(|grad D(x)|^2) on real images to D's loss, under any of them.
 
 What D "says" about a batch (d_real, d_fake in losses.csv): the mean probability sigmoid(logit) under bce, the
@@ -30,13 +32,32 @@ def _bce(target: float, logits):
 
 def discriminator_terms(loss: str, real_logits, fake_logits) -> tuple[tf.Tensor, tf.Tensor]:
     """(D's loss on the real batch, D's loss on the fake batch); D minimises their sum (plus any penalty)."""
+    return _real_term(loss, real_logits), _fake_term(loss, fake_logits)
+
+
+def matching_aware_terms(loss: str, real_logits, wrong_logits, fake_logits) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """GAN-CLS: (D's loss on real images with their labels, on real images with wrong labels, on fake images with
+    their labels), the last two as discriminator_terms' fake term; D minimises real + (wrong + fake) / 2."""
+    return _real_term(loss, real_logits), _fake_term(loss, wrong_logits), _fake_term(loss, fake_logits)
+
+
+def _real_term(loss: str, logits) -> tf.Tensor:
     if loss == "bce":
-        return _bce(1.0, real_logits), _bce(0.0, fake_logits)
+        return _bce(1.0, logits)
     if loss == "hinge":
-        return (tf.reduce_mean(tf.nn.relu(1.0 - _f32(real_logits))),
-                tf.reduce_mean(tf.nn.relu(1.0 + _f32(fake_logits))))
+        return tf.reduce_mean(tf.nn.relu(1.0 - _f32(logits)))
     if loss == "wgan_gp":
-        return -tf.reduce_mean(_f32(real_logits)), tf.reduce_mean(_f32(fake_logits))
+        return -tf.reduce_mean(_f32(logits))
+    raise ValueError(f"loss must be one of {', '.join(LOSSES)} (got {loss!r})")
+
+
+def _fake_term(loss: str, logits) -> tf.Tensor:
+    if loss == "bce":
+        return _bce(0.0, logits)
+    if loss == "hinge":
+        return tf.reduce_mean(tf.nn.relu(1.0 + _f32(logits)))
+    if loss == "wgan_gp":
+        return tf.reduce_mean(_f32(logits))
     raise ValueError(f"loss must be one of {', '.join(LOSSES)} (got {loss!r})")
 
 

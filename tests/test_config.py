@@ -22,7 +22,7 @@ EXPECTED_MODEL_FIELDS = {
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
     "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "conditional", "y_dim", "c_dim", "g_advantage",
     "d_layers", "d_batchnorm", "d_steps", "d_learning_rate", "augment", "augment_p", "ada_target", "ema",
-    "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every",
+    "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every", "matching_aware",
     "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
 }
 # Another valid value of each model field that default_run_name names, and the settings that value needs.
@@ -36,7 +36,7 @@ NAMED = {
     "augment": ("translation", {}), "augment_p": (0.5, {"augment": "color"}),
     "ada_target": (0.6, {"augment": "color"}), "ema": (0.99, {}), "spectral_norm": ("d", {}),
     "loss": ("hinge", {}), "gp_weight": (5.0, {"loss": "wgan_gp", "d_batchnorm": False}), "r1_gamma": (1.0, {}),
-    "r1_every": (4, {"r1_gamma": 1.0}),
+    "r1_every": (4, {"r1_gamma": 1.0}), "matching_aware": (True, {"dataset": "mnist"}),
 }
 # Another valid value of each NOT_IN_RUN_NAME field, and the settings under which the name does show it (if any).
 UNNAMED = {
