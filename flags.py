@@ -85,8 +85,8 @@ flags.DEFINE_string("demo_from", None, "--demo: serve this export folder (from -
 flags.DEFINE_string("host", "127.0.0.1", "--demo: the address it listens on. 127.0.0.1: this computer only; 0.0.0.0 "
                     "opens it to every network the computer is on.")
 flags.DEFINE_integer("port", 7860, "--demo: the port it listens on.")
-flags.DEFINE_string("demo_dims", "0-7", "--demo: the z dimensions that get a slider: a list with ranges (0-3,7) or a "
-                    "count (the first N).")
+flags.DEFINE_string("demo_dims", "8", "--demo: the z dimensions that get a slider: a count (the first N) or a list "
+                    "with ranges (0-3,7).")
 # projection into z (with --project)
 flags.DEFINE_integer("project_steps", 300, "--project: Adam steps on z.")
 flags.DEFINE_integer("project_restarts", 4, "--project: starting z per image; the best one's result is kept.")
@@ -109,7 +109,8 @@ flags.DEFINE_integer("walks", None, "interpolate: random z's on the closed tour,
                      "default --grid_rows).")
 flags.DEFINE_string("arith", None, "arithmetic: groups of indices from arithmetic_numbered_<step>.png joined by + and "
                     "-, e.g. '3,17,22 - 5,9,40 + 1,2,8'. Unset: write only the numbered grid.")
-flags.DEFINE_integer("label", None, "Conditional (MNIST) runs: draw only this digit (default: one row per digit).")
+flags.DEFINE_string("label", None, "Conditional runs: draw only this class, by index or name (default: one row per "
+                    "class). --project: the images' class.")
 flags.DEFINE_float("fps", 10, "GIF frames per second (at most 100).")
 flags.DEFINE_list("z_files", None, "interpolate/arithmetic: start from these z files (.npz from --project) instead "
                   "of random z: the walk tours them in order; arithmetic numbers them in order.")

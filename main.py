@@ -197,6 +197,8 @@ def check_demo_flags() -> None:
     try:
         with socket.socket(socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET) as probe:
             probe.bind((FLAGS.host, FLAGS.port))
+    except socket.gaierror as error:
+        fail(f"--host: {FLAGS.host} is no address of this computer ({error.strerror or error})")
     except OSError as error:
         fail(f"--port: cannot listen on {FLAGS.host}:{FLAGS.port} ({error.strerror or error}); pick another --port "
              f"(or --host)")
@@ -320,12 +322,9 @@ def project(config: Config) -> list[str]:
     saved = runs.open_saved_run(config)  # its settings, before its weights load
     if saved.conditional and FLAGS.label is None:
         raise ConfigError("label", f"run {saved.name!r} is conditional: give the images' class with --label")
-    if FLAGS.label is not None and not saved.conditional:
-        raise ConfigError("label", f"run {saved.name!r} is not conditional: there are no labels")
-    if FLAGS.label is not None and not 0 <= FLAGS.label < saved.y_dim:
-        raise ConfigError("label", f"must be 0-{saved.y_dim - 1} for this run (got {FLAGS.label})")
+    label = None if FLAGS.label is None else saved.label_index(FLAGS.label)  # an index or a class name
     saved, model, step = load_trained(config)
-    return write_projection(saved, model, step, FLAGS.project, labels=FLAGS.label, steps=FLAGS.project_steps,
+    return write_projection(saved, model, step, FLAGS.project, labels=label, steps=FLAGS.project_steps,
                             restarts=FLAGS.project_restarts, feature_weight=FLAGS.project_feature_weight,
                             fps=FLAGS.fps)
 
@@ -364,25 +363,26 @@ def demo(config: Config) -> list[str]:
     """--demo: the local web app on --host:--port, from the run's export (written first when missing or older
     than the newest checkpoint) or --demo_from's; until Ctrl-C."""
     from dcgan_tf import export, runs
+    from dcgan_tf.demo import app
 
+    print(app.listening_message(FLAGS.host, FLAGS.port))  # the first line: where it listens, who can reach it
     dims = parse_demo_dims()
-    if FLAGS.demo_from:
-        folder = FLAGS.demo_from
-    else:
-        saved = runs.open_saved_run(config)
-        folder = export.export_folder(saved)
-        if not export.export_is_current(saved):
-            try:
-                before = tuple(export.read_info(folder)["files"])
-            except export.ExportError:
-                before = ()
-            for path in export.export_run(config, ("savedmodel", *before)):
-                print(f"wrote {path}")
-    dims = demo_dims(dims, export.read_info(folder)["z_dim"])
-    from dcgan_tf.demo import launch
-
     try:
-        launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print)  # until Ctrl+C
+        if FLAGS.demo_from:
+            folder = FLAGS.demo_from
+            dims = demo_dims(dims, export.read_info(folder)["z_dim"])
+        else:
+            saved = runs.open_saved_run(config)
+            folder = export.export_folder(saved)
+            dims = demo_dims(dims, saved.z_dim)  # before any export
+            if not export.export_is_current(saved):
+                try:
+                    before = tuple(export.read_info(folder)["files"])
+                except export.ExportError:
+                    before = ()
+                written = export.export_run(config, ("savedmodel", *before))
+                print(f"exported step {export.read_info(folder)['step']} first: {', '.join(written)}")
+        app.launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print, announce=False)
     except KeyboardInterrupt:  # before it served
         print("demo stopped")
     return []

@@ -67,18 +67,27 @@ def build_dcgan(config: Config, strategy: tf.distribute.Strategy | None = None) 
     return _build_dcgan(config, sync_batchnorm=False)
 
 
+def config_generator(config: Config, sync_batchnorm: bool = False) -> keras.Model:
+    """The generator a (resolved, c_dim-known) config describes, in the current dtype policy (unseeded: its
+    weights are for the caller to set)."""
+    return build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim, config.gf_dim,
+                           y_dim=config.y_dim, gfc_dim=config.gfc_dim, sync_batchnorm=sync_batchnorm,
+                           spectral_norm="g" in config.spectral_norm_networks,
+                           conditioning="mnist" if config.mnist_nets else "projection")
+
+
 def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
     keras.utils.set_random_seed(config.seed)
     policy = precision_policy(config.mixed_precision)
+    conditioning = "mnist" if config.mnist_nets else "projection"  # a labelled folder's conditional nets
     with dtype_policy(policy):
-        generator = build_generator(config.output_height, config.output_width, config.c_dim, config.z_dim,
-                                    config.gf_dim, y_dim=config.y_dim, gfc_dim=config.gfc_dim,
-                                    sync_batchnorm=sync_batchnorm, spectral_norm="g" in config.spectral_norm_networks)
+        generator = config_generator(config, sync_batchnorm)
         discriminator = build_discriminator(config.output_height, config.output_width, config.c_dim,
                                             config.df_dim, y_dim=config.y_dim, dfc_dim=config.dfc_dim,
                                             conv_layers=config.d_layers, batchnorm=config.d_batchnorm,
                                             sync_batchnorm=sync_batchnorm,
-                                            spectral_norm="d" in config.spectral_norm_networks)
+                                            spectral_norm="d" in config.spectral_norm_networks,
+                                            conditioning=conditioning)
     model = DCGAN(generator, discriminator, config.z_dim, config.z_dist, config.g_advantage, config.y_dim,
                   seed=config.seed, d_steps=config.d_steps, augment_policies=config.augment_policies,
                   augment_p=config.augment_p, ada_target=config.ada_target, loss=config.loss,

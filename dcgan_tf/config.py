@@ -7,6 +7,7 @@ before TensorFlow loads.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -77,6 +78,59 @@ def side_problem(side_name: str, side: int, conditional: bool = False) -> str | 
             f"e.g. {examples})")
 
 
+# ------------------------------------------------------------------ labelled folders
+# How a labelled folder names its classes and their files: one sub-folder per class (named by it, sorted, as
+# torchvision's ImageFolder), or an INDEX.csv beside the images with `file` and `category` columns (the emoji sets in
+# ../shared/datasets). Here, in the standard library, so a conditional run's Config counts its classes.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+INDEX_FILE = "INDEX.csv"  # a labelled folder's other form: one row per image, its file and its category
+INDEX_COLUMNS = ("file", "category")
+
+
+class LabelledFolderError(ValueError):
+    """A folder that is not a usable labelled folder; the message names the folder and what is wrong."""
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def index_rows(index: str) -> list[dict]:
+    """INDEX.csv's rows with a category, one per file (a file listed twice keeps its first category, so no image is
+    in two classes). LabelledFolderError when a column is missing."""
+    with open(index, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing_columns = [name for name in INDEX_COLUMNS if not rows or name not in rows[0]]
+    if missing_columns:
+        raise LabelledFolderError(f"{index} has no column {' or '.join(missing_columns)} (it needs "
+                                  f"{', '.join(INDEX_COLUMNS)})")
+    unique = {}
+    for row in rows:
+        if row["category"]:
+            unique.setdefault(row["file"], row)
+    return list(unique.values())
+
+
+def class_sub_folders(folder: str) -> list[str]:
+    """The class sub-folders of `folder`, sorted (hidden ones left out)."""
+    return sorted(name for name in os.listdir(folder)
+                  if not name.startswith(".") and os.path.isdir(os.path.join(folder, name)))
+
+
+def labelled_folder_classes(folder: str) -> list[str] | None:
+    """The classes of a labelled folder, sorted: INDEX.csv's categories when it has one, else its sub-folders;
+    None when `folder` is no folder or has neither."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    index = os.path.join(folder, INDEX_FILE)
+    if os.path.isfile(index):
+        try:
+            return sorted({row["category"] for row in index_rows(index)}) or None
+        except (LabelledFolderError, OSError, csv.Error, UnicodeDecodeError):
+            return None
+    return class_sub_folders(folder) or None
+
+
 def setting(default, kind: str, help: str, flag: bool = True, choices: tuple[str, ...] | None = None):
     """A Config field: its default, and as metadata its kind (one of KINDS), help, whether it is a flag, its choices."""
     if kind not in KINDS:
@@ -128,11 +182,16 @@ class Config:
     dfc_dim: int = setting(
         1024, "model", "Conditional (MNIST) nets only: width of the discriminator's dense layer.", flag=False)
     conditional: bool | None = setting(
-        None, "model", "Train a conditional DCGAN on the data set's labels (carpedm20's MNIST nets, labels into G "
-        "and D). Unset: yes for MNIST, no for folders; --conditional=false trains MNIST's images alone (the 4-stage "
-        "nets, at 28 x 28 too).")
+        None, "model", "Train a conditional DCGAN on the data set's labels: MNIST's digits (carpedm20's MNIST nets, "
+        "labels into every layer), or a folder's classes, one sub-folder per class (or an INDEX.csv with file and "
+        "category columns; the 4-stage nets of any size, the label with z into G and a projection discriminator). "
+        "Unset: yes for MNIST, no for folders; --conditional=false trains MNIST's images alone.")
     y_dim: int | None = setting(
-        None, "model", "Labels of a conditional DCGAN. Unset: 10 for MNIST, else unconditional.", flag=False)
+        None, "model", "Labels of a conditional DCGAN. Unset: 10 for MNIST, a folder's class count, else "
+        "unconditional.", flag=False)
+    class_names: tuple[str, ...] | None = setting(
+        None, "model", "The name of each label of a conditional run on a labelled folder (its sorted sub-folders or "
+        "INDEX.csv categories), found when the run starts and kept in its config.json.", flag=False)
     c_dim: int | None = setting(
         None, "model", "Colour channels. Unset: 1 if every image is grayscale, else 3.", flag=False)
     matching_aware: bool = setting(
@@ -280,6 +339,14 @@ class Config:
             changes["output_width"] = self.output_height
         if self.y_dim is None and self.dataset == MNIST and self.conditional is not False:
             changes["y_dim"] = MNIST_Y_DIM
+        if isinstance(self.class_names, list):  # as config.json stores it
+            changes["class_names"] = tuple(self.class_names)
+        if self.conditional and self.dataset not in (None, MNIST) and self.class_names is None:
+            found = labelled_folder_classes(self.image_folder())  # a labelled folder's classes, sorted
+            if found:
+                changes["class_names"] = tuple(found)
+        if self.y_dim is None and changes.get("class_names", self.class_names):
+            changes["y_dim"] = len(changes.get("class_names", self.class_names))
         if self.conditional is None:
             changes["conditional"] = bool(changes.get("y_dim", self.y_dim))
         if self.ema == 0:  # --ema 0: no EMA (what turns off the quick start's)
@@ -306,6 +373,28 @@ class Config:
             return dataset
         return os.path.join(data_dir, dataset)
 
+    def label_index(self, label) -> int:
+        """A class of this (conditional) run, given by name (its class_names) or index -> its index; ConfigError
+        naming --label otherwise."""
+        c = self.resolved()
+        names = list(c.class_names or [str(index) for index in range(c.y_dim or 0)])
+        if not c.conditional:
+            raise ConfigError("label", f"run {c.name!r} is not conditional: there are no labels")
+        text = str(label).strip()
+        if text in names:
+            return names.index(text)
+        if text.lstrip("-").isdecimal() and 0 <= int(text) < c.y_dim:
+            return int(text)
+        raise ConfigError("label", f"{label!r} is not a class of run {c.name!r}: give an index 0-{c.y_dim - 1} or a "
+                                   f"name ({', '.join(names)})")
+
+    @property
+    def mnist_nets(self) -> bool:
+        """Whether the model is carpedm20's conditional MNIST nets (2 stages, labels at every layer); else the
+        4-stage nets (conditional ones on a labelled folder: a projection discriminator)."""
+        c = self.resolved()
+        return bool(c.conditional) and c.dataset == MNIST
+
     @property
     def uses_autoencoder(self) -> bool:
         """Reconstructions or dedupe: either needs the autoencoder."""
@@ -321,6 +410,8 @@ class Config:
             parts.append(f"n{c.train_size}")
         if c.dataset == MNIST and not c.conditional:  # MNIST's images alone
             parts.append("uncond")
+        if c.conditional and c.dataset != MNIST:  # a labelled folder's classes
+            parts.append("cond")
         parts += [f"z{c.z_dim}", f"ga{c.g_advantage}"]
         if c.z_dist != "uniform_signed":
             parts.append(c.z_dist)
@@ -431,17 +522,28 @@ class Config:
             raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
         if not 1 <= c.d_layers <= 4:
             raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
-        if c.conditional != bool(c.y_dim):
-            raise ConfigError("conditional", "conditional training needs labels, and only --dataset mnist has them "
-                                             "(so far)" if c.conditional else
-                              f"is false, but the run has {c.y_dim} labels (y_dim)")
+        if c.conditional and not c.y_dim:
+            if c.dataset is None:
+                raise ConfigError("conditional", "the built-in set has no labels: give --dataset a labelled folder "
+                                                 "(one sub-folder of images per class) or mnist")
+            raise ConfigError("conditional", f"reads the classes of a labelled folder: one sub-folder of images per "
+                                             f"class, or an {INDEX_FILE} with columns "
+                                             f"{', '.join(INDEX_COLUMNS)}; {c.image_folder()} has "
+                                             f"neither{'' if os.path.isdir(c.image_folder()) else ' (no such folder)'}")
+        if not c.conditional and c.y_dim:
+            raise ConfigError("conditional", f"is false, but the run has {c.y_dim} labels (y_dim)")
+        if c.conditional and c.y_dim < 2:
+            raise ConfigError("conditional", f"needs at least two classes; {c.image_folder() or c.dataset} has "
+                                             f"{c.y_dim}: {', '.join(c.class_names or ())}")
+        if c.class_names is not None and len(c.class_names) != c.y_dim:
+            raise ConfigError("y_dim", f"is {c.y_dim}, but the run names {len(c.class_names)} classes")
         if c.matching_aware and not c.conditional:
             raise ConfigError("matching_aware", "shows D real images with wrong labels, so it needs a conditional run: "
-                                                "--dataset mnist (without --conditional=false)")
+                                                "--dataset mnist, or --conditional on a labelled folder")
         if c.matching_aware and c.y_dim < 2:
             raise ConfigError("matching_aware", f"draws a wrong label from the other classes, so it needs at least 2 "
                                                 f"(got y_dim={c.y_dim})")
-        if c.conditional and c.d_layers != 4:
+        if c.mnist_nets and c.d_layers != 4:
             raise ConfigError("d_layers", "the conditional (MNIST) discriminator keeps carpedm20's 2 conv layers; "
                                           "leave --d_layers at 4 for MNIST")
         if c.strategy not in STRATEGIES:
@@ -466,7 +568,7 @@ class Config:
         if c.run_name is not None and (not c.run_name or os.sep in c.run_name or c.run_name in (".", "..")):
             raise ConfigError("run_name", f"must be a plain folder name (got {c.run_name!r})")
         for name in ("output_height", "output_width"):
-            problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.conditional)
+            problem = side_problem(name.split("_")[1], getattr(c, name), conditional=c.mnist_nets)
             if problem:
                 raise ConfigError(name, problem)
             if c.uses_autoencoder and getattr(c, name) % 2:
@@ -543,7 +645,7 @@ class Config:
             raise ConfigError("metrics", f"unknown {', '.join(unknown)}: choose from {', '.join(METRIC_NAMES)}")
         if "label_accuracy" in c.metric_names and not c.conditional and c.run_name is None:  # else: the run says
             raise ConfigError("metrics", "label_accuracy scores samples drawn for each label, so it needs a "
-                                         "conditional run (MNIST)")
+                                         "conditional run (MNIST, or --conditional on a labelled folder)")
         if c.metrics_freq < 1:
             raise ConfigError("metrics_freq", f"must be >= 1 (got {c.metrics_freq})")
         if c.metrics_samples is not None and c.metrics_samples < MIN_METRICS_SAMPLES:
@@ -651,7 +753,9 @@ AUTOENCODER_FIELDS = ("ae_code_dim", "ae_epochs", "ae_learning_rate")
 # name when it changes (tests/test_config.py checks it), so different runs never share a folder.
 NOT_IN_RUN_NAME = {
     "c_dim": "read from the data (grayscale or colour), which the name already starts with",
-    "y_dim": "follows the data set (10 labels for MNIST), which the name already starts with",
+    "y_dim": "follows the data set (10 labels for MNIST, a labelled folder's classes), which the name already starts "
+             "with",
+    "class_names": "a labelled folder's classes, which its name and 'cond' stand for",
     "gfc_dim": "conditional (MNIST) nets only, and no flag sets it",
     "dfc_dim": "conditional (MNIST) nets only, and no flag sets it",
     "input_height": "named only under --crop (crop<height>x<width>): without it whole images are resized",

@@ -20,6 +20,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from dcgan_tf.config import (INDEX_COLUMNS, INDEX_FILE, LabelledFolderError, class_sub_folders, index_rows,
+                             is_image_name)
+
 log = logging.getLogger(__name__)
 
 GRAYSCALE_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -154,20 +157,15 @@ def find_image_files(directory: str, pattern: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ labelled folders
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-INDEX_FILE = "INDEX.csv"  # a labelled folder's other form: one row per image, its file and its category
-INDEX_COLUMNS = ("file", "category")
 
 
-def _is_image_name(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+_is_image_name = is_image_name
 
 
 def find_labelled_files(directory: str) -> tuple[list[str], np.ndarray, list[str]]:
-    """(paths, int labels [N], class names) of a labelled folder: one sub-folder per class, named by it (sorted,
-    as torchvision's ImageFolder), or INDEX.csv beside the images with `file` and `category` columns (the emoji
-    sets in ../shared/datasets). DataError naming the folder, the images outside any class folder, or the rows
-    whose file is missing."""
+    """(paths, int labels [N], class names) of a labelled folder (config's rules: one sub-folder per class, sorted,
+    as torchvision's ImageFolder, or INDEX.csv with `file` and `category` columns). DataError naming the folder,
+    the images outside any class folder, or the rows whose file is missing."""
     absolute = os.path.abspath(os.path.expanduser(directory))
     if not os.path.isdir(absolute):
         raise DataError(f"labelled folder {absolute} does not exist" if not os.path.exists(absolute)
@@ -175,8 +173,7 @@ def find_labelled_files(directory: str) -> tuple[list[str], np.ndarray, list[str
     index = os.path.join(absolute, INDEX_FILE)
     if os.path.isfile(index):
         return _indexed_files(absolute, index)
-    classes = sorted(name for name in os.listdir(absolute)
-                     if not name.startswith(".") and os.path.isdir(os.path.join(absolute, name)))
+    classes = class_sub_folders(absolute)
     loose = sorted(name for name in os.listdir(absolute)
                    if _is_image_name(name) and os.path.isfile(os.path.join(absolute, name)))
     if loose:
@@ -196,18 +193,10 @@ def find_labelled_files(directory: str) -> tuple[list[str], np.ndarray, list[str
 
 
 def _indexed_files(folder: str, index: str) -> tuple[list[str], np.ndarray, list[str]]:
-    import csv
-
-    with open(index, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    missing_columns = [name for name in INDEX_COLUMNS if not rows or name not in rows[0]]
-    if missing_columns:
-        raise DataError(f"{index} has no column {' or '.join(missing_columns)} (it needs {', '.join(INDEX_COLUMNS)})")
-    unique = {}
-    for row in rows:  # a file listed twice counts once (its first category), so no image is in train and test
-        if row["category"]:
-            unique.setdefault(row["file"], row)
-    rows = list(unique.values())
+    try:
+        rows = index_rows(index)
+    except LabelledFolderError as error:
+        raise DataError(str(error)) from None
     classes = sorted({row["category"] for row in rows})
     number = {name: label for label, name in enumerate(classes)}
     paths = [os.path.join(folder, row["file"]) for row in rows]

@@ -7,6 +7,7 @@ The generator exported is the one that samples: the EMA generator when the run k
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.util
 import logging
@@ -35,6 +36,8 @@ FORMAT_FILES = {"keras": KERAS_FILE, "savedmodel": SAVED_MODEL_DIR, "tflite": TF
 DEFAULT_FORMATS = ("keras", "savedmodel")
 FORMAT_VERSION = 1
 SIGNATURE = "serving_default"
+BUILDING_PREFIX = ".export-building-"  # in the run folder: an export being written
+ASIDE_PREFIX = ".export-previous-"  # the export it replaces, until the new one is in place
 GENERATE_BATCH = 256
 
 
@@ -60,10 +63,10 @@ def export_folder(config: Config) -> str:
 
 
 def class_names(config: Config) -> list[str] | None:
-    """The name of each label of a conditional run (MNIST's digits "0".."9"), or None."""
+    """The name of each label of a conditional run (a labelled folder's classes, MNIST's digits "0".."9"), or None."""
     if not config.conditional:
         return None
-    return [str(label) for label in range(config.y_dim)]
+    return list(config.class_names) if config.class_names else [str(label) for label in range(config.y_dim)]
 
 
 def to_uint8_graph(images):
@@ -99,9 +102,10 @@ def write_saved_model(generator, z_dim: int, y_dim: int | None, path: str) -> st
     archive.track(generator)
     function, signature = serving_function(generator, z_dim, y_dim)
     archive.add_endpoint(SIGNATURE, function, input_signature=signature)
-    chatter = logging.getLogger("tensorflow")  # "Assets written to <temporary folder>", "Writing fingerprint"
+    # "Assets written to <temporary folder>", "Writing fingerprint", "Function `serve` contains input name(s)"
+    chatter = logging.getLogger("tensorflow")
     level = chatter.level
-    chatter.setLevel(max(level, logging.WARNING))
+    chatter.setLevel(max(level, logging.ERROR))
     try:
         archive.write_out(path, verbose=False)
     finally:
@@ -145,7 +149,8 @@ def export_info(saved: Config, step: int, ema: bool, formats: tuple[str, ...]) -
         inputs["labels"] = f"int32 [N], 0-{saved.y_dim - 1}"
     return {
         "format_version": FORMAT_VERSION, "run": saved.name, "dataset": saved.dataset_name, "step": step,
-        "checkpoint": saved.checkpoint, "ema": ema,
+        "checkpoint": saved.checkpoint, "ema": ema, "seed": saved.seed,
+        "computes_in": "float32" + (" (the run trained in mixed precision)" if saved.mixed_precision else ""),
         "z_dim": saved.z_dim, "z_dist": saved.z_dist,
         "z_draw": "normal(0, 1)" if dist.normal else f"uniform({dist.low:g}, {dist.high:g})",
         "y_dim": saved.y_dim if conditional else None, "class_names": class_names(saved),
@@ -167,19 +172,45 @@ def export_run(config: Config, formats=DEFAULT_FORMATS) -> list[str]:
     Holds the run's lock: not while the run trains, nor two exports at once.
     """
     formats = parse_formats(formats)
-    saved, model, step = load_trained(config)
-    with run_lock.holding(saved.checkpoint_path, what="export"):
+    saved = runs.open_saved_run(config)
+    stored = runs.load_saved_config(saved)  # the run's own seed: the EMA generator's statistics are measured with it
+    config = dataclasses.replace(config, run_name=saved.name, seed=stored.seed)
+    with run_lock.holding(saved.checkpoint_path, what="export"):  # before reading a checkpoint training may prune
+        remove_unfinished_exports(saved.checkpoint_path)
+        saved, model, step = load_trained(config)
         return export_model(saved, model, step, formats)
+
+
+def remove_unfinished_exports(folder: str) -> None:
+    """Delete what an export killed midway left in the run folder (its building and set-aside folders)."""
+    for name in os.listdir(folder):
+        if name.startswith((BUILDING_PREFIX, ASIDE_PREFIX)):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def float32_generator(saved: Config, generator):
+    """The generator as it computes in float32: itself, or for a mixed-precision run a float32 copy with its
+    weights (which mixed precision keeps in float32), so TensorFlow Lite and ONNX get one dtype throughout."""
+    if not saved.mixed_precision:
+        return generator
+    import keras
+
+    from dcgan_tf.build import config_generator, dtype_policy
+
+    with dtype_policy("float32"):
+        copy = config_generator(saved)
+    copy.set_weights([keras.ops.convert_to_numpy(weight) for weight in generator.weights])
+    return copy
 
 
 def export_model(saved: Config, model, step: int, formats=DEFAULT_FORMATS) -> list[str]:
     """Export a model in memory (`saved`: its resolved Config, `step`: its training step) into `<run>/export/`."""
     formats = parse_formats(formats)
-    generator = model.sampler  # the EMA generator when the run keeps one
+    generator = float32_generator(saved, model.sampler)  # the EMA generator when the run keeps one
     ema = model.ema_decay is not None
     folder = export_folder(saved)
     os.makedirs(saved.checkpoint_path, exist_ok=True)
-    building = tempfile.mkdtemp(prefix=".export-", dir=saved.checkpoint_path)  # the old export stays until the end
+    building = tempfile.mkdtemp(prefix=BUILDING_PREFIX, dir=saved.checkpoint_path)  # the old export stays meanwhile
     try:
         if "keras" in formats:
             generator.save(os.path.join(building, KERAS_FILE))
@@ -194,15 +225,31 @@ def export_model(saved: Config, model, step: int, formats=DEFAULT_FORMATS) -> li
             write_onnx(generator, saved.z_dim, saved.y_dim if saved.conditional else None,
                        os.path.join(building, ONNX_FILE))
         files.write_json(os.path.join(building, INFO_FILE), export_info(saved, step, ema, formats))
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(building, folder)
+        replace_folder(building, folder)
     finally:
         if os.path.isdir(building):
             shutil.rmtree(building)
     info = read_info(folder)
-    log.info("exported %s at step %d (%s generator): %s", saved.name, step, "EMA" if ema else "G", folder)
+    log.info("exported %s at step %d (%s): %s", saved.name, step, "EMA generator" if ema else "G", folder)
     return [os.path.join(folder, name) for name in (INFO_FILE, *info["files"].values())]
+
+
+def replace_folder(new: str, folder: str) -> None:
+    """Put the folder `new` at `folder`: the old one is moved aside first and deleted only once `new` is in place
+    (moved back if that fails), so some whole export is there at every moment but between two renames."""
+    aside = None
+    if os.path.isdir(folder):
+        aside = tempfile.mkdtemp(prefix=ASIDE_PREFIX, dir=os.path.dirname(folder))
+        os.rmdir(aside)
+        os.replace(folder, aside)
+    try:
+        os.replace(new, folder)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, folder)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def read_info(folder: str) -> dict:
@@ -218,8 +265,11 @@ def export_is_current(config: Config) -> bool:
     """True when the run has an export of its newest checkpoint with a SavedModel (what the demo loads)."""
     from dcgan_tf import checkpoints
 
-    info = files.read_json(os.path.join(export_folder(config), INFO_FILE))
+    folder = export_folder(config)
+    info = files.read_json(os.path.join(folder, INFO_FILE))
     if not info or "savedmodel" not in info.get("files", {}):
+        return False
+    if not os.path.isfile(os.path.join(folder, info["files"]["savedmodel"], "saved_model.pb")):
         return False
     latest = checkpoints.latest_step(runs.checkpoint_folder(config))
     return latest is not None and latest == info.get("step") and info.get("checkpoint") == config.checkpoint

@@ -143,3 +143,21 @@ def numbered_grid(images, rows: int, cols: int) -> np.ndarray:
         draw.rectangle((x, y, right + 2, bottom + 2), fill=(0, 0, 0))
         draw.text((x + 2, y + 1), str(index), fill=(255, 255, 0), font=index_font)
     return np.asarray(picture)
+
+
+def row_named_grid(images, rows: int, cols: int, names: list[str]) -> np.ndarray:
+    """images [N, H, W, C] float in [-1, 1], filled row by row -> an RGB grid (upscaled, padded) with each row's
+    name (names[r]) in a white column on its left, wide enough for the longest."""
+    cells = upscale(to_uint8(images))
+    _, height, width, _ = cells.shape
+    name_font = font(max(10, height // 3))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    name_width = max([width] + [text_size(measure, name, name_font)[0] + 12 for name in names])
+    grid = tile(cells, rows, cols, CELL_PADDING)
+    column = np.full((grid.shape[0], name_width + CELL_PADDING, 3), 255, np.uint8)
+    picture = Image.fromarray(np.concatenate([column, grid], axis=1))
+    draw = ImageDraw.Draw(picture)
+    for row, name in enumerate(names[:rows]):
+        top = row * (height + CELL_PADDING)
+        centred_text(draw, (0, top, name_width, top + height), name, name_font)
+    return np.asarray(picture)

@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.images import (CELL_PADDING, centred_text, font, numbered_grid, ping_pong, sample_grid, save_gif,
-                             save_grid, save_image, text_cell, tile, to_uint8, upscale)
+from dcgan_tf.images import (CELL_PADDING, centred_text, font, numbered_grid, ping_pong, row_named_grid, sample_grid,
+                             save_gif, save_grid, save_image, text_cell, tile, to_uint8, upscale)
 from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, parse_arithmetic,
                              range_centre, sample_z, sweep_range, sweep_values, sweep_z)
 from dcgan_tf.runs import RunError, list_training_grids
@@ -140,7 +140,7 @@ class VisualizeOptions:
     interpolation: str = "slerp"  # interpolate: slerp or linear
     walks: int | None = None  # interpolate: random points on the closed tour, one grid row per walk; None: grid_rows
     arith: str | None = None  # arithmetic: "3,17,22 - 5,9,40 + 1,2,8" (indices on the numbered grid); None: grid only
-    label: int | None = None  # conditional runs: draw only this digit
+    label: int | str | None = None  # conditional runs: draw only this class (its index or name)
     fps: float = 10.0  # GIF frames per second
     max_frames: int = 200  # progress: at most this many training grids in the GIF (evenly spaced)
     z_files: tuple[str, ...] | None = None  # interpolate/arithmetic: z from --project's .npz files, not random draws
@@ -168,8 +168,11 @@ class VisualizeOptions:
                                                f"(got {self.interpolation!r})")
         if not 0 < self.fps <= 100:
             raise ConfigError("fps", f"must be > 0 and <= 100 (got {self.fps})")
-        if self.label is not None and (isinstance(self.label, bool) or self.label < 0):
-            raise ConfigError("label", f"must be a class index >= 0 (got {self.label!r})")
+        if isinstance(self.label, str) and self.label.strip().isdecimal():
+            object.__setattr__(self, "label", int(self.label))
+        if self.label is not None and (isinstance(self.label, bool) or isinstance(self.label, int) and self.label < 0
+                                       or not isinstance(self.label, (int, str))):
+            raise ConfigError("label", f"must be a class index >= 0 or a class name (got {self.label!r})")
         if self.arith is not None:
             parse_arithmetic(self.arith)
         if self.z_files is not None:
@@ -194,10 +197,8 @@ class _Run:
 
     def __post_init__(self):
         config, label = self.config, self.options.label
-        if label is not None and not config.conditional:
-            raise ConfigError("label", f"run {config.name!r} is not conditional (no y_dim): there are no labels")
-        if label is not None and label >= config.y_dim:
-            raise ConfigError("label", f"must be 0-{config.y_dim - 1} for this run (got {label})")
+        if label is not None:  # a class name or index -> its index (ConfigError naming --label)
+            self.options = dataclasses.replace(self.options, label=config.label_index(label))
         self.z_label = None  # the label of z files projected on a conditional run (file_z)
         self.rows = self.options.grid_rows or config.grid_rows
         self.cols = self.options.grid_cols or config.grid_cols
@@ -284,9 +285,14 @@ class _Run:
 def _write_grid(run: _Run) -> list[str]:
     """carpedm20's option 0: fresh samples from the training distribution in one grid (and one PNG each)."""
     count, rows, cols = run.sample_layout()
-    images = run.generate(run.draw_z(count), run.row_digits(count, cols))
+    digits = run.row_digits(count, cols)
+    images = run.generate(run.draw_z(count), digits)
     name = f"visualize_grid_{run.tag}"
-    paths = [save_grid(images, rows, cols, run.path(name + ".png"))]
+    if run.config.class_names and digits is not None:  # a labelled folder's run: each row's class named
+        row_names = [run.config.class_names[digits[row * cols]] for row in range(math.ceil(count / cols))]
+        paths = [save_image(row_named_grid(images, rows, cols, row_names), run.path(name + ".png"))]
+    else:
+        paths = [save_grid(images, rows, cols, run.path(name + ".png"))]
     if run.options.save_individual:
         paths += [save_image(image, run.path(os.path.join(name, f"sample_{i:04d}.png")))
                   for i, image in enumerate(to_uint8(images))]

@@ -136,3 +136,9 @@ def test_the_library_never_reads_absl_flags(module):
     _, outside = imports_of(path, package_modules())
     assert "absl" not in outside and "flags" not in outside
     assert not re.search(r"\bFLAGS\b", open(path, encoding="utf-8").read())
+
+
+def test_the_demo_imports_only_the_export_the_latent_space_and_pictures():
+    graph = import_graph()
+    demo_imports = set().union(*(targets for module, targets in graph.items() if module.split(".")[0] == "demo"))
+    assert demo_imports - {"demo", "demo.app"} == {"export", "latent", "images"}

@@ -110,7 +110,7 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
             served.send_signal(signal.SIGINT)
             out, err = served.communicate(timeout=60)
         assert served.returncode == 0 and "demo stopped" in out, err[-2000:]
-        assert "wrote" not in out  # the export of step 6 was current: none was written
+        assert "exported" not in out  # the export of step 6 was current: none was written
     offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--inception_weights",
                        "nope.h5", cwd=tmp_path)
     assert offline.returncode == 2 and "--inception_weights nope.h5 is not a file" in offline.stderr

@@ -20,7 +20,8 @@ FIELDS = {field.name: field for field in dataclasses.fields(Config)}
 # The model settings: a saved run refuses to resume under a change of any of them, so the set changes only on purpose.
 EXPECTED_MODEL_FIELDS = {
     "dataset", "output_height", "output_width", "crop", "input_height", "input_width", "batch_size",
-    "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "conditional", "y_dim", "c_dim", "g_advantage",
+    "train_size", "seed", "z_dim", "z_dist", "gf_dim", "df_dim", "gfc_dim", "dfc_dim", "conditional", "y_dim", "class_names", "c_dim",
+    "g_advantage",
     "d_layers", "d_batchnorm", "d_steps", "d_learning_rate", "augment", "augment_p", "ada_target", "ema",
     "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every", "matching_aware",
     "preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch", "dedupe",
@@ -40,11 +41,16 @@ NAMED = {
 }
 # Another valid value of each NOT_IN_RUN_NAME field, and the settings under which the name does show it (if any).
 UNNAMED = {
-    "c_dim": (1, None), "y_dim": (10, None), "gfc_dim": (512, None), "dfc_dim": (512, None),
+    "c_dim": (1, None), "y_dim": (5, None), "class_names": (("c", "d"), None), "gfc_dim": (512, None),
+    "dfc_dim": (512, None),
     "input_height": (50, {"crop": True}), "input_width": (50, {"crop": True}),
     "ae_code_dim": (64, {"preprocess": "autoencoder"}), "ae_epochs": (5, {"preprocess": "autoencoder"}),
     "ae_learning_rate": (0.01, {"preprocess": "autoencoder"}),
 }
+
+# The settings a field needs to take another value at all: labels belong to conditional runs.
+UNNAMED_BASE = {"y_dim": {"dataset": "mnist", "output_height": 28},
+                "class_names": {"dataset": "mice", "conditional": True, "class_names": ("a", "b")}}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +100,7 @@ def test_every_flag_has_its_field_default_and_help(absl_flags):
         boolean = field.type in (bool, "bool", "bool | None")  # an unset boolean (None) is still one
         assert flag.boolean == boolean, name  # booleans take --noname
     assert {name for name, field in FIELDS.items() if not field.metadata["flag"]} == {"c_dim", "y_dim", "gfc_dim",
-                                                                                       "dfc_dim"}
+                                                                                       "dfc_dim", "class_names"}
 
 
 def test_flags_parse_into_a_config(absl_flags):
@@ -147,7 +153,7 @@ def test_changing_a_model_field_changes_the_run_name(name):
 @pytest.mark.parametrize("name", sorted(UNNAMED))
 def test_fields_left_out_of_the_run_name_are_left_out(name):
     value, shown_under = UNNAMED[name]
-    base = Config().validate()
+    base = Config(**UNNAMED_BASE.get(name, {})).validate()
     assert dataclasses.replace(base, **{name: value}).validate().default_run_name() == base.default_run_name()
     if shown_under:  # named under a condition: then a change shows
         base = Config(**shown_under).validate()

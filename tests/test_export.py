@@ -190,3 +190,92 @@ def test_a_run_without_a_checkpoint_cannot_be_exported(tmp_path):
 def test_a_folder_without_export_json_is_not_an_export(tmp_path):
     with pytest.raises(export.ExportError, match="not an export: no export.json .*--export"):
         export.load_export(str(tmp_path))
+
+
+def test_an_ema_export_uses_the_runs_own_seed_whatever_the_commands(trained):
+    import dataclasses
+
+    config, model, step, paths = trained
+    z = z_batch(4, config.z_dim, seed=4)
+    before = export.load_export(export.export_folder(config)).generate(z)
+    other = dataclasses.replace(config, seed=0, run_name=config.name)  # --seed measures the EMA statistics otherwise
+    export.export_run(other, "savedmodel")
+    info = json.load(open(os.path.join(export.export_folder(config), "export.json")))
+    assert info["seed"] == config.seed == 3
+    np.testing.assert_array_equal(export.load_export(export.export_folder(config)).generate(z), before)
+
+
+def test_a_conditional_keras_file_loads_in_a_fresh_process_after_importing_the_networks(tmp_path):
+    config = Config(dataset="mnist", output_height=28, z_dim=6, gf_dim=4, df_dim=4, gfc_dim=16, dfc_dim=16, c_dim=1,
+                    checkpoint_dir=str(tmp_path / "checkpoints"), sample_dir=str(tmp_path / "samples")).resolved()
+    paths = export.export_model(config, build_dcgan(config), 0, "keras")
+    script = textwrap.dedent(f"""
+        import keras, numpy as np
+        import dcgan_tf.networks  # registers ConcatLabelMaps, as the README says
+        generator = keras.saving.load_model({paths[1]!r})
+        print(generator([np.zeros((2, 6), "float32"), np.eye(10, dtype="float32")[:2]]).shape)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0 and "(2, 28, 28, 1)" in done.stdout, done.stderr[-2000:]
+
+
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_a_mixed_precision_run_exports_a_float32_copy_every_format_reads(tmp_path):
+    import tensorflow as tf
+
+    config = tiny_config(tmp_path, tmp_path / "pics", c_dim=3, mixed_precision=True).resolved()
+    model = build_dcgan(config)
+    assert model.generator.compute_dtype != "float32"  # bf16 on a CPU
+    formats = ("savedmodel", "tflite", "onnx") if HAVE_ONNX else ("savedmodel", "tflite")
+    paths = export.export_model(config, model, 0, formats)
+    z = z_batch(4, config.z_dim)
+    from_saved_model = export.load_export(export.export_folder(config)).generate(z)
+    runner = tf.lite.Interpreter(model_path=paths[2]).get_signature_runner("serving_default")
+    assert np.abs(runner(z=z)["images"].astype(int) - from_saved_model).max() <= 1
+    if HAVE_ONNX:
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(paths[3], providers=["CPUExecutionProvider"])
+        assert np.abs(session.run(["images"], {"z": z})[0].astype(int) - from_saved_model).max() <= 1
+    own = to_uint8(np.asarray(model.generate(z), np.float32)).astype(int)  # the run's bf16 sampling
+    assert np.abs(own - from_saved_model).mean() < 2  # the same images, but for bf16's rounding
+
+
+def test_an_export_refuses_a_run_another_process_holds(trained):
+    from dcgan_tf import run_lock
+
+    config, model, step, paths = trained
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from dcgan_tf import run_lock
+        with run_lock.holding({config.checkpoint_path!r}, what="run"):
+            print("held", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(run_lock.RunBusyError):
+            export.export_run(config)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_failed_replace_keeps_the_previous_export(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path, tmp_path / "pics", c_dim=3).resolved()
+    model = build_dcgan(config)
+    folder = export.export_folder(config)
+    export.export_model(config, model, 0, "keras")
+    real_replace = os.replace
+
+    def failing(source, target):
+        if os.path.basename(source).startswith(export.BUILDING_PREFIX):
+            raise OSError("disk trouble")
+        return real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError, match="disk trouble"):
+        export.export_model(config, model, 0, "tflite")
+    assert sorted(os.listdir(folder)) == ["export.json", "generator.keras"]  # the old export, whole
+    assert [name for name in os.listdir(config.checkpoint_path) if name.startswith(".export")] == []

@@ -281,6 +281,6 @@ def test_unconditional_mnist_is_its_own_run_on_the_four_stage_nets(tmp_path, no_
     with pytest.raises(ConfigError) as error:
         Config(dataset="mnist", conditional=False, y_dim=10).validate()
     assert error.value.field == "conditional"
-    with pytest.raises(ConfigError, match="only --dataset mnist has them") as error:
+    with pytest.raises(ConfigError, match="reads the classes of a labelled folder") as error:
         Config(dataset="mice", conditional=True).validate()
     assert error.value.field == "conditional"

@@ -16,7 +16,9 @@ import atexit
 import logging
 import random
 import shutil
+import signal
 import tempfile
+import threading
 
 import gradio as gr
 import numpy as np
@@ -37,6 +39,8 @@ ARITHMETIC_VARIANTS = 8  # as visualize's arithmetic: results with U(+-ARITHMETI
 ARITHMETIC_NOISE = 0.25
 ARITHMETIC_EXAMPLE = "0,1 - 2 + 3"
 SEED_LIMIT = 2**31 - 1
+WALK_FOLDER_PREFIX = "dcgan_demo_walks_"
+CACHE_LIFETIME = (600, 1800)  # Gradio's cache of served pictures: every 10 minutes, files older than 30 are deleted
 # System fonts only: the default theme's web fonts would be one more file to fetch.
 THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -131,6 +135,12 @@ def slider_picture(gen: ExportedGenerator, seed: int, index: int, values, dims, 
     return images.upscale(_generate(gen, z[None], label), BIG_SIDE)[0]
 
 
+def sample_picture(gen: ExportedGenerator, seed: int, index: int, label=None) -> np.ndarray:
+    """Sample `index` of `seed` as it is on the grid (its own z, unclipped), enlarged to >= BIG_SIDE: [S, S, 3]."""
+    index = _whole(index, "sample", 0, SAMPLE_COUNT - 1)
+    return images.upscale(_generate(gen, z_bank(gen, seed)[index][None], label), BIG_SIDE)[0]
+
+
 def walk(gen: ExportedGenerator, seed_a: int, seed_b: int, steps: int, label, folder: str) -> tuple[np.ndarray, str]:
     """Slerp from sample 0 of seed_a to sample 0 of seed_b in `steps` frames: (strip uint8 [side, steps*side + padding,
     3], path of a GIF of the frames written in `folder`)."""
@@ -200,15 +210,15 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
     dims = slider_dims(gen, dims)
     choices = label_choices(gen)
     low, high = latent.sweep_range(info["z_dist"])
-    walk_folder = tempfile.mkdtemp(prefix="dcgan_demo_walks_")  # Gradio serves copies from its own cache
-    atexit.register(shutil.rmtree, walk_folder, True)
+    walk_folder = tempfile.mkdtemp(prefix=WALK_FOLDER_PREFIX)  # Gradio serves copies from its own cache
+    atexit.register(shutil.rmtree, walk_folder, True)  # launch removes it when it stops; this, for other callers
     first_label = choices[0] if choices else None
 
     def redraw_sample(seed, index, label):
         """The sample changed: the sliders at its z, its single image."""
         try:
-            values = sample_values(gen, seed, index, dims)
-            return [*values, slider_picture(gen, seed, index, values, dims, label)]
+            values = sample_values(gen, seed, index, dims)  # a normal z's rare |value| > 2 shows clipped
+            return [*values, sample_picture(gen, seed, index, label)]  # the sample itself, until a slider moves
         except ValueError as error:
             raise gr.Error(str(error)) from None
 
@@ -239,7 +249,8 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
             gr.Warning(str(error))
             return None, f"**Not an expression:** {error}"
 
-    with gr.Blocks(title=title or f"DCGAN demo: {info.get('run')}", analytics_enabled=False) as demo:
+    with gr.Blocks(title=title or f"DCGAN demo: {info.get('run')}", analytics_enabled=False,
+                   delete_cache=CACHE_LIFETIME) as demo:
         gr.Markdown(header_markdown(info), elem_id="header")
         with gr.Row():
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=SEED_LIMIT, elem_id="seed")
@@ -258,7 +269,7 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
                 start = sample_values(gen, 0, 0, dims)
                 sliders = [gr.Slider(low, high, value=value, step=SLIDER_STEP, label=f"z[{dim}]",
                                      buttons=[], elem_id=f"z-{dim}") for dim, value in zip(dims, start)]
-            single = gr.Image(slider_picture(gen, 0, 0, start, dims, first_label), format="png",
+            single = gr.Image(sample_picture(gen, 0, 0, first_label), format="png",
                               label="The sample", interactive=False, buttons=["download", "fullscreen"],
                               elem_id="slider-image")
 
@@ -295,6 +306,7 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
         walk_button.click(redraw_walk, [seed_a, seed_b, steps, label], [strip, gif])
         for trigger in (arithmetic_button.click, expression.submit):
             trigger(redraw_arithmetic, [seed, expression, label], [arithmetic, arithmetic_message])
+    demo.walk_folder = walk_folder
     return demo
 
 
@@ -308,25 +320,38 @@ def listening_message(host: str, port: int) -> str:
             f"(open http://localhost:{port}/ here; --host 127.0.0.1 keeps it to this computer)")
 
 
-def launch(folder: str, host: str = "127.0.0.1", port: int = 7860, dims=None, block: bool = True, log=print):
+def launch(folder: str, host: str = "127.0.0.1", port: int = 7860, dims=None, block: bool = True, log=print,
+           announce: bool = True):
     """Serve the export in `folder` on host:port (never a public share link).
 
-    block=True serves until interrupted; block=False returns the running Blocks (`.local_url`, `.close()`).
+    `announce`: log listening_message once it listens (a caller that said it already passes False). block=True
+    serves until Ctrl-C or SIGTERM, then stops the server and removes its files; block=False returns the running
+    Blocks (`.local_url`, `.close()`).
     """
     gen = load_export(folder)
     demo = build_demo(gen, dims)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's start-up checks of its own URL, one line each
     demo.launch(server_name=host, server_port=port, share=False, prevent_thread_lock=True, quiet=True,
                 theme=THEME, ssr_mode=False, show_error=True, inbrowser=False)
-    log(listening_message(host, port))
+    log(listening_message(host, port) if announce else f"serving at {demo.local_url}")
     if not block:
         return demo
     log("press Ctrl+C to stop")
+    previous = signal.signal(signal.SIGTERM, _interrupt) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         demo.block_thread()  # until Ctrl+C (Gradio catches it and returns, or it reaches here)
     except KeyboardInterrupt:
         pass
     finally:
         demo.close(verbose=False)
+        shutil.rmtree(demo.walk_folder, ignore_errors=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     log("demo stopped")
     return demo
+
+
+def _interrupt(signum, frame):
+    """SIGTERM stops the demo as Ctrl-C does (its files removed)."""
+    raise KeyboardInterrupt
