@@ -381,10 +381,15 @@ class Config:
         if not c.conditional:
             raise ConfigError("label", f"run {c.name!r} is not conditional: there are no labels")
         text = str(label).strip()
+        as_index = int(text) if text.isdecimal() and int(text) < c.y_dim else None
+        if text in names and as_index is not None and names.index(text) != as_index:
+            raise ConfigError("label", f"{text!r} is ambiguous in run {c.name!r}: class {text!r} is index "
+                                       f"{names.index(text)}, and index {as_index} is class {names[as_index]!r}; give "
+                                       f"a name that is not a number, or the index of the class meant")
         if text in names:
             return names.index(text)
-        if text.lstrip("-").isdecimal() and 0 <= int(text) < c.y_dim:
-            return int(text)
+        if as_index is not None:
+            return as_index
         raise ConfigError("label", f"{label!r} is not a class of run {c.name!r}: give an index 0-{c.y_dim - 1} or a "
                                    f"name ({', '.join(names)})")
 
@@ -522,7 +527,16 @@ class Config:
             raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
         if not 1 <= c.d_layers <= 4:
             raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
-        if c.conditional and not c.y_dim:
+        # an existing run's config.json names its classes (its folder may be gone): reading the run takes them there
+        classes_later = c.conditional and not c.y_dim and os.path.isfile(os.path.join(c.checkpoint_path,
+                                                                                      "config.json"))
+        if c.conditional and not c.y_dim and not classes_later:
+            index = os.path.join(c.image_folder() or "", INDEX_FILE)
+            if c.dataset is not None and os.path.isfile(index):
+                try:
+                    index_rows(index)
+                except (LabelledFolderError, OSError, csv.Error, UnicodeDecodeError) as error:
+                    raise ConfigError("conditional", f"reads the classes of {index}: {error}") from None
             if c.dataset is None:
                 raise ConfigError("conditional", "the built-in set has no labels: give --dataset a labelled folder "
                                                  "(one sub-folder of images per class) or mnist")
@@ -532,7 +546,7 @@ class Config:
                                              f"neither{'' if os.path.isdir(c.image_folder()) else ' (no such folder)'}")
         if not c.conditional and c.y_dim:
             raise ConfigError("conditional", f"is false, but the run has {c.y_dim} labels (y_dim)")
-        if c.conditional and c.y_dim < 2:
+        if c.conditional and c.y_dim is not None and c.y_dim < 2:
             raise ConfigError("conditional", f"needs at least two classes; {c.image_folder() or c.dataset} has "
                                              f"{c.y_dim}: {', '.join(c.class_names or ())}")
         if c.class_names is not None and len(c.class_names) != c.y_dim:
@@ -540,7 +554,7 @@ class Config:
         if c.matching_aware and not c.conditional:
             raise ConfigError("matching_aware", "shows D real images with wrong labels, so it needs a conditional run: "
                                                 "--dataset mnist, or --conditional on a labelled folder")
-        if c.matching_aware and c.y_dim < 2:
+        if c.matching_aware and c.y_dim is not None and c.y_dim < 2:
             raise ConfigError("matching_aware", f"draws a wrong label from the other classes, so it needs at least 2 "
                                                 f"(got y_dim={c.y_dim})")
         if c.mnist_nets and c.d_layers != 4:

@@ -9,7 +9,7 @@ same architecture with the run's initial weights (inference.initial_model rebuil
 with the seed in the run's config.json before building), the baseline showing what random filters already respond
 to.
 
-Only unconditional discriminators: a conditional D reads labels at every layer, so its filters answer image and
+Only unconditional discriminators: a conditional D reads labels (MNIST's at every layer), so its filters answer image and
 label together.
 """
 

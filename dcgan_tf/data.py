@@ -181,9 +181,11 @@ def find_labelled_files(directory: str) -> tuple[list[str], np.ndarray, list[str
                         f"{', ...' if len(loose) > 5 else ''}): put each image in the sub-folder of its class")
     paths, labels = [], []
     for label, name in enumerate(classes):
-        found = sorted(os.path.join(root, file) for root, _, names in os.walk(os.path.join(absolute, name),
-                                                                              followlinks=True)
-                       for file in names if _is_image_name(file))
+        found = []
+        for root, folders, names in os.walk(os.path.join(absolute, name), followlinks=True):
+            folders[:] = [folder for folder in folders if not folder.startswith(".")]  # hidden ones left out
+            found += [os.path.join(root, file) for file in names if _is_image_name(file)]
+        found.sort()
         paths += found
         labels += [label] * len(found)
     if len(classes) < 2 or not paths:

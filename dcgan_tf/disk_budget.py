@@ -47,7 +47,10 @@ def count_images(config: Config) -> int:
         count = MNIST_IMAGES
     else:
         try:
-            count = len(data.find_image_files(*image_files(config)))
+            if config.resolved().conditional:  # a labelled folder: every image in its class folders
+                count = len(data.find_labelled_files(config.image_folder())[0])
+            else:
+                count = len(data.find_image_files(*image_files(config)))
         except data.DataError as error:  # before any work, as any bad flag
             raise ConfigError("dataset", str(error)) from None
     return min(count, config.train_size) if config.train_size else count
@@ -91,7 +94,8 @@ def fit_budget(configs: list[Config], budget_mb: float, report_cells: int = 1) -
     after those and the sweep folder's own files (its report's grids: report_cells per run)."""
     counts, sizes, estimates = {}, {}, []
     for config in configs:
-        data_key = (config.dataset, config.data_dir, config.input_fname_pattern, config.train_size)
+        data_key = (config.dataset, config.data_dir, config.input_fname_pattern, config.train_size,
+                    config.resolved().conditional)
         if data_key not in counts:
             counts[data_key] = count_images(config)
         model_key = tuple(getattr(config, name) for name in ("output_height", "output_width", "c_dim", "z_dim",

@@ -174,3 +174,49 @@ def test_classes_changed_since_the_run_began_stop_its_resume(trained_pets):
     with pytest.raises(DataError, match="not the run's: it was made with cats, dogs, owls"):
         datasets.load_training_data(config)
     assert labelled_folder_classes(config.dataset) == ["bats", *CLASSES]
+
+
+def test_a_number_that_names_one_class_and_indexes_another_is_refused():
+    config = Config(dataset="digits", conditional=True, class_names=("1", "2", "3")).resolved()
+    assert config.label_index("3") == 2 and config.label_index(0) == 0
+    with pytest.raises(ConfigError, match="'1' is ambiguous.*class '1' is index 0, and index 1 is class '2'"):
+        config.label_index("1")
+
+
+def test_an_existing_run_opens_after_its_folder_is_gone(trained_pets, tmp_path):
+    import shutil
+
+    config = trained_pets["resumed"]
+    moved = tmp_path / "elsewhere"
+    shutil.move(config.dataset, moved)
+    try:
+        command = pets_config(pathlib.Path(config.checkpoint_dir).parent, epoch=2, matching_aware=True)
+        command.validate()  # its config.json names the classes
+        grid = visualize(command, VisualizeOptions(option="grid", label="dogs"))[0]
+        assert os.path.isfile(grid)
+        with pytest.raises(ConfigError, match="has neither"):  # a new run there still needs the folder
+            dataclasses.replace(command, seed=9).validate()
+    finally:
+        shutil.move(moved, config.dataset)
+
+
+def test_hidden_folders_inside_a_class_are_left_out_and_the_disk_budget_counts_the_classes(tmp_path):
+    from dcgan_tf.disk_budget import count_images
+
+    pets(tmp_path / "pets")
+    write_images(tmp_path / "pets" / "cats" / ".thumbnails", 5)
+    assert count_images(pets_config(tmp_path).resolved()) == 12
+    loaded = datasets.load_training_data(pets_config(tmp_path))
+    assert len(loaded) == 12 and not any(".thumbnails" in path for path in loaded.paths)
+
+
+def test_evaluations_draw_the_labels_in_the_real_images_proportions(tmp_path):
+    from dcgan_tf.data import LoadedImages
+    from dcgan_tf.metrics.evaluate import Evaluator
+
+    labels = np.array([0] * 30 + [1] * 6 + [2] * 4)
+    images = LoadedImages(np.zeros((40, 16, 16, 3), np.uint8), [], [], labels, list(CLASSES))
+    config = pets_config(tmp_path, class_names=CLASSES, metrics_samples=400)
+    drawn = Evaluator(config, images, names=()).labels
+    assert np.bincount(drawn).tolist() == [300, 60, 40]
+    assert not np.array_equal(drawn[:40], np.sort(drawn[:40]))  # a seeded order, not sorted

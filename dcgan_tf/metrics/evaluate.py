@@ -109,7 +109,10 @@ class Evaluator:
                     os.path.join(cache_dir, f"classifier_{stem}"), self.real, labels, config.y_dim, config.seed)
         self.z = np.asarray(sample_z((self.count, config.z_dim), config.z_dist, config.seed + EVAL_SEED_OFFSET),
                             np.float32)
-        self.labels = np.arange(self.count) % config.y_dim if config.conditional else None  # every label alike
+        self.labels = None
+        if config.conditional and labels is not None:  # the real images' class proportions, in a seeded order
+            order = np.random.default_rng(config.seed + EVAL_SEED_OFFSET).permutation(len(labels))
+            self.labels = np.resize(np.asarray(labels)[order], self.count)
         # what makes two evaluations comparable: the same feature network, sample count and real images
         self.signature = {"features": getattr(self.extractor, "key", None), "samples": self.count,
                           "real": len(self.real)}

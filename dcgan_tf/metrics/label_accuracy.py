@@ -86,6 +86,11 @@ def load_or_train_classifier(cache_dir: str, images, labels, y_dim: int, seed: i
         model.save(temporary)
     files.write_json(sidecar_path, {"key": key, "held_out_accuracy": accuracy, "y_dim": y_dim, "images": len(labels)})
     log.info("label classifier trained: %.1f%% held-out accuracy, saved to %s", 100 * accuracy, model_path)
+    commonest = np.bincount(labels, minlength=y_dim).max() / len(labels)
+    if accuracy < commonest + 0.05:  # little better than always answering the commonest class
+        log.warning("the label classifier reads only %.1f%% of held-out real images right, hardly more than the "
+                    "commonest class's share (%.1f%%): label_accuracy says little about G here", 100 * accuracy,
+                    100 * commonest)
     return model, accuracy
 
 
