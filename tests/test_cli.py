@@ -104,6 +104,8 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
         try:
             first = served.stdout.readline()
             assert first.startswith(f"demo at http://127.0.0.1:{port}/: only this computer can reach it"), first
+            later = [served.stdout.readline() for _ in range(2)]  # once it listens: serving at ..., Ctrl+C
+            assert later[0].startswith("serving at http://127.0.0.1:") and "Ctrl+C" in later[1], later
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as page:
                 assert page.status == 200 and b"<html" in page.read()
         finally:
