@@ -546,7 +546,7 @@ class Config:
                                              f"neither{'' if os.path.isdir(c.image_folder()) else ' (no such folder)'}")
         if not c.conditional and c.y_dim:
             raise ConfigError("conditional", f"is false, but the run has {c.y_dim} labels (y_dim)")
-        if c.conditional and c.y_dim is not None and c.y_dim < 2:
+        if c.conditional and c.dataset != MNIST and c.y_dim is not None and c.y_dim < 2:  # a labelled folder
             raise ConfigError("conditional", f"needs at least two classes; {c.image_folder() or c.dataset} has "
                                              f"{c.y_dim}: {', '.join(c.class_names or ())}")
         if c.class_names is not None and len(c.class_names) != c.y_dim:
