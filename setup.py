@@ -25,7 +25,7 @@ setup(
     extras_require={
         # scipy: the tests' reference for FID's matrix root; playwright: drives a system Chromium in the demo's
         # browser tests (it downloads no browser)
-        "test": ["pytest>=7", "scipy>=1.9", "playwright>=1.40"],
+        "test": ["pytest>=7", "pytest-xdist>=3.0", "scipy>=1.9", "playwright>=1.40"],
         "demo": ["gradio>=6.0,<7"],  # --demo: the local web app (Gradio changes its API between major versions)
         # --export_format onnx; tf2onnx 1.16 and older pin protobuf 3.20, which TensorFlow 2.16+ cannot use
         "onnx": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20"],

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config
+from conftest import read_csv, tiny_config
 from dcgan_tf import augment
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.training import train
-from test_training import read_csv
 
 KEY = tf.constant([7, 11], tf.int64)
 

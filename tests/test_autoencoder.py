@@ -9,28 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import ae_config, smooth_images, tiny_config
 from dcgan_tf import autoencoder as ae
 from dcgan_tf import autoencoder_pictures as pictures
 from dcgan_tf import datasets, files, preprocessing, training
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.training import train
-
-
-def smooth_images(count, size=16, seed=0):
-    """uint8 [count, size, size, 3]: coloured gradients and discs, things an autoencoder can learn quickly."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / (size - 1)
-    images = []
-    for _ in range(count):
-        colour_a, colour_b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-        angle = rng.uniform(0, np.pi)
-        t = np.clip(np.cos(angle) * x + np.sin(angle) * y, 0, 1)[..., None]
-        image = colour_a * (1 - t) + colour_b * t
-        cy, cx, r = rng.uniform(0.2, 0.8, 2).tolist() + [rng.uniform(0.15, 0.3)]
-        image[(y - cy) ** 2 + (x - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-        images.append(image)
-    return np.stack(images).round().astype(np.uint8)
 
 
 def write_smooth_folder(folder, count, seed=0, copies=()):
@@ -42,12 +26,6 @@ def write_smooth_folder(folder, count, seed=0, copies=()):
     for i, name in copies:
         Image.fromarray(images[i]).save(os.path.join(folder, f"{name}.png"))
     return str(folder)
-
-
-def ae_config(tmp_path, dataset, **overrides):
-    values = dict(preprocess="autoencoder", ae_epochs=2, ae_code_dim=16)
-    values.update(overrides)
-    return tiny_config(tmp_path, dataset, **values).resolved()
 
 
 def test_model_shapes_stages_and_output_range():

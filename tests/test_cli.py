@@ -5,28 +5,13 @@ import importlib.util
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
 
 import pytest
 
-from conftest import write_images
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run_main(*args, cwd):
-    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from conftest import ROOT, TINY, free_port, run_main, write_images
 
 
 def assert_quiet(stderr: str) -> None:
@@ -49,10 +34,6 @@ def end_block_paths(stdout: str) -> list[str]:
         elif words[:1] in (["losses"], ["checkpoint"]):
             paths.append(words[1])
     return paths
-
-
-TINY = ["--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4", "--z_dim", "8",
-        "--gf_dim", "8", "--df_dim", "8", "--sample_freq", "2", "--ckpt_freq", "2", "--verbose", "2"]
 
 
 def test_train_resume_and_test_mode_through_main(tmp_path):

@@ -8,7 +8,6 @@ visibly with z; `tiny_export` makes each once per session, for test_demo_browser
 
 import math
 import os
-import socket
 import urllib.request
 
 import numpy as np
@@ -16,56 +15,10 @@ import pytest
 
 pytest.importorskip("gradio", reason="the web demo needs gradio (pip install gradio)")
 
-from conftest import gif_info, tiny_config, write_images  # noqa: E402
+from conftest import free_port, gif_info, tiny_export  # noqa: E402
 from dcgan_tf import export, latent  # noqa: E402
-from dcgan_tf.config import Config  # noqa: E402
 from dcgan_tf.demo import app, build_demo, launch  # noqa: E402
 from dcgan_tf.images import CELL_PADDING, upscale  # noqa: E402
-from dcgan_tf.training import train  # noqa: E402
-
-_EXPORTS = {}  # conditional -> export folder, shared by the test modules of one session
-
-
-def _spread_loaded(load_trained):
-    """load_trained whose sampling generator's kernels are ~ N(0, 1/fan) (not N(0, 0.02)): outputs vary with z."""
-    def load(config):
-        saved, model, step = load_trained(config)
-        rng = np.random.default_rng(0)
-        for variable in model.sampler.weights:
-            if len(variable.shape) >= 2:
-                fan = int(np.prod(variable.shape[:-1]))
-                variable.assign(rng.normal(0, 1 / math.sqrt(fan), variable.shape).astype("float32"))
-        return saved, model, step
-    return load
-
-
-def tiny_export(tmp_path_factory, conditional: bool) -> str:
-    """The export folder of a tiny trained run: 16x16 RGB with z_dim 8, or (conditional) fake MNIST, 28x28
-    grayscale, y_dim 10, z_dim 4."""
-    if conditional not in _EXPORTS:
-        tmp = tmp_path_factory.mktemp("demo_mnist" if conditional else "demo_rgb")
-        if conditional:
-            from test_mnist import make_mnist
-
-            make_mnist(tmp / "data")
-            config = Config(dataset="mnist", data_dir=str(tmp / "data"), output_height=28, batch_size=8, epoch=1,
-                            z_dim=4, gf_dim=4, df_dim=4, gfc_dim=16, dfc_dim=16, grid_cols=3, verbose=0,
-                            sample_freq=100, checkpoint_dir=str(tmp / "ck"), sample_dir=str(tmp / "s")).resolved()
-        else:
-            write_images(tmp / "pics", 10)
-            config = tiny_config(tmp, tmp / "pics").resolved()
-        train(config)
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(export, "load_trained", _spread_loaded(export.load_trained))
-            export.export_run(config)
-        _EXPORTS[conditional] = export.export_folder(config)
-    return _EXPORTS[conditional]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -30,8 +30,8 @@ if CHROMIUM is None:
                 allow_module_level=True)
 
 from playwright.sync_api import sync_playwright  # noqa: E402
-from test_demo import free_port, tiny_export  # noqa: E402
 
+from conftest import free_port, tiny_export
 from dcgan_tf.demo import launch  # noqa: E402
 from dcgan_tf.export import read_info  # noqa: E402
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import make_mnist, tiny_config
 from dcgan_tf import runs
 from dcgan_tf.inference import load_trained
 from dcgan_tf.metrics import evaluate, features
@@ -38,9 +38,9 @@ def test_metrics_while_training_continue_across_a_resume(tmp_path, image_folder)
     assert any(name.startswith("events") for name in os.listdir(os.path.join(result.config.checkpoint_path, "logs")))
 
 
-def test_evaluations_of_one_checkpoint_repeat_exactly(tmp_path, image_folder):
+def test_evaluations_of_one_checkpoint_repeat_exactly(tmp_path, image_folder, first_run):
     """The evaluations' z are fixed per run: the same weights give the same values, so changes are G's doing."""
-    config = train(tiny_config(tmp_path, image_folder, max_to_keep=2)).config  # ckpt-2, ckpt-3
+    config = first_run(max_to_keep=2)  # ckpt-2, ckpt-3
     stand_in = features.TinyConvFeatures(seed=1, dim=16)
     plain = tiny_config(tmp_path, image_folder, metrics="kid,fid", metrics_samples=12)
     latest = evaluate.evaluate_run(plain, extractor=stand_in)
@@ -76,7 +76,6 @@ def test_keep_best_keeps_the_best_scoring_checkpoint_across_a_resume(tmp_path, i
 
 
 def test_label_accuracy_of_a_conditional_run(tmp_path):
-    from test_mnist import make_mnist
 
     make_mnist(tmp_path / "data")  # 12 + 5 labelled digits
     config = tiny_config(tmp_path, "mnist", data_dir=str(tmp_path / "data"), output_height=28, batch_size=8,

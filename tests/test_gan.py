@@ -5,17 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import left_bright_dataset, left_minus_right, real_batch, small_model
 from dcgan_tf.config import Config
-from dcgan_tf.data import LoadedImages, make_dataset
 from dcgan_tf.build import build_dcgan
-from dcgan_tf.gan import DCGAN
 from dcgan_tf.latent import sample_z
-
-
-def small_model(g_advantage=2, y_dim=None, size=16, seed=5, **overrides) -> DCGAN:
-    config = Config(output_height=size, z_dim=8, gf_dim=8, df_dim=8, g_advantage=g_advantage, y_dim=y_dim,
-                    c_dim=1 if y_dim else 3, gfc_dim=16, dfc_dim=16, seed=seed, **overrides).resolved().validate()
-    return build_dcgan(config)
 
 
 def snapshot(variables):
@@ -24,10 +17,6 @@ def snapshot(variables):
 
 def changed(before, variables):
     return [not np.array_equal(b, v.numpy()) for b, v in zip(before, variables)]
-
-
-def real_batch(count=4, size=16, channels=3, seed=0):
-    return tf.constant(np.random.default_rng(seed).uniform(-1, 1, (count, size, size, channels)), tf.float32)
 
 
 def test_discriminator_update_changes_only_discriminator_weights():
@@ -127,22 +116,6 @@ def test_z_distributions(z_dist, low, high):
     assert abs(z.mean() - expected_mean) < 0.05
     if z_dist == "normal01":
         assert abs(z.std() - 1) < 0.05 and z.min() < -2
-
-
-def left_bright_dataset():
-    """256 16x16 images, each with a bright left half and a dark right half (random contrast and offset per image,
-    a little noise), in batches of 16."""
-    rng = np.random.default_rng(0)
-    contrast, offset = rng.uniform(0.3, 0.9, 256), rng.uniform(-0.3, 0.3, 256)
-    real = np.empty((256, 16, 16, 3), np.float32)
-    real[:, :, :8] = (offset + contrast)[:, None, None, None]
-    real[:, :, 8:] = (offset - contrast)[:, None, None, None]
-    real = np.clip(real + rng.normal(0, 0.05, real.shape), -1, 1)
-    return make_dataset(LoadedImages(np.rint((real + 1) * 127.5).astype(np.uint8), []), 16, seed=0)
-
-
-def left_minus_right(images):
-    return float(images[:, :, :8].mean() - images[:, :, 8:].mean())
 
 
 @pytest.mark.parametrize("mixed_precision", [False, True])

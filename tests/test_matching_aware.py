@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import make_mnist, real_batch, small_model
 from dcgan_tf import callbacks, gan
 from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.training import train
-from test_gan import real_batch, small_model
-from test_mnist import make_mnist
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,56 +16,11 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import TEST, TRAIN, digits, idx_bytes, make_mnist, write_idx
 from dcgan_tf import mnist
 from dcgan_tf.config import Config
 from dcgan_tf.data import DataError
 from dcgan_tf.datasets import load_training_data
-
-TRAIN, TEST = 12, 5
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """IDX encoding: two zero bytes, a type code, the number of dimensions, big-endian sizes, big-endian data."""
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
-             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
-    big = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
-    header = bytes([0, 0, codes[big.dtype], array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    return header + big.tobytes()
-
-
-def write_idx(path, array: np.ndarray, gz: bool = False) -> str:
-    path = str(path) + (".gz" if gz else "")
-    payload = idx_bytes(array)
-    if gz:
-        with gzip.open(path, "wb") as handle:
-            handle.write(payload)
-    else:
-        with open(path, "wb") as handle:
-            handle.write(payload)
-    return path
-
-
-def digits(labels: np.ndarray) -> np.ndarray:
-    values = (10 * labels + np.arange(len(labels)) % 7).astype(np.uint8)
-    images = np.broadcast_to(values[:, None, None], (len(labels), 28, 28)).copy()
-    images[:, 0, 0] = 255  # one bright corner, so resizing has something to keep
-    return images
-
-
-def make_mnist(data_dir, gz=False, names=None):
-    """Write the four files under data_dir/mnist; return (images, labels) as load_mnist should give them."""
-    folder = data_dir / "mnist"
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    train_labels = rng.integers(0, 10, TRAIN).astype(np.uint8)
-    test_labels = rng.integers(0, 10, TEST).astype(np.uint8)
-    names = names or mnist.FILES
-    arrays = {"train_images": digits(train_labels), "train_labels": train_labels,
-              "test_images": digits(test_labels), "test_labels": test_labels}
-    for key, array in arrays.items():
-        write_idx(folder / names[key], array, gz=gz[key] if isinstance(gz, dict) else gz)
-    return (np.concatenate([arrays["train_images"], arrays["test_images"]]),
-            np.concatenate([train_labels, test_labels]))
 
 
 @pytest.fixture

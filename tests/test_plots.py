@@ -1,6 +1,5 @@
 """Plots of a run and comparisons of runs, from hand-written loss CSVs and tiny fake sample grids (no model)."""
 
-import csv
 import math
 import os
 
@@ -8,37 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import HEADER, write_run
 from dcgan_tf import plots
-from dcgan_tf.config import Config
 from dcgan_tf.runs import RunError, RunPaths, list_training_grids, resolve_run
-
-HEADER = ["step", "epoch", "d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake"]
-
-
-def write_run(checkpoint_dir, name, steps, per_epoch=10, swap_at=None, nan_at=(), config=True):
-    """A run folder with losses.csv of `steps` rows (step 1..steps); a `data` column when swap_at is given."""
-    folder = os.path.join(checkpoint_dir, name)
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(len(name) + steps)
-    header = HEADER + (["data"] if swap_at is not None else [])
-    with open(os.path.join(folder, "losses.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for step in range(1, steps + 1):
-            d_real, d_fake = rng.uniform(0.4, 0.9), rng.uniform(0.1, 0.6)
-            d_loss_real, d_loss_fake = -math.log(d_real), -math.log(1 - d_fake)
-            g_loss = -math.log(d_fake) + 0.1 * math.sin(step)
-            row = [step, (step - 1) // per_epoch, d_loss_real + d_loss_fake, d_loss_real, d_loss_fake, g_loss,
-                   d_real, d_fake]
-            if step in nan_at:
-                row[2:] = ["nan", "nan", "nan", "inf", "nan", ""]
-            if swap_at is not None:
-                row.append("reconstructions" if step < swap_at else "originals")
-            writer.writerow(row)
-    if config:
-        with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
-            handle.write(Config(run_name=name, checkpoint_dir=str(checkpoint_dir)).to_json())
-    return folder
 
 
 def write_grids(folder, steps, size=(24, 16), color=(200, 30, 30)):

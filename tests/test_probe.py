@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config, write_images
+from conftest import run_main, tiny_config, write_idx, write_images
 from dcgan_tf import files, inference, mnist, runs, training
 from dcgan_tf.config import ConfigError
 from dcgan_tf.data import DataError, ImageSpec, find_labelled_files, load_labelled_images
@@ -31,7 +31,6 @@ from dcgan_tf.metrics.features import (DiscriminatorFeatures, discriminator_conv
 from dcgan_tf.metrics.probe import C_VALUES, ProbeOptions, fit_linear_probe, labelled_split, validation_split
 from dcgan_tf.networks import build_discriminator
 from dcgan_tf.plots import plot_metrics, plotted_rows
-from test_mnist import write_idx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = "tiny_probe"
@@ -61,12 +60,6 @@ def d_weights(model):
 def same_weights(part, whole):
     """Every variable of `part` (a feature model's, or a whole D's) is in `whole` with the same value."""
     return bool(part) and all(path in whole and np.array_equal(value, whole[path]) for path, value in part.items())
-
-
-def run_main(*args, cwd):
-    env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
 
 
 def main_args(root, *extra):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import gif_info, png_size
+from conftest import gif_info, png_size, run_main
 from dcgan_tf import projection
 from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config
@@ -237,7 +237,6 @@ def test_project_and_walk_from_the_command_line(tmp_path):
     """--project on a trained run writes each image's picture, z and GIF; --z_files walks between them; bad
     projection flags fail before any work, naming the flag."""
     from conftest import write_images
-    from test_cli import run_main
 
     write_images(tmp_path / "pics", 8)
     flags = ["--dataset", "pics", "--data_dir", ".", "--input_fname_pattern", "*.png", "--output_height", "16",

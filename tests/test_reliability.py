@@ -1,6 +1,5 @@
 """Runs lose nothing: NaN guard and rollback, Ctrl-C/SIGTERM, SIGKILL at any moment, damaged checkpoints, disk."""
 
-import csv
 import logging
 import os
 import re
@@ -11,34 +10,11 @@ import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from conftest import tiny_config, write_images
-from dcgan_tf import gan
+from conftest import csv_steps, poison_discriminator, restore_fresh, tiny_config, write_images
 from dcgan_tf.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def csv_steps(config):
-    with open(os.path.join(config.checkpoint_path, "losses.csv"), newline="") as handle:
-        return [int(row["step"]) for row in csv.DictReader(handle)]
-
-
-def poison_discriminator(monkeypatch, from_step, once):
-    """From train step `from_step` on (0-based), D's first kernel turns NaN after its update; `once`: only once."""
-    original = gan.DCGAN.discriminator_update
-    done = tf.Variable(False)
-
-    def poisoned(self, *args, **kwargs):
-        values = original(self, *args, **kwargs)
-        kernel = self.discriminator.trainable_variables[0]
-        hit = tf.logical_and(self.step >= from_step, tf.logical_not(done)) if once else self.step >= from_step
-        kernel.assign(tf.where(hit, kernel * np.nan, kernel))
-        done.assign(tf.logical_or(done, hit))
-        return values
-
-    monkeypatch.setattr(gan.DCGAN, "discriminator_update", poisoned)
 
 
 def test_nan_stops_the_run_and_never_reaches_a_checkpoint(tmp_path, image_folder, monkeypatch):
@@ -55,11 +31,9 @@ def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, i
     assert result.stopped_by is None and result.rollbacks == 1 and result.nan_step == 4
     assert (result.step, result.epoch) == (6, 2)
     assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]  # the NaN step's row was replaced
-    from test_training import restore_fresh
 
     model, _ = restore_fresh(result.config)
     assert np.isclose(float(model.d_optimizer.learning_rate), 0.0001)  # halved, and saved so resume keeps it
-
 
 
 def test_rollbacks_to_one_checkpoint_compound_the_halving(tmp_path, image_folder, monkeypatch, caplog):
@@ -70,6 +44,7 @@ def test_rollbacks_to_one_checkpoint_compound_the_halving(tmp_path, image_folder
     assert result.stopped_by == "nan" and result.rollbacks == 3
     halved = [line.split("halved to ")[1].split(" ")[0] for line in caplog.text.splitlines() if "halved to" in line]
     assert halved == ["0.0001", "5e-05", "2.5e-05"]
+
 
 def test_keep_samples_prunes_old_grids(tmp_path, image_folder):
     result = train(tiny_config(tmp_path, image_folder, epoch=3, sample_freq=1, keep_samples=2, keep_every=4))
@@ -85,8 +60,8 @@ def test_low_disk_stops_samples_but_not_checkpoints(tmp_path, image_folder, capl
     assert caplog.text.count("no more sample grids") == 1
 
 
-def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_folder):
-    config = train(tiny_config(tmp_path, image_folder, max_to_keep=3)).config  # ckpt-2, ckpt-3
+def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_folder, first_run):
+    config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
     folder = config.checkpoint_path
     data_file = [n for n in os.listdir(folder) if n.startswith("ckpt-3.data")][0]
     with open(os.path.join(folder, data_file), "r+b") as handle:
@@ -97,15 +72,15 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_
     assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
 
 
-
-def test_a_truncated_newest_index_falls_back_too(tmp_path, image_folder):
+def test_a_truncated_newest_index_falls_back_too(tmp_path, image_folder, first_run):
     """The .index (read first, for the saved grid z's shape) damaged, not only the data: still the one before."""
-    config = train(tiny_config(tmp_path, image_folder, max_to_keep=3)).config  # ckpt-2, ckpt-3
+    config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
     with open(os.path.join(config.checkpoint_path, "ckpt-3.index"), "r+b") as handle:
         handle.truncate(100)
     result = train(tiny_config(tmp_path, image_folder, epoch=2, max_to_keep=3))
     assert (result.step, result.epoch) == (6, 2)
     assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
+
 
 def test_library_never_unpickles():
     source = "".join(open(os.path.join(ROOT, "dcgan_tf", name)).read()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import write_run
 from dcgan_tf import report, runs, sweeps
-from test_plots import write_run
 
 
 def fake_sweep(tmp_path) -> sweeps.Sweep:

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config
+from conftest import csv_steps, poison_discriminator, restore_fresh, tiny_config
 from dcgan_tf import callbacks, checkpoints, gan, runs, training
 from dcgan_tf.build import build_dcgan
 from dcgan_tf.training import train
-from test_reliability import csv_steps, poison_discriminator
-from test_training import restore_fresh
 
 
 def folder_state(folder):
@@ -23,10 +21,11 @@ def folder_state(folder):
             if os.path.isfile(os.path.join(folder, name))}
 
 
-def test_a_learning_rate_change_survives_a_death_before_the_next_checkpoint(tmp_path, image_folder, monkeypatch):
+def test_a_learning_rate_change_survives_a_death_before_the_next_checkpoint(tmp_path, image_folder, monkeypatch,
+                                                                            first_run):
     """config.json is written with the new rate before any checkpoint holds it; the process dies; the same command
     again must still train at the new rate (before: config.json equalled the command, so the old rate won)."""
-    train(tiny_config(tmp_path, image_folder))  # ckpt-3 at the default rate 2e-4
+    first_run()  # ckpt-3 at the default rate 2e-4
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # dies after config.json was written, before the first checkpoint
@@ -56,8 +55,8 @@ def test_halved_rates_stay_on_resume_until_the_command_changes_them(tmp_path, im
     assert np.isclose(float(model.g_optimizer.learning_rate), 0.0003)
 
 
-def test_a_run_whose_checkpoints_all_fail_stops_and_touches_nothing(tmp_path, image_folder):
-    config = train(tiny_config(tmp_path, image_folder, max_to_keep=3)).config  # ckpt-2, ckpt-3
+def test_a_run_whose_checkpoints_all_fail_stops_and_touches_nothing(tmp_path, image_folder, first_run):
+    config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
     folder = config.checkpoint_path
     for name in os.listdir(folder):
         if ".data-" in name:
@@ -74,8 +73,8 @@ def test_a_run_whose_checkpoints_all_fail_stops_and_touches_nothing(tmp_path, im
     assert csv_steps(config) == [1, 2, 3]
 
 
-def test_another_seed_or_subset_is_another_run(tmp_path, image_folder):
-    first = train(tiny_config(tmp_path, image_folder)).config  # seed 3
+def test_another_seed_or_subset_is_another_run(tmp_path, image_folder, first_run):
+    first = first_run()  # seed 3
     other = tiny_config(tmp_path, image_folder, seed=4).resolved()
     assert other.checkpoint_path != first.checkpoint_path  # a replicate, not a continuation
     for change, saved, now in (({"seed": 4}, 3, 4), ({"train_size": 5}, None, 5)):

@@ -11,8 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_config
-from test_reliability import csv_steps
+from conftest import csv_steps, tiny_config
 from dcgan_tf import callbacks as cb
 from dcgan_tf import files, run_lock
 from dcgan_tf.run_lock import RunBusyError, RunLock

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config, write_images
+from conftest import TINY, left_bright_dataset, left_minus_right, real_batch, run_main, small_model, tiny_config, write_images, write_run
 
 from dcgan_tf import augment, checkpoints, gan, losses, train
 from dcgan_tf.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
@@ -19,7 +19,6 @@ from dcgan_tf.data import to_float
 from dcgan_tf.inference import load_trained
 from dcgan_tf.latent import sample_z
 from dcgan_tf.networks import BN_MOMENTUM, build_discriminator, build_generator
-from test_gan import left_bright_dataset, left_minus_right, real_batch, small_model
 
 
 class StepLogs(keras.callbacks.Callback):
@@ -295,7 +294,6 @@ def test_a_small_data_model_learns_the_structure_of_its_data():
 
 def test_small_data_and_the_augment_preview_through_main(tmp_path):
     """--small_data names its settings in the run (and an explicit flag wins); --augment_preview trains nothing."""
-    from test_cli import TINY, run_main
 
     write_images(tmp_path / "data" / "faces", 6)
     done = run_main("--dataset", "faces", *TINY, "--small_data", "--augment", "cutout", "--augment_preview",
@@ -311,7 +309,6 @@ def test_small_data_and_the_augment_preview_through_main(tmp_path):
 def test_hinge_and_wgan_runs_plot_the_score_gap_instead_of_the_log_ratio(tmp_path):
     """Their losses may be negative, so log(G/D) says nothing: the run's plots show D's real - fake score gap."""
     from dcgan_tf import plots
-    from test_plots import write_run
 
     folder = write_run(tmp_path / "checkpoints", "run", 30)
     with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:

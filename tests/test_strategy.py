@@ -4,7 +4,6 @@ import dataclasses
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,11 +12,10 @@ import types
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import ae_config, free_ports, read_csv, restore_fresh, smooth_images, tiny_config
 from dcgan_tf import distribution
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.training import train
-from test_training import read_csv, restore_fresh
 
 HELPER = os.path.join(os.path.dirname(__file__), "run_distributed.py")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,16 +44,48 @@ def weights(config):
     return path, [v.numpy() for v in model.generator.weights + model.discriminator.weights]
 
 
-def assert_same_training(config, reference):
-    """Same checkpoint step, weights and logged losses as the one-device run, within float tolerance."""
+# Why two runs on different devices are compared by their losses, and only runs on the same devices by weights:
+# a mirrored step sums two per-replica batches of 2 where one device sums one batch of 4, so the gradients differ
+# by rounding (~1e-7 relative). Adam divides each gradient by its own size, so a weight whose gradient is near
+# zero, where rounding is relatively large, still moves by up to a learning rate, differently in the two runs; and
+# a GAN feeds each network's change into the other's next gradient. Measured on a 2-core Xeon with AVX-512 and AMX
+# (tiny nets, 4 images): the same run twice is bit-identical, but after one step the largest weight difference is
+# 1.6e-4 (9.6e-5 with TF_ENABLE_ONEDNN_OPTS=0), and after six the trainable weights of one device and of two
+# replicas differ by 35-41 % of the distance training moved them -- as much as one device with oneDNN on and off
+# (49 %), two correct computations that differ only in rounding. So a weight tolerance fails on some CPUs (0.0059
+# against 1e-4 on that Xeon) and passes on others by chance. What rounding cannot change: the first step, computed
+# from the same initial weights, batch and z (its losses agree to ~1e-6), and the losses of every later step to a
+# few 1e-3. What it never changes: a run against itself on the same devices (resumed against straight).
+FIRST_STEP_RTOL = 1e-5  # step 1: the same weights, batch and z in; rounding alone (~1e-6 seen)
+LATER_STEPS_RTOL = 2e-2  # rounding amplified by Adam and the G/D coupling (1.6e-3 seen after six steps)
+
+
+def logged(config, names=("d_loss", "g_loss", "d_real", "d_fake")):
+    """{column: [value per step]} of the run's losses.csv, and its step numbers."""
+    rows = read_csv(config)
+    return [int(r["step"]) for r in rows], {name: np.array([float(r[name]) for r in rows]) for name in names}
+
+
+def assert_matches_one_device(config, reference, names=("d_loss", "g_loss", "d_real", "d_fake")):
+    """The same checkpoint step and logged steps as the one-device run; its first step's losses equal to rounding,
+    every later step's within what rounding grows to (see above)."""
+    assert os.path.basename(restore_fresh(config)[1]) == os.path.basename(restore_fresh(reference)[1])
+    (steps, ours), (ref_steps, theirs) = logged(config, names), logged(reference, names)
+    assert steps == ref_steps
+    for name in names:
+        np.testing.assert_allclose(ours[name][0], theirs[name][0], rtol=FIRST_STEP_RTOL, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(ours[name], theirs[name], rtol=LATER_STEPS_RTOL, atol=1e-4, err_msg=name)
+
+
+def assert_same_run(config, reference):
+    """Two runs on the same devices (one resumed, one straight): the same checkpoint, weights and losses."""
     (path, ours), (ref_path, theirs) = weights(config), weights(reference)
     assert os.path.basename(path) == os.path.basename(ref_path)
-    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs)) < 1e-4
-    rows, ref_rows = read_csv(config), read_csv(reference)
-    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]
-    for name in ("d_loss", "g_loss", "d_real", "d_fake"):
-        np.testing.assert_allclose([float(r[name]) for r in rows], [float(r[name]) for r in ref_rows], rtol=1e-4,
-                                   atol=1e-5, err_msg=name)
+    assert max(float(np.max(np.abs(a - b))) for a, b in zip(ours, theirs)) < 1e-5
+    (steps, losses), (ref_steps, ref_losses) = logged(config), logged(reference)
+    assert steps == ref_steps
+    for name, values in losses.items():
+        np.testing.assert_allclose(values, ref_losses[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 
 @pytest.mark.slow  # pytest -m slow
@@ -63,10 +93,12 @@ def test_mirrored_on_two_devices_matches_one_device_and_resumes(tmp_path, image_
     reference = train(tiny_config(tmp_path / "one", image_folder, epoch=2)).config  # 10 images, batch 4: 3 steps
     mirrored = tiny_config(tmp_path / "two", image_folder, epoch=1, strategy="mirrored", c_dim=3)
     resumed = dataclasses.replace(mirrored, epoch=2)  # one more epoch: the step counter and the data order continue
-    results, output = finish(start([mirrored, resumed], logical_cpus=2))
-    assert results == [{"step": 3, "epoch": 1}, {"step": 6, "epoch": 2}]
+    straight = tiny_config(tmp_path / "straight", image_folder, epoch=2, strategy="mirrored", c_dim=3)
+    results, output = finish(start([mirrored, resumed, straight], logical_cpus=2))
+    assert results == [{"step": 3, "epoch": 1}, {"step": 6, "epoch": 2}, {"step": 6, "epoch": 2}]
     assert "2 replicas" in output and "resuming run" in output
-    assert_same_training(resumed.resolved(), reference)
+    assert_matches_one_device(resumed.resolved(), reference)
+    assert_same_run(resumed.resolved(), straight.resolved())  # the resume lost and repeated nothing
 
 
 LOSS_SCALE_PROBE = """
@@ -111,16 +143,6 @@ def test_an_fp16_overflow_on_one_replica_skips_the_update_on_all():
     assert w_clean == pytest.approx(1.0 - 0.1) and scale_clean == 1.0  # a finite step applies the mean gradient
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def run_workers(configs, tf_configs, signal_when=None):
     """Each worker process trains `configs` in turn; `signal_when(config)`: once true, SIGTERM the last worker only.
     Returns each worker's (results, log)."""
@@ -156,7 +178,7 @@ def test_two_workers_match_one_device_resume_and_stop_together(tmp_path, image_f
     assert "2 replicas" in chief_log and "worker 1" in other_log
     reference = train(tiny_config(tmp_path / "one", image_folder, epoch=1, sample_freq=1000,
                                   ckpt_freq=1000)).config
-    assert_same_training(config, reference)
+    assert_matches_one_device(config, reference)
     # written once: the run folders hold what a one-device run writes, and the other worker's scratch is gone
     assert sorted(os.listdir(config.checkpoint_path)) == sorted(os.listdir(reference.checkpoint_path))
     assert sorted(os.listdir(config.sample_path)) == sorted(os.listdir(reference.sample_path))
@@ -193,7 +215,6 @@ def test_global_batch_must_split_evenly_over_replicas():
 def test_multiworker_runs_only_read_a_saved_autoencoder(tmp_path):
     from dcgan_tf import autoencoder
     from dcgan_tf.data import DataError
-    from test_autoencoder import ae_config, smooth_images
 
     config = ae_config(tmp_path, str(tmp_path / "pics")).resolved()
     images = smooth_images(8)
@@ -219,8 +240,5 @@ def test_mirrored_with_every_small_data_option_matches_one_device(tmp_path, imag
     mirrored = tiny_config(tmp_path / "two", image_folder, strategy="mirrored", c_dim=3, **options)
     results, output = finish(start([mirrored], logical_cpus=2))
     assert results == [{"step": 6, "epoch": 2}] and "2 replicas" in output
-    assert_same_training(mirrored.resolved(), reference)
-    rows, ref_rows = read_csv(mirrored.resolved()), read_csv(reference)
-    for name in ("r1_penalty", "augment_p"):
-        np.testing.assert_allclose([float(r[name]) for r in rows], [float(r[name]) for r in ref_rows], rtol=1e-4,
-                                   atol=1e-6, err_msg=name)
+    assert_matches_one_device(mirrored.resolved(), reference,
+                              names=("d_loss", "g_loss", "d_real", "d_fake", "r1_penalty", "augment_p"))

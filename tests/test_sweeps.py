@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import write_images
+from conftest import run_main, write_images
 from dcgan_tf import report, runs, sweeps
 from dcgan_tf.config import Config, ConfigError
 
@@ -275,10 +275,6 @@ def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(imag
 
 
 # ------------------------------------------------------------------------------------------ through main.py
-def run_main(*args, cwd):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
-
 
 SWEEP = ["--dataset", "faces", "--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4",
          "--z_dim", "8", "--gf_dim", "8", "--df_dim", "8", "--epoch", "2", "--sample_freq", "1", "--verbose", "2",

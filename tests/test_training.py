@@ -1,6 +1,5 @@
 """train(): run folders, sample grids, loss CSV, checkpoints, and resume that continues every counter."""
 
-import csv
 import json
 import os
 
@@ -8,28 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config, write_images
+from conftest import make_mnist, read_csv, restore_fresh, tiny_config, write_images
 from dcgan_tf import callbacks as cb
-from dcgan_tf import checkpoints, runs
+from dcgan_tf import runs
 from dcgan_tf.config import Config
 from dcgan_tf.inference import load_trained, write_test_grid
-from dcgan_tf.build import build_dcgan
 from dcgan_tf.training import train
-
-
-def restore_fresh(config):
-    """A newly built model with the run's newest checkpoint restored into it (and that checkpoint's path)."""
-    import tensorflow as tf
-
-    model = build_dcgan(config)
-    sample_z = tf.Variable(tf.zeros((config.grid_rows * config.grid_cols, config.z_dim)))
-    manager = checkpoints.make_manager(checkpoints.make_checkpoint(model, sample_z), config.checkpoint_path, 1)
-    return model, checkpoints.restore_latest(manager)
-
-
-def read_csv(config):
-    with open(os.path.join(config.checkpoint_path, "losses.csv"), newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_train_writes_run_folder_grids_csv_and_checkpoint(tmp_path, image_folder):
@@ -61,8 +44,8 @@ def test_g_advantage_runs_do_not_share_a_folder(tmp_path, image_folder):
     assert tiny_config(tmp_path, image_folder, run_name="mine").name == "mine"
 
 
-def test_resume_continues_weights_optimizers_counters_and_numbering(tmp_path, image_folder):
-    first = train(tiny_config(tmp_path, image_folder, epoch=1)).config
+def test_resume_continues_weights_optimizers_counters_and_numbering(tmp_path, image_folder, first_run):
+    first = first_run(epoch=1)
     _, restored, step = load_trained(first)
     generator_after_first = [w.copy() for w in restored.generator.get_weights()]
     assert step == 3
@@ -150,10 +133,10 @@ def test_grayscale_folder_trains_a_one_channel_model(tmp_path):
     assert model.generator.output_shape == (None, 16, 16, 1)
 
 
-def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image_folder):
+def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image_folder, first_run):
     with pytest.raises(runs.RunError, match="no run .*train it first"):
         write_test_grid(tiny_config(tmp_path, image_folder))
-    train(tiny_config(tmp_path, image_folder))
+    first_run()
     path = write_test_grid(tiny_config(tmp_path, image_folder, grid_rows=None, grid_cols=4))
     assert os.path.basename(path) == "test_00000003.png"
     with Image.open(path) as grid:
@@ -161,7 +144,6 @@ def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image
 
 
 def test_conditional_run_grid_has_one_row_per_digit(tmp_path):
-    from test_mnist import make_mnist
 
     make_mnist(tmp_path / "data")  # 12 + 5 digits
     config = Config(dataset="mnist", data_dir=str(tmp_path / "data"), output_height=28, batch_size=8, epoch=1,
@@ -184,8 +166,8 @@ def test_resume_after_the_data_set_shrank_counts_epochs_right(tmp_path):
     assert (result.step, result.epoch) == (8, 4)  # epochs 3 and 4 ran, none skipped
 
 
-def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder):
-    first = train(tiny_config(tmp_path, image_folder)).config
+def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder, first_run):
+    first = first_run()
     result = train(tiny_config(tmp_path, image_folder, epoch=2, grid_rows=3, grid_cols=4, learning_rate=0.001))
     with Image.open(os.path.join(result.config.sample_path, "train_00000006.png")) as grid:
         assert grid.size == (4 * 16, 3 * 16)
@@ -194,8 +176,8 @@ def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder)
     assert first.learning_rate == 0.0002
 
 
-def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder):
-    config = train(tiny_config(tmp_path, image_folder)).config
+def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder, first_run):
+    config = first_run()
     path = os.path.join(config.checkpoint_path, "losses.csv")
     with open(path, "a") as handle:
         handle.write("2")  # a row cut short by SIGKILL, without its newline
@@ -203,15 +185,15 @@ def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder):
     assert [int(r["step"]) for r in read_csv(config)] == [1, 2, 3, 4, 5, 6]
 
 
-def test_test_mode_samples_differ_from_the_training_grid(tmp_path, image_folder):
-    config = train(tiny_config(tmp_path, image_folder)).config
+def test_test_mode_samples_differ_from_the_training_grid(first_run):
+    config = first_run()
     test_grid = np.asarray(Image.open(write_test_grid(config)))
     train_grid = np.asarray(Image.open(os.path.join(config.sample_path, "train_00000003.png")))
     assert test_grid.shape == train_grid.shape and not np.array_equal(test_grid, train_grid)
 
 
-def test_dataset_given_as_path_or_with_trailing_slash_is_the_same_run(tmp_path, image_folder):
-    train(tiny_config(tmp_path, image_folder))
+def test_dataset_given_as_path_or_with_trailing_slash_is_the_same_run(tmp_path, image_folder, first_run):
+    first_run()
     result = train(tiny_config(tmp_path, image_folder + os.sep, epoch=2))
     assert result.step == 6
 

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import gif_info, png_size, tiny_config, write_images
+from conftest import gif_info, make_mnist, png_size, tiny_config, write_images
 from dcgan_tf import visualize as vis
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.images import save_image
@@ -76,7 +76,6 @@ def run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mnist_run(tmp_path_factory):
     """A conditional run (y_dim 10, 28x28 grayscale) on 17 fake MNIST digits; grids 10x3."""
-    from test_mnist import make_mnist
 
     tmp = tmp_path_factory.mktemp("mnist")
     make_mnist(tmp / "data")
