@@ -90,6 +90,7 @@ def test_the_augment_flags_name_the_run_and_are_checked():
         assert raised.value.field == field
 
 
+@pytest.mark.slow
 def test_an_augmented_run_trains_and_resumes_exactly(tmp_path, image_folder):
     """Augmentations keyed by the step: a run stopped and resumed gives the uninterrupted run's losses."""
     straight = train(tiny_config(tmp_path / "a", image_folder, epoch=2, augment="all")).config

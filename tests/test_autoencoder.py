@@ -56,6 +56,7 @@ def test_training_reduces_reconstruction_error():
     assert after < 0.4 * before, (before, after)
 
 
+@pytest.mark.slow
 def test_weights_and_reconstructions_are_cached_and_invalidated(tmp_path, caplog):
     images = smooth_images(12)
     config = ae_config(tmp_path, tmp_path / "pics", c_dim=3)
@@ -146,6 +147,7 @@ def test_near_duplicates_finds_copies_and_keeps_distinct_codes():
     assert [(i, j) for i, j, _ in ae.near_duplicates(chain, 1.5 / 50)] == [(1, 0)]
 
 
+@pytest.mark.slow
 def test_dedupe_drops_copied_files_names_them_and_trains_on_the_rest(tmp_path, caplog):
     folder = write_smooth_folder(tmp_path / "pics", 10, copies=[(2, "copy_of_2"), (5, "again_5")])
     caplog.set_level("INFO")
@@ -169,6 +171,7 @@ def csv_sources(config):
         return [(int(row["epoch"]), row["data"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_swap_feeds_reconstructions_then_originals(tmp_path, monkeypatch):
     folder = write_smooth_folder(tmp_path / "pics", 8)  # batch 4: 2 steps per epoch
     seen = []  # (first epoch, the image array) of every dataset the GAN is fed
@@ -192,6 +195,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_on_that_epochs_data(tmp_path, monkeypatch):
     """Killed at step 1 (mid epoch 0, reconstructions) and at step 3 (mid epoch 1, originals), with swap_epoch 1."""
     from dcgan_tf import callbacks as cb
@@ -219,6 +223,7 @@ def test_a_run_killed_mid_epoch_resumes_on_that_epochs_data(tmp_path, monkeypatc
         (2, "originals")] * 2
 
 
+@pytest.mark.slow
 def test_standalone_mode_writes_pictures_and_pngs_and_a_gan_run_reuses_it(tmp_path):
     folder = write_smooth_folder(tmp_path / "pics", 9)
     config = tiny_config(tmp_path, folder, ae_epochs=2, ae_code_dim=16)  # no --preprocess: implied

@@ -130,6 +130,7 @@ def rows(config):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_a_conditional_folder_run_resumes_exactly(trained_pets):
     straight, resumed = trained_pets["straight"], trained_pets["resumed"]
     assert straight.class_names == CLASSES and "_cond_" in straight.name and "_ma" in straight.name

@@ -36,6 +36,7 @@ def end_block_paths(stdout: str) -> list[str]:
     return paths
 
 
+@pytest.mark.slow
 def test_train_resume_and_test_mode_through_main(tmp_path):
     write_images(tmp_path / "data" / "faces", 9)
     open(tmp_path / "data" / "faces" / "broken.png", "w").write("not a picture")
@@ -121,6 +122,7 @@ def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
     assert not os.path.exists(tmp_path / "ck")  # nothing was written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flags,message", [
     (["--export", "--export_format", "keras,png"], "--export_format: png: choose from keras, savedmodel, tflite, onnx"),
     (["--export_format", "tflite"], "--export_format belongs to --export: add --export"),
@@ -137,6 +139,7 @@ def test_export_and_demo_flags_fail_before_any_work(tmp_path, flags, message):
     assert not os.path.exists(tmp_path / "ck")
 
 
+@pytest.mark.slow
 def test_missing_data_fails_with_the_pattern_looked_for(tmp_path):
     os.makedirs(tmp_path / "data" / "empty")
     result = run_main("--dataset", "empty", "--train", cwd=tmp_path)
@@ -146,12 +149,14 @@ def test_missing_data_fails_with_the_pattern_looked_for(tmp_path):
     assert f"data folder {tmp_path / 'data' / 'nowhere'} does not exist" in result.stderr
 
 
+@pytest.mark.slow
 def test_test_mode_without_a_run_lists_the_runs(tmp_path):
     result = run_main("--dataset", "mice", cwd=tmp_path)
     assert result.returncode == 2
     assert "no run 'mice_b64_64x64_z100_ga2'" in result.stderr and "runs there: none" in result.stderr
 
 
+@pytest.mark.slow
 def test_quick_start_defaults_apply_to_the_built_in_set_only(tmp_path):
     result = run_main(cwd=tmp_path)  # test mode on the built-in set, before any training
     assert result.returncode == 2

@@ -619,6 +619,7 @@ def test_cache_limit_decides_by_the_decoded_size(tmp_path):
     assert error.value.field == "cache_limit"
 
 
+@pytest.mark.slow
 def test_a_file_that_breaks_while_streaming_is_named(tmp_path, monkeypatch):
     import tensorflow as tf
     from conftest import write_images

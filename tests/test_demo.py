@@ -39,6 +39,7 @@ def side(gen, least):
 
 
 # ------------------------------------------------------------------------------------------------ samples
+@pytest.mark.slow
 def test_the_grid_shows_the_seeds_samples_numbered(gen):
     cell = side(gen, app.CELL_SIDE)
     picture = app.samples_picture(gen, 5)
@@ -124,6 +125,7 @@ def test_bad_arithmetic_says_what_is_wrong(gen, text, message):
 
 
 # ------------------------------------------------------------------------------------------------ labels
+@pytest.mark.slow
 def test_a_conditional_export_draws_the_chosen_label(mnist_gen, tmp_path):
     assert app.label_choices(mnist_gen) == [str(digit) for digit in range(10)]
     assert app.label_index(mnist_gen, "7") == 7 and app.label_index(mnist_gen, None) == 0

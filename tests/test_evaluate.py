@@ -22,6 +22,7 @@ def steps_of(config):
     return [row["step"] for row in runs.read_metrics(config.checkpoint_path)]
 
 
+@pytest.mark.slow
 def test_metrics_while_training_continue_across_a_resume(tmp_path, image_folder):
     first = train(tiny_config(tmp_path, image_folder, **MEASURED)).config  # 3 steps: evaluated at 2 and the end
     assert steps_of(first) == [2, 3]
@@ -38,6 +39,7 @@ def test_metrics_while_training_continue_across_a_resume(tmp_path, image_folder)
     assert any(name.startswith("events") for name in os.listdir(os.path.join(result.config.checkpoint_path, "logs")))
 
 
+@pytest.mark.slow
 def test_evaluations_of_one_checkpoint_repeat_exactly(tmp_path, image_folder, first_run):
     """The evaluations' z are fixed per run: the same weights give the same values, so changes are G's doing."""
     config = first_run(max_to_keep=2)  # ckpt-2, ckpt-3
@@ -53,6 +55,7 @@ def test_evaluations_of_one_checkpoint_repeat_exactly(tmp_path, image_folder, fi
         (3, "evaluate"), (3, "evaluate"), (2, "evaluate"), (3, "evaluate")]
 
 
+@pytest.mark.slow
 def test_keep_best_keeps_the_best_scoring_checkpoint_across_a_resume(tmp_path, image_folder, monkeypatch):
     scripted = {2: 0.5, 3: 0.2, 4: 0.3, 6: 0.25}  # the best is step 3's; the resumed run must remember it
 
@@ -75,6 +78,7 @@ def test_keep_best_keeps_the_best_scoring_checkpoint_across_a_resume(tmp_path, i
     assert latest == 6
 
 
+@pytest.mark.slow
 def test_label_accuracy_of_a_conditional_run(tmp_path):
 
     make_mnist(tmp_path / "data")  # 12 + 5 labelled digits
@@ -132,6 +136,7 @@ def test_a_best_checkpoint_the_resumed_run_does_not_hold_is_dropped(tmp_path):
     assert best.best is None and not os.path.exists(tmp_path / "best")
 
 
+@pytest.mark.slow
 def test_a_failing_evaluation_is_logged_and_training_goes_on(tmp_path, image_folder, monkeypatch, caplog):
     def failing(self, model, picture_dir=None):
         raise ValueError("too few samples for 3 neighbours")

@@ -43,6 +43,7 @@ def trained(tmp_path_factory):
     return config, model, step, paths
 
 
+@pytest.mark.slow
 def test_the_export_folder_holds_every_format_and_describes_them(trained):
     config, model, step, paths = trained
     folder = export.export_folder(config)
@@ -83,6 +84,7 @@ def test_every_format_gives_the_runs_own_samples_for_the_same_z(trained):
     assert from_tflite.dtype == np.uint8 and np.abs(from_tflite.astype(int) - to_uint8(own)).max() <= 1
 
 
+@pytest.mark.slow
 def test_the_saved_model_loads_in_a_process_without_this_package(trained, tmp_path):
     config, model, step, paths = trained
     z = z_batch(3, config.z_dim, seed=1)
@@ -205,6 +207,7 @@ def test_an_ema_export_uses_the_runs_own_seed_whatever_the_commands(trained):
     np.testing.assert_array_equal(export.load_export(export.export_folder(config)).generate(z), before)
 
 
+@pytest.mark.slow
 def test_a_conditional_keras_file_loads_in_a_fresh_process_after_importing_the_networks(tmp_path):
     config = Config(dataset="mnist", output_height=28, z_dim=6, gf_dim=4, df_dim=4, gfc_dim=16, dfc_dim=16, c_dim=1,
                     checkpoint_dir=str(tmp_path / "checkpoints"), sample_dir=str(tmp_path / "samples")).resolved()

@@ -39,6 +39,7 @@ def test_generator_update_changes_only_generator_weights():
     assert int(model.g_optimizer.iterations) == 1 and int(model.d_optimizer.iterations) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("g_advantage", [1, 3])
 def test_g_advantage_sets_generator_updates_per_step(g_advantage):
     model = small_model(g_advantage=g_advantage)
@@ -95,6 +96,7 @@ def test_train_step_losses_match_definitions():
     assert abs(float(logs["d_loss_real"]) - np.log(2)) < 0.1 and abs(float(logs["g_loss"]) - np.log(2)) < 0.1
 
 
+@pytest.mark.slow
 def test_conditional_train_step_uses_labels():
     model = small_model(y_dim=10, size=16)
     real = real_batch(channels=1)
@@ -118,6 +120,7 @@ def test_z_distributions(z_dist, low, high):
         assert abs(z.std() - 1) < 0.05 and z.min() < -2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mixed_precision", [False, True])
 def test_generator_learns_the_structure_of_its_data(mixed_precision):
     """An honest learning check (also in mixed precision: bf16 on this CPU): every real image has a bright left half and a dark right half (random contrast
@@ -136,6 +139,7 @@ def test_generator_learns_the_structure_of_its_data(mixed_precision):
     assert after > 0.1, (before, after)  # the data's own difference is ~1.2
 
 
+@pytest.mark.slow
 def test_d_steps_gives_that_many_discriminator_updates_per_step():
     model = small_model(g_advantage=1, d_steps=3)
     model.fit(tf.data.Dataset.from_tensors(real_batch()).repeat(), steps_per_epoch=2, epochs=1, verbose=0,
@@ -158,6 +162,7 @@ def test_discriminator_balance_settings_build_and_name_the_run():
     assert len([layer for layer in model.discriminator.layers if type(layer).__name__ == "Conv2D"]) == 2
 
 
+@pytest.mark.slow
 def test_mixed_precision_computes_low_but_keeps_weights_statistics_logits_and_losses_float32():
     model = small_model(mixed_precision=True)  # no GPU here: bf16
     convs = [layer for net in (model.generator, model.discriminator) for layer in net.layers
@@ -173,6 +178,7 @@ def test_mixed_precision_computes_low_but_keeps_weights_statistics_logits_and_lo
     assert all(np.isfinite(values[-1]) for values in history.history.values())
 
 
+@pytest.mark.slow
 def test_fp16_scales_the_loss_and_checkpoints_stay_interchangeable_with_fp32(monkeypatch, tmp_path):
     """On a GPU mixed precision is fp16 with dynamic loss scaling; forced here on the CPU."""
     from dcgan_tf import build, checkpoints

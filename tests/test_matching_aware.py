@@ -78,6 +78,7 @@ print(json.dumps({"one": one.wrong_labels(labels, 1).numpy().argmax(1).tolist(),
 """
 
 
+@pytest.mark.slow
 def test_replicas_draw_the_wrong_labels_one_device_draws_on_the_whole_batch():
     """Under a MirroredStrategy of 2 replicas each takes its rows of the global draw, as with z."""
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -159,6 +160,7 @@ def read_rows(config):
         return reader.fieldnames, [{k: v for k, v in row.items() if k != "seconds"} for row in reader]
 
 
+@pytest.mark.slow
 def test_a_conditional_run_logs_d_loss_wrong_and_resumes_exactly(tmp_path):
     """16 of the MNIST-like digits at batch 8: 2 steps an epoch. 2 steps, then 2 more, equal 4 straight."""
     make_mnist(tmp_path / "a" / "data")

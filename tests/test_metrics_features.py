@@ -109,6 +109,7 @@ def random_inception(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_inception_features_load_saved_weights(random_inception):
     model, path = random_inception
     extractor = features.InceptionFeatures(weights_path=path, batch_size=50)

@@ -215,6 +215,7 @@ def test_mnist_parts_keep_the_training_and_test_sets_apart(tmp_path, no_download
     assert train.class_names == [str(digit) for digit in range(10)]
 
 
+@pytest.mark.slow
 def test_unconditional_mnist_is_its_own_run_on_the_four_stage_nets(tmp_path, no_download):
     from dcgan_tf.build import build_dcgan
     from dcgan_tf.config import Config, ConfigError

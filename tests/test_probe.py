@@ -224,6 +224,7 @@ def captured_extractors(config, options, monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 def test_the_untrained_baseline_has_the_runs_initial_weights(trained, monkeypatch):
     from dcgan_tf.build import build_dcgan
 
@@ -382,6 +383,7 @@ def probe_rows(root):
     return [row for row in runs.read_metrics(os.path.join(str(root), "checkpoints", RUN)) if row.get("mode") == "probe"]
 
 
+@pytest.mark.slow
 def test_probe_through_main_writes_the_record_and_a_metrics_line(trained, run_copy):
     labelled = str(run_copy / "labelled")
     result = run_main(*main_args(run_copy, "--probe", "--probe_data", labelled, "--probe_labels", "3"), cwd=run_copy)
@@ -463,6 +465,7 @@ print(json.dumps(found))
 """
 
 
+@pytest.mark.slow
 def test_bad_probe_flags_fail_naming_the_flag(trained, tmp_path):
     root = trained.root
     without = run_main(*main_args(root, "--probe_labels", "3"), cwd=root)  # before TensorFlow loads
@@ -505,6 +508,7 @@ def test_a_conditional_run_is_refused(tmp_path, monkeypatch):
     assert error.value.field == "probe" and "conditional" in error.value.message
 
 
+@pytest.mark.slow
 def test_a_run_with_an_autoencoder_is_probed_on_its_code_too(tmp_path):
     """--preprocess autoencoder: the probe adds the autoencoder's code as a fourth feature set (ae_code_dim long)."""
     write_images(tmp_path / "data" / "faces", 8, seed=1)

@@ -233,6 +233,7 @@ def test_read_z_files_reads_banks_and_names_the_file_it_cannot_use(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- main.py
+@pytest.mark.slow
 def test_project_and_walk_from_the_command_line(tmp_path):
     """--project on a trained run writes each image's picture, z and GIF; --z_files walks between them; bad
     projection flags fail before any work, naming the flag."""

@@ -17,6 +17,7 @@ from dcgan_tf.training import train
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_nan_stops_the_run_and_never_reaches_a_checkpoint(tmp_path, image_folder, monkeypatch):
     poison_discriminator(monkeypatch, from_step=3, once=False)
     result = train(tiny_config(tmp_path, image_folder, epoch=3))
@@ -25,6 +26,7 @@ def test_nan_stops_the_run_and_never_reaches_a_checkpoint(tmp_path, image_folder
     assert not any(name.startswith("ckpt-4") for name in os.listdir(result.config.checkpoint_path))
 
 
+@pytest.mark.slow
 def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, image_folder, monkeypatch):
     poison_discriminator(monkeypatch, from_step=3, once=True)
     result = train(tiny_config(tmp_path, image_folder, epoch=2, nan_policy="rollback"))
@@ -36,6 +38,7 @@ def test_nan_rollback_restores_halves_the_learning_rate_and_finishes(tmp_path, i
     assert np.isclose(float(model.d_optimizer.learning_rate), 0.0001)  # halved, and saved so resume keeps it
 
 
+@pytest.mark.slow
 def test_rollbacks_to_one_checkpoint_compound_the_halving(tmp_path, image_folder, monkeypatch, caplog):
     """NaN again before the next checkpoint: rollback k trains at the base rate x 0.5^k, not base / 2 each time."""
     poison_discriminator(monkeypatch, from_step=3, once=False)
@@ -46,12 +49,14 @@ def test_rollbacks_to_one_checkpoint_compound_the_halving(tmp_path, image_folder
     assert halved == ["0.0001", "5e-05", "2.5e-05"]
 
 
+@pytest.mark.slow
 def test_keep_samples_prunes_old_grids(tmp_path, image_folder):
     result = train(tiny_config(tmp_path, image_folder, epoch=3, sample_freq=1, keep_samples=2, keep_every=4))
     grids = sorted(name for name in os.listdir(result.config.sample_path) if name.startswith("train_"))
     assert grids == ["train_00000004.png", "train_00000008.png", "train_00000009.png"]  # newest 2 + every 4th
 
 
+@pytest.mark.slow
 def test_low_disk_stops_samples_but_not_checkpoints(tmp_path, image_folder, caplog):
     with caplog.at_level(logging.WARNING, logger="dcgan_tf"):
         result = train(tiny_config(tmp_path, image_folder, min_free_mb=10**12))
@@ -60,6 +65,7 @@ def test_low_disk_stops_samples_but_not_checkpoints(tmp_path, image_folder, capl
     assert caplog.text.count("no more sample grids") == 1
 
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_folder, first_run):
     config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
     folder = config.checkpoint_path
@@ -72,6 +78,7 @@ def test_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, image_
     assert csv_steps(result.config) == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_a_truncated_newest_index_falls_back_too(tmp_path, image_folder, first_run):
     """The .index (read first, for the saved grid z's shape) damaged, not only the data: still the one before."""
     config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
@@ -110,6 +117,7 @@ def wait_for_step(run_dir, step, process, timeout=120):
     raise AssertionError(f"step {step} not reached")
 
 
+@pytest.mark.slow
 def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes(tmp_path):
     folder = tmp_path / "pics"
     write_images(folder, 8)
@@ -127,7 +135,7 @@ def test_sigterm_stops_after_the_step_with_a_checkpoint_and_resumes(tmp_path):
     assert f"at step {stopped}" in output  # nothing lost, nothing re-run
 
 
-@pytest.mark.slow  # pytest -m slow
+@pytest.mark.slow
 def test_sigkill_at_any_moment_resumes_from_the_last_complete_checkpoint(tmp_path):
     folder = tmp_path / "pics"
     write_images(folder, 6)  # 3 steps per epoch

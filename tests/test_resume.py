@@ -21,6 +21,7 @@ def folder_state(folder):
             if os.path.isfile(os.path.join(folder, name))}
 
 
+@pytest.mark.slow
 def test_a_learning_rate_change_survives_a_death_before_the_next_checkpoint(tmp_path, image_folder, monkeypatch,
                                                                             first_run):
     """config.json is written with the new rate before any checkpoint holds it; the process dies; the same command
@@ -43,6 +44,7 @@ def test_a_learning_rate_change_survives_a_death_before_the_next_checkpoint(tmp_
     assert np.isclose(float(model.d_optimizer.learning_rate), 0.001)
 
 
+@pytest.mark.slow
 def test_halved_rates_stay_on_resume_until_the_command_changes_them(tmp_path, image_folder, monkeypatch):
     poison_discriminator(monkeypatch, from_step=3, once=True)
     train(tiny_config(tmp_path, image_folder, epoch=2, nan_policy="rollback"))  # one rollback: 1e-4 in force
@@ -55,6 +57,7 @@ def test_halved_rates_stay_on_resume_until_the_command_changes_them(tmp_path, im
     assert np.isclose(float(model.g_optimizer.learning_rate), 0.0003)
 
 
+@pytest.mark.slow
 def test_a_run_whose_checkpoints_all_fail_stops_and_touches_nothing(tmp_path, image_folder, first_run):
     config = first_run(max_to_keep=3)  # ckpt-2, ckpt-3
     folder = config.checkpoint_path
@@ -73,6 +76,7 @@ def test_a_run_whose_checkpoints_all_fail_stops_and_touches_nothing(tmp_path, im
     assert csv_steps(config) == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_another_seed_or_subset_is_another_run(tmp_path, image_folder, first_run):
     first = first_run()  # seed 3
     other = tiny_config(tmp_path, image_folder, seed=4).resolved()
@@ -115,6 +119,7 @@ def test_the_fp16_loss_scale_is_saved_and_precision_may_still_switch(tmp_path, i
     assert float(switched.g_optimizer.dynamic_scale) == 2.0 ** 15
 
 
+@pytest.mark.slow
 def test_nan_weights_after_the_last_update_stop_the_run(tmp_path, image_folder, monkeypatch):
     """The last step's losses are finite but its G update wrote NaN: no final checkpoint, so the run must not end
     as if it had finished (before: exit 0, and the last checkpoint silently older than the last step)."""
@@ -144,6 +149,7 @@ def test_nan_in_d_batch_norm_statistics_does_not_block_checkpoints(tmp_path, ima
     assert not callbacks.weights_finite(model)
 
 
+@pytest.mark.slow
 def test_a_relative_checkpoint_dir_resumes_with_another_grid_size(tmp_path, image_folder, monkeypatch, caplog):
     """The command line's default folders are relative: the saved grid z's shape must still be read (a bigger grid
     keeps the saved z's and draws more), not every checkpoint reported unreadable."""

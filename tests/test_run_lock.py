@@ -68,6 +68,7 @@ def test_training_refuses_a_held_run_before_any_work(tmp_path, image_folder):
 
 
 # ---------------------------------------------------------------------------------------------- a full disk
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_stops_the_run_and_the_same_call_resumes(tmp_path, image_folder,
                                                                                  monkeypatch):
     config = tiny_config(tmp_path, image_folder, epoch=2)  # 3 steps an epoch; checkpoints at 2, 4, 6
@@ -94,6 +95,7 @@ def test_a_full_disk_during_a_checkpoint_stops_the_run_and_the_same_call_resumes
     assert not os.path.exists(os.path.join(result.config.checkpoint_path, "ckpt-4_temp"))  # cleared at the start
 
 
+@pytest.mark.slow
 def test_a_full_disk_on_a_sample_grid_stops_the_run_naming_the_file(tmp_path, image_folder, monkeypatch):
     def no_space(images, rows, cols, path):
         raise OSError(errno.ENOSPC, "No space left on device", path)
@@ -103,6 +105,7 @@ def test_a_full_disk_on_a_sample_grid_stops_the_run_naming_the_file(tmp_path, im
         train(tiny_config(tmp_path, image_folder, epoch=2, sample_freq=4))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_may_not_fit_is_warned_of(tmp_path, image_folder, monkeypatch, caplog):
     config = tiny_config(tmp_path, image_folder, epoch=2, min_free_mb=1)
     real_free_mb, run_folder = files.free_mb, config.resolved().checkpoint_path
@@ -112,6 +115,7 @@ def test_a_checkpoint_that_may_not_fit_is_warned_of(tmp_path, image_folder, monk
     assert caplog.text.count("may not fit") == 1  # once, before the save at step 4 (the size of ckpt-2 is known)
 
 
+@pytest.mark.slow
 def test_main_exits_1_with_one_message_on_a_full_disk(tmp_path, image_folder):
     script = (
         "import errno, sys; sys.path.insert(0, sys.argv[1]); sys.argv = ['main.py'] + sys.argv[2:]\n"
@@ -133,7 +137,7 @@ def test_main_exits_1_with_one_message_on_a_full_disk(tmp_path, image_folder):
 
 
 # ---------------------------------------------------------------------------------------------- through main.py
-@pytest.mark.slow  # pytest -m slow
+@pytest.mark.slow
 def test_two_trainings_of_one_run_and_a_reader_beside_them(tmp_path, image_folder):
     args = [sys.executable, os.path.join(ROOT, "main.py"), "--dataset", image_folder, "--input_fname_pattern",
             "*.png", "--output_height", "16", "--batch_size", "2", "--z_dim", "4", "--gf_dim", "4", "--df_dim", "4",

@@ -81,6 +81,7 @@ def test_r1_and_the_gradient_penalty_against_hand_computed_values():
     assert float(losses.gradient_penalty(critic, real, fake, tf.constant(mix))) == pytest.approx(expected_gp, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_the_penalties_are_part_of_d_loss_and_r1_is_lazy():
     """d_loss = real term + fake term + gp_weight x GP (wgan_gp), + r1_gamma / 2 x r1_every x R1 on every
     r1_every-th step (0 between); the penalties are logged."""
@@ -120,6 +121,7 @@ def test_spectral_norm_bounds_each_layer(network):
 
 
 # ------------------------------------------------------------------------------------------ EMA
+@pytest.mark.slow
 def test_ema_follows_its_formula_and_is_what_samples():
     model = small_model(ema=0.9)
     assert all(np.array_equal(a.numpy(), v.numpy()) for a, v in zip(model.ema_weights, model.generator.variables))
@@ -140,6 +142,7 @@ def test_ema_follows_its_formula_and_is_what_samples():
     assert not np.allclose(sampled, model.generator(z, training=False).numpy(), atol=1e-4)  # not G's samples
 
 
+@pytest.mark.slow
 def test_measured_statistics_are_the_mean_batch_statistics_of_fixed_z():
     """BigGAN's standing statistics: the first batch norm's moving mean/variance become the mean over
     STATISTICS_BATCHES batches of its input's batch mean/variance (its input has no batch norm before it)."""
@@ -160,6 +163,7 @@ def test_measured_statistics_are_the_mean_batch_statistics_of_fixed_z():
     assert all(layer.momentum == BN_MOMENTUM for layer in norms)  # the layers' own momentum is back
 
 
+@pytest.mark.slow
 def test_the_ema_sampler_is_loaded_once_per_step(monkeypatch):
     model = small_model(ema=0.9)
     measured = []
@@ -193,6 +197,7 @@ def test_ada_p_moves_up_when_d_is_over_confident_on_reals_and_down_otherwise():
     assert steps(-1.0, 12)[-1] == 0.0  # and never below 0
 
 
+@pytest.mark.slow
 def test_ada_p_is_logged_applied_and_saved(tmp_path, image_folder, monkeypatch):
     monkeypatch.setattr(augment, "ADA_IMAGES", 40)  # p moves in big steps, so a few steps show it
     config = tiny_config(tmp_path, image_folder, epoch=4, augment="all", ada_target=0.01)
@@ -203,6 +208,7 @@ def test_ada_p_is_logged_applied_and_saved(tmp_path, image_folder, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ resume with every option
+@pytest.mark.slow
 def test_every_small_data_option_on_resumes_exactly(tmp_path, image_folder, monkeypatch):
     """Losses, penalties, ADA's p and the EMA generator's samples of a run stopped and resumed equal those of the
     uninterrupted run."""
@@ -279,6 +285,7 @@ def test_augment_preview_shows_the_images_then_their_augmentations(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ learning
+@pytest.mark.slow
 def test_a_small_data_model_learns_the_structure_of_its_data():
     """test_gan's learning check under --small_data's settings: every real image has a bright left half and a dark
     right half; after training, the EMA generator's samples do too."""
@@ -292,6 +299,7 @@ def test_a_small_data_model_learns_the_structure_of_its_data():
     assert after > 0.1, (before, after)
 
 
+@pytest.mark.slow
 def test_small_data_and_the_augment_preview_through_main(tmp_path):
     """--small_data names its settings in the run (and an explicit flag wins); --augment_preview trains nothing."""
 

@@ -88,7 +88,7 @@ def assert_same_run(config, reference):
         np.testing.assert_allclose(values, ref_losses[name], rtol=1e-5, atol=1e-7, err_msg=name)
 
 
-@pytest.mark.slow  # pytest -m slow
+@pytest.mark.slow
 def test_mirrored_on_two_devices_matches_one_device_and_resumes(tmp_path, image_folder):
     reference = train(tiny_config(tmp_path / "one", image_folder, epoch=2)).config  # 10 images, batch 4: 3 steps
     mirrored = tiny_config(tmp_path / "two", image_folder, epoch=1, strategy="mirrored", c_dim=3)
@@ -133,6 +133,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_an_fp16_overflow_on_one_replica_skips_the_update_on_all():
     env = {**os.environ, "PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")}
     done = subprocess.run([sys.executable, "-c", LOSS_SCALE_PROBE], env=env, capture_output=True, text=True,
@@ -167,7 +168,7 @@ def csv_rows_beyond(count):
     return seen
 
 
-@pytest.mark.slow  # pytest -m slow
+@pytest.mark.slow
 def test_two_workers_match_one_device_resume_and_stop_together(tmp_path, image_folder):
     config = tiny_config(tmp_path / "workers", image_folder, epoch=1, strategy="multiworker", c_dim=3,
                          sample_freq=1000, ckpt_freq=1000).resolved()

@@ -246,6 +246,7 @@ def test_run_environment_gives_gpus_round_robin_or_splits_the_threads():
 
 
 # ------------------------------------------------------------------------------------------ the disk budget
+@pytest.mark.slow
 def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(image_folder):
     from dcgan_tf import disk_budget
 
@@ -288,6 +289,7 @@ def test_a_missing_data_folder_fails_before_any_run_naming_the_flag(tmp_path):
     assert "--dataset: no data folder 'typo'" in printed.stderr
 
 
+@pytest.mark.slow
 def test_a_sweep_printed_then_trained_then_reported_within_its_disk_budget(tmp_path):
     write_images(tmp_path / "data" / "faces", 10)  # batch 4: 3 steps an epoch, 6 in all; a grid every step
     # MB: the runs as asked (3 checkpoints of ~2 MB, 7 grids) would not fit; with one checkpoint and 4 grids they do
@@ -380,6 +382,7 @@ def test_each_printed_command_makes_the_run_the_sweep_planned(tmp_path, sweep, e
         assert [run["output_height"] for run in made] == [32, 32, 64, 64]  # the quick start is the built-in set's
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_sweep_is_refused(tmp_path):
     (tmp_path / "data" / "faces").mkdir(parents=True)
     args = ["--dataset", "faces", "--sweep", "g_advantage=1,2", "--sweep_print"]

@@ -15,6 +15,7 @@ from dcgan_tf.inference import load_trained, write_test_grid
 from dcgan_tf.training import train
 
 
+@pytest.mark.slow
 def test_train_writes_run_folder_grids_csv_and_checkpoint(tmp_path, image_folder):
     config = tiny_config(tmp_path, image_folder, epoch=2)  # 10 images, batch 4 -> 3 steps per epoch
     result = train(config)
@@ -44,6 +45,7 @@ def test_g_advantage_runs_do_not_share_a_folder(tmp_path, image_folder):
     assert tiny_config(tmp_path, image_folder, run_name="mine").name == "mine"
 
 
+@pytest.mark.slow
 def test_resume_continues_weights_optimizers_counters_and_numbering(tmp_path, image_folder, first_run):
     first = first_run(epoch=1)
     _, restored, step = load_trained(first)
@@ -70,6 +72,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_resume_mid_epoch_continues_the_exact_data_order(tmp_path, image_folder, monkeypatch):
     """A run stopped after the step-4 checkpoint (mid epoch 2) and resumed gives the uninterrupted run's losses."""
     import tensorflow as tf
@@ -100,6 +103,7 @@ def test_resume_mid_epoch_continues_the_exact_data_order(tmp_path, image_folder,
         np.testing.assert_allclose(float(a["g_loss"]), float(b["g_loss"]), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path, image_folder):
     config = train(tiny_config(tmp_path, image_folder, epoch=1, ckpt_freq=100)).config
     path = os.path.join(config.checkpoint_path, "losses.csv")
@@ -111,12 +115,14 @@ def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path, image_f
     assert float(rows[3]["d_loss"]) != 9.0
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_model(tmp_path, image_folder):
     train(tiny_config(tmp_path, image_folder, run_name="fixed"))
     with pytest.raises(runs.RunError, match=r"z_dim: saved 8, now 9.*--run_name"):
         train(tiny_config(tmp_path, image_folder, run_name="fixed", z_dim=9))
 
 
+@pytest.mark.slow
 def test_data_set_smaller_than_a_batch_trains(tmp_path):
     folder = tmp_path / "three"
     write_images(folder, 3)
@@ -124,6 +130,7 @@ def test_data_set_smaller_than_a_batch_trains(tmp_path):
     assert (result.step, result.epoch, result.num_images) == (2, 2, 3)
 
 
+@pytest.mark.slow
 def test_grayscale_folder_trains_a_one_channel_model(tmp_path):
     folder = tmp_path / "gray"
     write_images(folder, 5, mode="L")
@@ -133,6 +140,7 @@ def test_grayscale_folder_trains_a_one_channel_model(tmp_path):
     assert model.generator.output_shape == (None, 16, 16, 1)
 
 
+@pytest.mark.slow
 def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image_folder, first_run):
     with pytest.raises(runs.RunError, match="no run .*train it first"):
         write_test_grid(tiny_config(tmp_path, image_folder))
@@ -143,6 +151,7 @@ def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image
         assert grid.size == (4 * 16, 8 * 16)
 
 
+@pytest.mark.slow
 def test_conditional_run_grid_has_one_row_per_digit(tmp_path):
 
     make_mnist(tmp_path / "data")  # 12 + 5 digits
@@ -156,6 +165,7 @@ def test_conditional_run_grid_has_one_row_per_digit(tmp_path):
     assert os.path.isfile(write_test_grid(config))
 
 
+@pytest.mark.slow
 def test_resume_after_the_data_set_shrank_counts_epochs_right(tmp_path):
     folder = tmp_path / "shrinking"
     paths = write_images(folder, 10)
@@ -166,6 +176,7 @@ def test_resume_after_the_data_set_shrank_counts_epochs_right(tmp_path):
     assert (result.step, result.epoch) == (8, 4)  # epochs 3 and 4 ran, none skipped
 
 
+@pytest.mark.slow
 def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder, first_run):
     first = first_run()
     result = train(tiny_config(tmp_path, image_folder, epoch=2, grid_rows=3, grid_cols=4, learning_rate=0.001))
@@ -176,6 +187,7 @@ def test_resume_with_another_grid_size_and_learning_rate(tmp_path, image_folder,
     assert first.learning_rate == 0.0002
 
 
+@pytest.mark.slow
 def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder, first_run):
     config = first_run()
     path = os.path.join(config.checkpoint_path, "losses.csv")
@@ -185,6 +197,7 @@ def test_torn_csv_row_from_a_kill_is_dropped(tmp_path, image_folder, first_run):
     assert [int(r["step"]) for r in read_csv(config)] == [1, 2, 3, 4, 5, 6]
 
 
+@pytest.mark.slow
 def test_test_mode_samples_differ_from_the_training_grid(first_run):
     config = first_run()
     test_grid = np.asarray(Image.open(write_test_grid(config)))
@@ -192,12 +205,14 @@ def test_test_mode_samples_differ_from_the_training_grid(first_run):
     assert test_grid.shape == train_grid.shape and not np.array_equal(test_grid, train_grid)
 
 
+@pytest.mark.slow
 def test_dataset_given_as_path_or_with_trailing_slash_is_the_same_run(tmp_path, image_folder, first_run):
     first_run()
     result = train(tiny_config(tmp_path, image_folder + os.sep, epoch=2))
     assert result.step == 6
 
 
+@pytest.mark.slow
 def test_a_streamed_run_trains_exactly_like_a_cached_one(tmp_path, image_folder, caplog):
     import tensorflow as tf
 

@@ -145,6 +145,7 @@ def test_parse_and_select_dims():
 
 
 # ---------------------------------------------------------------------------------------------- on a run
+@pytest.mark.slow
 def test_grid_option_sizes_and_individual_pngs(run):
     paths, recorder = draw(run, option=0)
     assert len(paths) == 1 and os.path.basename(paths[0]) == "visualize_grid_00000002.png"
@@ -271,6 +272,7 @@ def test_label_needs_a_conditional_run(run):
 
 
 # ---------------------------------------------------------------------------------------------- conditional run
+@pytest.mark.slow
 def test_conditional_grids_have_one_row_per_digit(mnist_run):
     paths, recorder = draw(mnist_run, option="grid")
     assert png_size(paths[0]) == (3 * 28, 10 * 28)
