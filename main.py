@@ -122,7 +122,10 @@ def main(argv):
             print(f"wrote {path}")
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
-    except (dcgan_tf.DataError, dcgan_tf.RunError, dcgan_tf.MissingWeightsError) as error:
+    except dcgan_tf.RunFolderGoneError as error:  # stopped mid-run: exit 1, as below
+        print(f"main.py: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except (dcgan_tf.DataError, dcgan_tf.RunError, dcgan_tf.MissingWeightsError, dcgan_tf.DamagedFileError) as error:
         fail(str(error))
     except (dcgan_tf.DiskFullError, dcgan_tf.CheckpointError) as error:  # nothing is lost: exit 1, say what to do
         print(f"main.py: error: {error}", file=sys.stderr)

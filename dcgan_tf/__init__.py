@@ -11,9 +11,10 @@ import importlib
 
 # Each public name and the module that defines it.
 _EXPORTS = {
-    "CheckpointError": "checkpoints", "Config": "config", "ConfigError": "config", "DataError": "data",
+    "CheckpointError": "checkpoints", "Config": "config", "ConfigError": "config", "DamagedFileError": "files",
+    "DataError": "data",
     "DCGAN": "gan", "DiskFullError": "files", "MissingWeightsError": "metrics.features", "RunBusyError": "run_lock",
-    "RunError": "runs", "TrainResult": "training",
+    "RunError": "runs", "RunFolderGoneError": "run_lock", "TrainResult": "training",
     "build_dcgan": "build", "build_discriminator": "networks", "build_generator": "networks",
     "evaluate_run": "metrics.evaluate", "load_trained": "inference", "train": "training",
     "write_test_grid": "inference",

@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -127,9 +128,10 @@ class Checkpoints(EveryNSteps):
     """
 
     def __init__(self, manager: tf.train.CheckpointManager, every: int, min_free_mb: float = 0,
-                 guard: "NonFiniteGuard | None" = None):
+                 guard: "NonFiniteGuard | None" = None, before_save=None):
         super().__init__(every)
         self.manager = manager
+        self.before_save = before_save  # before_save(step): raises to stop the run without saving (its folder gone)
         self.min_free_mb = min_free_mb
         self.guard = guard
         self.warned = False
@@ -141,6 +143,8 @@ class Checkpoints(EveryNSteps):
                 self.guard.trip(step, ["weights"])
                 self.model.stop_training = True
             return None
+        if self.before_save is not None:
+            self.before_save(step)
         if self.min_free_mb:
             self._warn_if_it_may_not_fit(step)
         path = self.manager.save(checkpoint_number=step)
@@ -222,30 +226,64 @@ class RunProgress(keras.callbacks.Callback):
     """One progress bar (Keras' Progbar) over the whole run: steps done of the total, elapsed time, ETA, and the
     last step's d_loss and g_loss. For runs whose epochs are a few steps long, where a bar per epoch says nothing.
 
+    With `lines` (stdout is a log file, not a terminal: Keras would still redraw its bar with carriage returns and
+    colour codes) it prints a plain line every `LINES`-th of the run and at its last step instead.
+
     A resumed run's bar counts the steps left from where it resumed (the log says the step it resumed at), so the
     ETA is measured on this command's steps only. Fit may be called several times (data swap, rollback): one bar.
     """
 
     SHOWN = ("d_loss", "g_loss")
+    LINES = 20  # lines per run when stdout is not a terminal
 
-    def __init__(self, total_steps: int):
+    def __init__(self, total_steps: int, lines: bool = False, out=None):
         super().__init__()
         self.total_steps = total_steps
-        self.start = self.bar = None
+        self.lines, self.out = lines, out
+        self.start = self.bar = self.started = None
         self.shown = 0
+        self.last_line = None
 
     def on_train_batch_end(self, batch, logs=None):
+        values = [(name, float(logs[name])) for name in self.SHOWN if logs and name in logs]
+        if self.lines:
+            self._line(self.model.steps_done, values)
+            return
         if self.bar is None:
             self.start = self.model.steps_done - 1
             self.bar = keras.utils.Progbar(max(1, self.total_steps - self.start), stateful_metrics=self.SHOWN)
-        values = [(name, float(logs[name])) for name in self.SHOWN if logs and name in logs]
         self.shown = max(0, self.model.steps_done - self.start)
         self.bar.update(self.shown, values)
+
+    def _line(self, step: int, values) -> None:
+        if self.start is None:
+            self.start, self.started = step - 1, time.monotonic()
+        every = max(1, -(-(self.total_steps - self.start) // self.LINES))
+        if (step - self.start) % every and step < self.total_steps:
+            return
+        elapsed = time.monotonic() - self.started
+        done, left = step - self.start, max(0, self.total_steps - step)
+        eta = elapsed / done * left if done else 0.0
+        losses = ", ".join(f"{name} {value:.4f}" for name, value in values)
+        print(f"step {step}/{self.total_steps} ({100 * step // max(1, self.total_steps)}%), "
+              f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}" + (f", {losses}" if losses else ""),
+              file=self.out or sys.stdout, flush=True)
+        self.last_line = step
 
     def close(self) -> None:
         """End the bar's line if the run stopped before the bar was full (a signal, a NaN)."""
         if self.bar is not None and self.shown < self.bar.target:
             print(flush=True)
+
+
+def _duration(seconds: float) -> str:
+    """'42s', '3m05s', '2h07m'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class LossTensorBoard(keras.callbacks.Callback):

@@ -254,7 +254,10 @@ def replace_folder(new: str, folder: str) -> None:
 
 def read_info(folder: str) -> dict:
     """export.json of an export folder; ExportError when there is none."""
-    info = files.read_json(os.path.join(folder, INFO_FILE))
+    try:
+        info = files.read_json_object(os.path.join(folder, INFO_FILE))
+    except files.DamagedFileError as error:
+        raise ExportError(f"{error}: write the export again with python main.py --export (the run's flags)") from None
     if info is None:
         raise ExportError(f"{os.path.abspath(folder)} is not an export: no {INFO_FILE} in it (write one with "
                           f"python main.py --export)")
@@ -266,7 +269,7 @@ def export_is_current(config: Config) -> bool:
     from dcgan_tf import checkpoints
 
     folder = export_folder(config)
-    info = files.read_json(os.path.join(folder, INFO_FILE))
+    info = files.read_json(os.path.join(folder, INFO_FILE))  # None when missing or damaged: a new export replaces it
     if not info or "savedmodel" not in info.get("files", {}):
         return False
     if not os.path.isfile(os.path.join(folder, info["files"]["savedmodel"], "saved_model.pb")):

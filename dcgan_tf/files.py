@@ -81,6 +81,48 @@ def write_json(path: str, value) -> str:
     return write_text(path, json.dumps(value, indent=2))
 
 
+class DamagedFileError(ValueError):
+    """A file a run reads back is torn or is not what it should be; the message names the file and the fault."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path} is damaged: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_json_object(path: str) -> dict | None:
+    """The JSON object at `path`; None when there is no such file; DamagedFileError naming the file when it is
+    empty, torn, not JSON or not a JSON object."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError as error:
+        raise DamagedFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+    if not text.strip():
+        raise DamagedFileError(path, "it is empty")
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        where = f" at line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        raise DamagedFileError(path, f"not valid JSON ({getattr(error, 'msg', error)}{where})") from None
+    if not isinstance(value, dict):
+        raise DamagedFileError(path, f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def set_aside(path: str, suffix: str = ".damaged", folder: str | None = None) -> str:
+    """Rename `path` to `<path><suffix>` (`<path><suffix>.2` ... when taken), into `folder` if given, keeping it for
+    the user to look at; the new path."""
+    base = os.path.join(folder, os.path.basename(path)) if folder else path
+    target, number = base + suffix, 1
+    while os.path.exists(target):
+        number += 1
+        target = f"{base}{suffix}.{number}"
+    os.replace(path, target)
+    return target
+
+
 def read_json(path: str) -> dict | None:
     """The JSON at `path`, or None when it is missing or unreadable."""
     try:

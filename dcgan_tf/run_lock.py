@@ -27,6 +27,11 @@ WAIT_LOG_SECONDS = 30  # a waiting writer says again who it waits for this often
 _HELD: dict[str, int] = {}  # folders this process holds, and how many times: a holder may lock its folder again
 
 
+class RunFolderGoneError(RunError):
+    """The run's folder (or its run.lock) was removed or replaced while this process held the lock: another
+    process may now hold a new lock on a new folder of the same name, so this one must stop writing there."""
+
+
 class RunBusyError(RunError):
     """Another process holds the run's lock; `holder` is what it wrote about itself ({} if nothing yet)."""
 
@@ -75,13 +80,17 @@ class RunLock:
             _HELD[key] += 1
             self.reentered = key
             return self
-        os.makedirs(self.folder, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # never truncated before the lock is ours
-        try:
-            self._lock(handle)
-        except BaseException:
-            handle.close()
-            raise
+        while True:
+            os.makedirs(self.folder, exist_ok=True)
+            handle = open(self.path, "a+", encoding="utf-8")  # never truncated before the lock is ours
+            try:
+                self._lock(handle)
+            except BaseException:
+                handle.close()
+                raise
+            if _same_file(handle, self.path):
+                break
+            handle.close()  # the file was removed or replaced while we waited for it: lock the one there now
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({
@@ -112,6 +121,22 @@ class RunLock:
                     said = time.monotonic()
                 time.sleep(0.5)
 
+    def still_held(self) -> bool:
+        """Whether the file this process locked is still the folder's run.lock (False once the folder, or the
+        file, was removed or replaced: a second process could then lock a new one beside us)."""
+        if self.handle is None:
+            return True  # reentered, or no flock on this system: nothing of ours to compare
+        return _same_file(self.handle, self.path)
+
+    def check_still_held(self, before: str = "writing") -> None:
+        """RunFolderGoneError unless still_held(), saying what this process stopped before."""
+        if not self.still_held():
+            raise RunFolderGoneError(
+                f"{self.what} folder {os.path.abspath(self.folder)} was removed or replaced while this process "
+                f"wrote it (its {LOCK_FILE} is no longer the file this process locked): stopped before {before}, "
+                f"so that nothing mixes with whatever is there now. What was trained since the last checkpoint is "
+                f"lost; the same command starts the run again (or resumes it, if its checkpoints are back)")
+
     def release(self) -> None:
         if self.reentered:
             _HELD[self.reentered] -= 1
@@ -128,6 +153,15 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _same_file(handle, path: str) -> bool:
+    """Whether the open `handle` is the file at `path` now (the same device and inode; False if `path` is gone)."""
+    try:
+        here, opened = os.stat(path), os.fstat(handle.fileno())
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 @contextlib.contextmanager

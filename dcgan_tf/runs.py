@@ -10,6 +10,7 @@ classifier).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ BEST_DIR = "best"
 METRICS_CACHE_DIR = "metrics_cache"
 FINISHED_FILE = "finished.json"  # written when a run has trained all its epochs: {"step", "epoch"}
 TRAIN_GRID = re.compile(r"^train_(\d+)\.png$")
+
+log = logging.getLogger(__name__)
 
 
 class RunError(ValueError):
@@ -44,12 +47,29 @@ def list_runs(checkpoint_dir: str) -> list[str]:
 
 
 def load_saved_config(config: Config) -> Config | None:
-    """The config saved in this config's run folder, or None for a new run."""
+    """The config saved in this config's run folder, or None for a new run; RunError naming the file, saying how to
+    recover the run, when it is damaged (nothing is changed)."""
     path = config_file(config)
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as handle:
-        return Config.from_json(handle.read())
+    try:
+        values = files.read_json_object(path)
+        if values is None:
+            return None
+        return Config.from_json(json.dumps(values))
+    except (files.DamagedFileError, TypeError) as error:
+        raise RunError(damaged_config_message(config, path, error)) from None
+
+
+def damaged_config_message(config: Config, path: str, error: Exception) -> str:
+    """What to do about a damaged config.json: the run's settings are also in its name and its weights' shapes."""
+    newest = max((int(m.group(1)) for m in (re.match(r"^ckpt-(\d+)\.index$", name)
+                                           for name in os.listdir(config.checkpoint_path)) if m), default=None)
+    found = f"its newest checkpoint, ckpt-{newest}" if newest is not None else "its checkpoints (it has none yet)"
+    fault = error if isinstance(error, files.DamagedFileError) else f"{path} is damaged: {error}"
+    return (f"{fault}. It holds the run's settings, so nothing was done and nothing in {config.checkpoint_path} "
+            f"was changed. To recover the run, move the file aside (mv {path} {path}.damaged) and run the command "
+            f"that trained it, with --train: the run's name ({config.name}) says most of its settings, config.json "
+            f"is written again and training resumes from {found}; if a model setting differs, no checkpoint "
+            f"restores and the run stops before writing anything")
 
 
 def check_resumable(config: Config, saved: Config) -> None:
@@ -111,31 +131,47 @@ def read_metrics(checkpoint_path: str) -> list[dict]:
             lines = handle.read().splitlines()
     except FileNotFoundError:
         return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int):
-            rows.append(row)
-    return rows
+    return [row for row in map(_metrics_row, lines) if row is not None]
+
+
+def _metrics_row(line: str) -> dict | None:
+    """One metrics.jsonl line as its row; None when it is torn or not an evaluation (a JSON object with a step)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
 def keep_metrics_until(checkpoint_path: str, step: int) -> list[dict]:
     """Rewrite metrics.jsonl without the evaluations after `step` (made after the checkpoint a run resumed from; the
-    resumed run repeats them) and without torn lines, atomically; the rows kept."""
+    resumed run repeats them), atomically; the rows kept. Torn or invalid lines (a kill mid-write, a hand edit) are
+    set aside, appended to metrics.jsonl.torn, and said."""
+    path = metrics_file(checkpoint_path)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            torn = [line for line in handle.read().splitlines() if line.strip() and _metrics_row(line) is None]
+        if torn:
+            with open(path + ".torn", "a", encoding="utf-8") as handle:
+                handle.write("".join(line + "\n" for line in torn))
+            log.warning("%s: %d torn or invalid line(s) set aside in %s.torn; the complete lines are kept", path,
+                        len(torn), path)
     rows = [row for row in read_metrics(checkpoint_path) if row["step"] <= step]
-    if os.path.isfile(metrics_file(checkpoint_path)):
-        files.write_text(metrics_file(checkpoint_path), "".join(json.dumps(row) + "\n" for row in rows))
+    if os.path.isfile(path):
+        files.write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
     return rows
 
 
 def append_metrics(checkpoint_path: str, row: dict) -> None:
     """One evaluation as one JSON line at the end of metrics.jsonl, flushed."""
     os.makedirs(checkpoint_path, exist_ok=True)
-    with open(metrics_file(checkpoint_path), "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
+    path = metrics_file(checkpoint_path)
+    with open(path, "a+b") as handle:  # after a line torn without its newline, the new row starts a line of its own
+        torn = False
+        if handle.seek(0, os.SEEK_END) > 0:
+            handle.seek(-1, os.SEEK_END)
+            torn = handle.read(1) != b"\n"
+        handle.write((("\n" if torn else "") + json.dumps(row) + "\n").encode("utf-8"))
         handle.flush()
 
 
@@ -148,8 +184,13 @@ def mark_finished(checkpoint_path: str, step: int, epoch: int) -> str:
 def finished_epoch(checkpoint_path: str) -> int | None:
     """The epochs a run had finished when it last ended all of them (None: it never did, or the record is torn).
     A run resumed to a higher --epoch is finished only once this reaches it."""
-    record = files.read_json(os.path.join(checkpoint_path, FINISHED_FILE))
-    epoch = record.get("epoch") if isinstance(record, dict) else None
+    try:
+        record = files.read_json_object(os.path.join(checkpoint_path, FINISHED_FILE))
+    except files.DamagedFileError as error:
+        log.warning("%s; the run counts as not finished (a sweep resumes it, which ends at once and rewrites it)",
+                    error)
+        return None
+    epoch = record.get("epoch") if record else None
     return epoch if isinstance(epoch, int) else None
 
 

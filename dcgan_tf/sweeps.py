@@ -330,7 +330,12 @@ def _check_data_folder(config: Config) -> None:
 
 def _check_same_runs(folder: str, name: str, names: list[str]) -> None:
     """RunError when the folder already holds a sweep of other runs (another grid or other fixed settings)."""
-    record = files.read_json(os.path.join(folder, SWEEP_FILE))
+    path = os.path.join(folder, SWEEP_FILE)
+    try:
+        record = files.read_json_object(path)
+    except files.DamagedFileError as error:  # planned again below, and written anew; kept to look at
+        log.warning("%s; set aside as %s, and the sweep is planned again", error, files.set_aside(path))
+        return
     if not isinstance(record, dict) or not isinstance(record.get("runs"), list):
         return
     saved = [run.get("name") for run in record["runs"] if isinstance(run, dict)]
@@ -355,7 +360,11 @@ def sweep_folder(name_or_folder: str, sample_dir: str = "samples") -> str:
 
 def load_sweep(folder: str) -> Sweep:
     """The Sweep recorded in a folder's sweep.json."""
-    record = files.read_json(os.path.join(folder, SWEEP_FILE))
+    try:
+        record = files.read_json_object(os.path.join(folder, SWEEP_FILE))
+    except files.DamagedFileError as error:
+        raise runs.RunError(f"{error}. The sweep's runs are untouched: the --sweep command that planned it plans it "
+                            f"again (finished runs are skipped, the others resume)") from None
     if not isinstance(record, dict) or "runs" not in record:
         raise runs.RunError(f"{os.path.join(folder, SWEEP_FILE)} is not a sweep record")
     known = {f.name for f in dataclasses.fields(SweepRun)}

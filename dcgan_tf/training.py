@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -67,6 +68,7 @@ class _Session:
     grid_z: tf.Variable | None = None  # the training grids' fixed z, saved with the run
     evaluations: evaluate.EvaluateEvery | None = None  # --metrics while training (the chief's)
     learning_rates: tf.Variable | None = None  # [G, D] rates the command asked for, saved with each checkpoint
+    lock: run_lock.RunLock | None = None  # the chief's hold on the run folder, checked before each checkpoint
 
     @property
     def chief(self) -> bool:
@@ -104,9 +106,9 @@ def train(config: Config) -> TrainResult:
     strategy = distribution.make_strategy(config.strategy)  # first: multiworker must precede other TensorFlow work
     distribution.check_batch_split(config.batch_size, strategy)
     if distribution.is_chief(strategy):
-        with run_lock.holding(config.checkpoint_path):  # one writer per run, before any work
+        with run_lock.holding(config.checkpoint_path) as lock:  # one writer per run, before any work
             checkpoints.remove_unfinished_saves(config.checkpoint_path)
-            return _train(_Session(config, strategy, scratch=None))
+            return _train(_Session(config, strategy, scratch=None, lock=lock))
     with tempfile.TemporaryDirectory(prefix="dcgan_tf_worker_") as scratch:
         log.info("%s: the chief writes the run's outputs; this worker checkpoints into %s",
                  distribution.worker_name(strategy), scratch)
@@ -249,17 +251,34 @@ def _make_monitors(session: _Session, prepared) -> _Monitors:
         guard,
         csv_log,
         *([cb.LossTensorBoard(os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)), grids] if chief else []),
-        cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb, guard=guard),
+        cb.Checkpoints(session.manager, config.ckpt_freq, min_free_mb=config.min_free_mb, guard=guard,
+                       before_save=_lock_check(session)),
         *([_evaluations(session, prepared)] if chief and config.metric_names else []),
         stopper,
     ]
-    # --verbose 1: Keras' bar per epoch, or one bar for the run when epochs are too short for it to say anything
+    # --verbose 1: Keras' bar per epoch, or one bar for the run when epochs are too short for it to say anything;
+    # plain lines when stdout is a log file (Keras 3 redraws its bar there too: every POSIX process looks interactive)
     per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
-    progress = cb.RunProgress(config.epoch * per_epoch) \
-        if chief and config.verbose == 1 and per_epoch < RUN_BAR_EPOCH_STEPS else None
+    terminal = _stdout_is_terminal()
+    progress = cb.RunProgress(config.epoch * per_epoch, lines=not terminal) \
+        if chief and config.verbose == 1 and (per_epoch < RUN_BAR_EPOCH_STEPS or not terminal) else None
     if progress:
         callbacks.insert(-1, progress)
     return _Monitors(callbacks, stopper, guard, csv_log, grids, progress, 0 if progress else config.verbose)
+
+
+def _lock_check(session: _Session):
+    """before_save for the checkpoints: stop if the run folder this process locked was removed or replaced."""
+    if session.lock is None:
+        return None
+    return lambda step: session.lock.check_still_held(f"the checkpoint of step {step}")
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _evaluations(session: _Session, prepared) -> evaluate.EvaluateEvery:

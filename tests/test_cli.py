@@ -54,8 +54,10 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert "resuming run faces_b4_16x16_z8_ga3_gf8_df8 at step 3, epoch 1" in second.stderr
     assert "trained faces_b4_16x16_z8_ga3_gf8_df8 at step 6, epoch 2" in second.stdout
     assert_quiet(second.stderr)
-    # one bar for the run (3 steps left of 6), no per-epoch bars; then the end block, naming files that exist
-    assert "3/3" in second.stdout and "Epoch 2/2" not in second.stdout
+    # stdout is a pipe, not a terminal: plain progress lines for the run (no bar redrawn with carriage returns and
+    # colour codes), no per-epoch bars; then the end block, naming files that exist
+    assert "step 6/6 (100%), " in second.stdout and "Epoch 2/2" not in second.stdout
+    assert "\r" not in second.stdout and "\x1b[" not in second.stdout
     named = end_block_paths(second.stdout)
     assert len(named) == 5 and all(glob.glob(os.path.join(tmp_path, path) + "*") for path in named), named
     assert "python main.py --dataset faces" in second.stdout and "--visualize --visualize_option interpolate" in \

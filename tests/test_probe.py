@@ -374,6 +374,34 @@ def test_an_mnist_split_trains_on_the_training_part_and_tests_on_the_test_part(t
     assert len(capped.test_images) == 4 and set(centre(capped.test_images) % 10) == {6}
 
 
+
+def write_mnist_parts(folder, train_labels, test_labels):
+    folder.mkdir(parents=True)
+    for part, labels, marker in (("train", train_labels, 1), ("test", test_labels, 6)):
+        images, labels = mnist_part(labels, marker)
+        write_idx(folder / mnist.FILES[f"{part}_images"], images)
+        write_idx(folder / mnist.FILES[f"{part}_labels"], labels)
+
+
+def test_an_mnist_class_without_test_images_is_left_out_by_name_and_none_left_fails_with_the_counts(tmp_path):
+    """Training digits 0-7, test digits 8 and 9 only: no class has both, so the probe fails naming each class and
+    its counts, before any feature work (it failed inside the feature extractor on an empty test set)."""
+    write_mnist_parts(tmp_path / "data" / "mnist", [d for d in range(8) for _ in range(4)], [8] * 3 + [9] * 3)
+    config = tiny_config(tmp_path, "mnist", data_dir=str(tmp_path / "data"), conditional=False).resolved()
+    with pytest.raises(DataError) as error:
+        labelled_split(config, ProbeOptions(labels_per_class=3), seed=0)
+    message = str(error.value)
+    assert "at least two classes with 3 training images and a test image each" in message and "has 0" in message
+    assert "0: no test images (4 training images)" in message and "7: no test images" in message
+    assert "9: 0 images, fewer than the 3 it needs (3 to train on; 3 test images)" in message
+
+    # test digits for 0 and 1 as well: the probe runs over those two, and says which classes it left out and why
+    write_mnist_parts(tmp_path / "more" / "mnist", [d for d in range(8) for _ in range(4)], [0, 0, 1, 1, 8, 9])
+    config = tiny_config(tmp_path, "mnist", data_dir=str(tmp_path / "more"), conditional=False).resolved()
+    split = labelled_split(config, ProbeOptions(labels_per_class=3), seed=0)
+    assert split.class_names == ["0", "1"] and len(split.test_labels) == 4
+    assert split.skipped["2"] == "no test images (4 training images)" and "fewer than" in split.skipped["8"]
+
 # -------------------------------------------------------------------------------- 6. the run end to end
 def probe_entries(root):
     return files.read_json(os.path.join(str(root), "checkpoints", RUN, probe.PROBE_FILE))["probes"]

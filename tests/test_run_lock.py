@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import tensorflow as tf
 from conftest import csv_steps, tiny_config
 from dcgan_tf import callbacks as cb
 from dcgan_tf import files, run_lock
-from dcgan_tf.run_lock import RunBusyError, RunLock
+from dcgan_tf.run_lock import RunBusyError, RunFolderGoneError, RunLock
 from dcgan_tf.training import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +53,61 @@ def test_a_waiting_writer_gets_the_lock_when_the_holder_ends(tmp_path):
         assert time.monotonic() - started > 0.5  # it waited for the holder
     holder.wait()
 
+
+
+def test_a_holder_knows_when_its_folder_was_removed_or_replaced(tmp_path):
+    """flock follows the open file, not the path: once the folder is deleted, a second process can lock a new
+    run.lock of the same name. The holder can tell (the path no longer names its file) and stops writing."""
+    folder = str(tmp_path / "run")
+    with RunLock(folder) as lock:
+        assert lock.still_held()
+        lock.check_still_held()
+        shutil.rmtree(folder)
+        assert not lock.still_held()
+        holder = subprocess.Popen([sys.executable, "-c", HOLD, ROOT, folder], stdout=subprocess.PIPE, text=True)
+        try:  # a second process takes the new folder's lock: nothing refuses it
+            assert holder.stdout.readline().strip() == "held"
+            assert not lock.still_held()
+            with pytest.raises(RunFolderGoneError) as gone:
+                lock.check_still_held("the checkpoint of step 4")
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait()
+    message = str(gone.value)
+    assert f"run folder {folder} was removed or replaced" in message and "before the checkpoint of step 4" in message
+
+
+def test_a_lock_file_replaced_while_waiting_for_it_is_locked_anew(tmp_path, monkeypatch):
+    folder = str(tmp_path / "run")
+    os.makedirs(folder)
+    original, replaced = RunLock._lock, []
+
+    def replace_first(self, handle):  # another process removes the file and makes a new one as we lock it
+        if not replaced:
+            os.remove(self.path)
+            open(self.path, "w").close()
+            replaced.append(True)
+        original(self, handle)
+
+    monkeypatch.setattr(RunLock, "_lock", replace_first)
+    with RunLock(folder) as lock:
+        assert replaced and lock.still_held()  # the lock is on the file that is there, not the removed one
+
+
+def test_a_run_whose_folder_is_removed_stops_before_its_next_checkpoint_and_writes_nothing(tmp_path, image_folder,
+                                                                                           monkeypatch):
+    config = tiny_config(tmp_path, image_folder, epoch=2).resolved()  # checkpoints at steps 2, 4 and 6
+    original = cb.Checkpoints.save
+
+    def removed_at_4(self, step):
+        if step == 4:
+            shutil.rmtree(config.checkpoint_path)  # e.g. rm -rf checkpoints/<run> while it trains
+        return original(self, step)
+
+    monkeypatch.setattr(cb.Checkpoints, "save", removed_at_4)
+    with pytest.raises(RunFolderGoneError, match="before the checkpoint of step 4"):
+        train(config)
+    assert not os.path.exists(config.checkpoint_path)  # nothing written into a folder another run may now own
 
 def test_training_refuses_a_held_run_before_any_work(tmp_path, image_folder):
     config = tiny_config(tmp_path, image_folder).resolved()

@@ -1,7 +1,10 @@
 """train(): run folders, sample grids, loss CSV, checkpoints, and resume that continues every counter."""
 
+import io
 import json
 import os
+import re
+import types
 
 import numpy as np
 import pytest
@@ -243,3 +246,28 @@ def test_one_stop_request_delivered_twice_is_not_a_second_request():
     stop.signalled_at = clock.monotonic() - GracefulStop.REPEAT_SECONDS - 0.1
     with pytest.raises(KeyboardInterrupt):
         stop._handle(signals.SIGTERM, None)  # the same one later: a second request
+
+
+def test_progress_is_plain_lines_in_a_log_file_and_one_bar_in_a_terminal(capsys):
+    """stdout a log file (nohup, a scheduler): about 20 plain lines a run, each with the step, ETA and losses, and
+    no carriage returns or colour codes (Keras 3 redraws its bar in any POSIX process). A terminal: Keras' bar."""
+    out = io.StringIO()
+    progress = cb.RunProgress(432, lines=True, out=out)
+    model = types.SimpleNamespace(steps_done=100)  # resumed at step 100: 332 steps left
+    progress.set_model(model)
+    for step in range(101, 433):
+        model.steps_done = step
+        progress.on_train_batch_end(step, {"d_loss": 1.25, "g_loss": 0.5})
+    lines = out.getvalue().splitlines()
+    assert 18 <= len(lines) <= 21 and "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+    pattern = r"step (\d+)/432 \(\d+%\), \d+s elapsed, ETA \d+s, d_loss 1\.2500, g_loss 0\.5000"
+    assert all(re.fullmatch(pattern, line) for line in lines), lines[:3]
+    assert lines[-1].startswith("step 432/432 (100%)")
+
+    bar = cb.RunProgress(6)
+    bar.set_model(model)
+    for step in range(1, 4):
+        model.steps_done = step
+        bar.on_train_batch_end(step, {"d_loss": 1.0, "g_loss": 2.0})
+    live = capsys.readouterr().out
+    assert "\r" in live and "1/6" in live  # Keras' bar, redrawn in place (it throttles the redraws)

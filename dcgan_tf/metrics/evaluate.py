@@ -205,7 +205,13 @@ class BestCheckpoint:
         run's (`signature`); else (made after the checkpoint resumed from, or a rollback, or measured otherwise)
         empty it, and rank from the comparable rows kept."""
         self.signature = signature
-        saved = files.read_json(self.record)
+        try:
+            saved = files.read_json_object(self.record)
+        except files.DamagedFileError as error:
+            aside = files.set_aside(self.record, folder=os.path.dirname(self.directory))  # best/ may be emptied
+            log.warning("--keep_best: %s; set aside as %s, and the best is chosen again from the run's evaluations",
+                        error, aside)
+            saved = None
         if saved and saved.get("step", step + 1) <= step and saved.get("signature") == signature:
             self.best = saved.get(self.key)
             return

@@ -93,11 +93,15 @@ def labelled_split(config: Config, options: ProbeOptions, seed: int) -> Labelled
                                         f"class (or an {data.INDEX_FILE}); run {config.name!r} has no labels of its own")
     rng = np.random.default_rng(seed)
     train, rest, skipped = [], [], {}
+    tests = None if test is None else np.bincount(test.labels.astype(np.int64), minlength=len(pool.class_names))
     for label, name in enumerate(pool.class_names):
         members = np.flatnonzero(pool.labels == label)
         if len(members) < needed:
             skipped[name] = f"{len(members)} images, fewer than the {needed} it needs ({n} to train on" + (
-                ", 1 to test)" if test is None else ")")
+                ", 1 to test)" if test is None else f"; {tests[label]} test images)")
+            continue
+        if tests is not None and tests[label] == 0:  # MNIST's own test set: nothing of this class to test on
+            skipped[name] = f"no test images ({len(members)} training images)"
             continue
         members = rng.permutation(members)
         train.append(members[:n])
@@ -106,7 +110,8 @@ def labelled_split(config: Config, options: ProbeOptions, seed: int) -> Labelled
         log.warning("probe: class %r left out: %s", name, why)
     kept = [name for name in pool.class_names if name not in skipped]
     if len(kept) < 2:
-        raise data.DataError(f"the probe needs at least two classes with {needed} images each; {source} has "
+        what = f"{needed} images each" if test is None else f"{needed} training images and a test image each"
+        raise data.DataError(f"the probe needs at least two classes with {what}; {source} has "
                              f"{len(kept)} (--probe_labels {n}): " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     train_index = np.sort(np.concatenate(train))
     if test is None:
@@ -249,7 +254,11 @@ def same_probe(a: dict, b: dict) -> bool:
 def write_probe_record(checkpoint_path: str, record: dict) -> str:
     """probe.json: {"probes": [...]} with `record` replacing an earlier probe of the same step, data and labels."""
     path = os.path.join(checkpoint_path, PROBE_FILE)
-    found = files.read_json(path) or {}
+    try:
+        found = files.read_json_object(path) or {}
+    except files.DamagedFileError as error:  # keep it to look at; the earlier probes are in metrics.jsonl too
+        log.warning("%s; set aside as %s, and a new %s is begun", error, files.set_aside(path), PROBE_FILE)
+        found = {}
     probes = [entry for entry in found.get("probes", []) if isinstance(entry, dict) and not same_probe(entry, record)]
     return files.write_json(path, {"probes": probes + [record]})
 
