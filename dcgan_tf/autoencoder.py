@@ -119,8 +119,9 @@ def load_saved_autoencoder(config: Config, image_shape) -> ConvAutoencoder:
 def fit_autoencoder(model: ConvAutoencoder, images: np.ndarray, config: Config) -> list[float]:
     """Train on uint8 images [N, H, W, C] for config.ae_epochs; returns the loss (mean squared error) per epoch."""
     batch = min(config.batch_size, len(images))
+    verbose = 2 if config.verbose == 1 and not files.stdout_is_terminal() else config.verbose  # a log: a line an epoch
     history = model.fit(_dataset(images, batch, config.seed, shuffle=True), epochs=config.ae_epochs,
-                        verbose=config.verbose, shuffle=False)  # the dataset reshuffles itself, seeded
+                        verbose=verbose, shuffle=False)  # the dataset reshuffles itself, seeded
     return [float(value) for value in history.history["loss"]]
 
 

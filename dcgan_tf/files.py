@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 
 import numpy as np
 
@@ -130,6 +131,15 @@ def read_json(path: str) -> dict | None:
             return json.load(handle)
     except (OSError, ValueError):
         return None
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (not a log file, a pipe or a scheduler's capture): live progress bars only
+    there. Keras 3 cannot tell (it treats every POSIX process as interactive)."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def remove_if_present(path: str) -> None:

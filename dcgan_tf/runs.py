@@ -61,8 +61,8 @@ def load_saved_config(config: Config) -> Config | None:
 
 def damaged_config_message(config: Config, path: str, error: Exception) -> str:
     """What to do about a damaged config.json: the run's settings are also in its name and its weights' shapes."""
-    newest = max((int(m.group(1)) for m in (re.match(r"^ckpt-(\d+)\.index$", name)
-                                           for name in os.listdir(config.checkpoint_path)) if m), default=None)
+    steps = [re.match(r"^ckpt-(\d+)\.index$", name) for name in os.listdir(config.checkpoint_path)]
+    newest = max((int(match.group(1)) for match in steps if match), default=None)
     found = f"its newest checkpoint, ckpt-{newest}" if newest is not None else "its checkpoints (it has none yet)"
     fault = error if isinstance(error, files.DamagedFileError) else f"{path} is damaged: {error}"
     return (f"{fault}. It holds the run's settings, so nothing was done and nothing in {config.checkpoint_path} "

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import re
-import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -259,7 +258,7 @@ def _make_monitors(session: _Session, prepared) -> _Monitors:
     # --verbose 1: Keras' bar per epoch, or one bar for the run when epochs are too short for it to say anything;
     # plain lines when stdout is a log file (Keras 3 redraws its bar there too: every POSIX process looks interactive)
     per_epoch = data.steps_per_epoch(len(prepared.originals), config.batch_size)
-    terminal = _stdout_is_terminal()
+    terminal = files.stdout_is_terminal()
     progress = cb.RunProgress(config.epoch * per_epoch, lines=not terminal) \
         if chief and config.verbose == 1 and (per_epoch < RUN_BAR_EPOCH_STEPS or not terminal) else None
     if progress:
@@ -272,13 +271,6 @@ def _lock_check(session: _Session):
     if session.lock is None:
         return None
     return lambda step: session.lock.check_still_held(f"the checkpoint of step {step}")
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):  # replaced or closed
-        return False
 
 
 def _evaluations(session: _Session, prepared) -> evaluate.EvaluateEvery:

@@ -102,7 +102,10 @@ def top_singular_value(kernel):
 
 @pytest.mark.parametrize("network", ["d", "g"])
 def test_spectral_norm_bounds_each_layer(network):
-    """After a few training calls (one power iteration each), each wrapped kernel's largest singular value is 1."""
+    """After training calls (one power iteration each), each wrapped kernel's largest singular value is 1. Seeded:
+    power iteration converges at the rate of the kernel's spectral gap, so 30 calls left one unseeded draw in twelve
+    5.2 % off; after 100, at most 1 % in twelve seeds."""
+    keras.utils.set_random_seed(7)
     if network == "d":
         net = build_discriminator(16, 16, 3, 8, batchnorm=False, spectral_norm=True)
         inputs = tf.random.uniform((4, 16, 16, 3), -1, 1, seed=1)
@@ -113,7 +116,7 @@ def test_spectral_norm_bounds_each_layer(network):
     assert len(wrapped) == (5 if network == "d" else 5)  # 4 convs + the dense, or the dense + 4 transposed convs
     before = [top_singular_value(layer.layer.kernel.numpy()) for layer in wrapped]
     assert all(abs(value - 1) > 0.2 for value in before)  # N(0, 0.02) weights: far from 1
-    for _ in range(30):
+    for _ in range(100):
         net(inputs, training=True)
     after = [top_singular_value(layer.layer.kernel.numpy()) for layer in wrapped]
     assert after == pytest.approx([1.0] * len(after), abs=0.05)
