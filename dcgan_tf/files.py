@@ -105,7 +105,7 @@ def read_json_object(path: str) -> dict | None:
     try:
         value = json.loads(text)
     except ValueError as error:
-        where = f" at line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
+        where = f": line {error.lineno}, column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
         raise DamagedFileError(path, f"not valid JSON ({getattr(error, 'msg', error)}{where})") from None
     if not isinstance(value, dict):
         raise DamagedFileError(path, f"a JSON {type(value).__name__}, not an object")

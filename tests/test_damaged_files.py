@@ -24,7 +24,7 @@ def folder_state(folder):
 
 
 @pytest.mark.parametrize("text, fault", [
-    ("{bad json", "not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+    ("{bad json", "not valid JSON (Expecting property name enclosed in double quotes: line 1, column 2)"),
     ("", "it is empty"),
     ("[1, 2]", "a JSON list, not an object"),
 ])
