@@ -122,14 +122,11 @@ def main(argv):
             print(f"wrote {path}")
     except ConfigError as error:
         fail(f"--{error.field}: {error.message}")
-    except dcgan_tf.RunFolderGoneError as error:  # stopped mid-run: exit 1, as below
-        print(f"main.py: error: {error}", file=sys.stderr)
+    except (dcgan_tf.DiskFullError, dcgan_tf.CheckpointError, dcgan_tf.RunFolderGoneError) as error:
+        print(f"main.py: error: {error}", file=sys.stderr)  # stopped mid-run: exit 1, saying what to do
         sys.exit(1)
     except (dcgan_tf.DataError, dcgan_tf.RunError, dcgan_tf.MissingWeightsError, dcgan_tf.DamagedFileError) as error:
         fail(str(error))
-    except (dcgan_tf.DiskFullError, dcgan_tf.CheckpointError) as error:  # nothing is lost: exit 1, say what to do
-        print(f"main.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
     except OSError as error:  # a full disk outside training (the autoencoder mode, pictures): one line, exit 1
         from dcgan_tf.files import is_disk_full
 

@@ -242,7 +242,6 @@ class RunProgress(keras.callbacks.Callback):
         self.lines, self.out = lines, out
         self.start = self.bar = self.started = None
         self.shown = 0
-        self.last_line = None
 
     def on_train_batch_end(self, batch, logs=None):
         values = [(name, float(logs[name])) for name in self.SHOWN if logs and name in logs]
@@ -268,7 +267,6 @@ class RunProgress(keras.callbacks.Callback):
         print(f"step {step}/{self.total_steps} ({100 * step // max(1, self.total_steps)}%), "
               f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}" + (f", {losses}" if losses else ""),
               file=self.out or sys.stdout, flush=True)
-        self.last_line = step
 
     def close(self) -> None:
         """End the bar's line if the run stopped before the bar was full (a signal, a NaN)."""

@@ -688,7 +688,11 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str) -> "Config":
-        values = json.loads(text)
+        return cls.from_values(json.loads(text))
+
+    @classmethod
+    def from_values(cls, values: dict) -> "Config":
+        """A Config from saved values (config.json's object); keys it does not know are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

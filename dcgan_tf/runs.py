@@ -54,7 +54,7 @@ def load_saved_config(config: Config) -> Config | None:
         values = files.read_json_object(path)
         if values is None:
             return None
-        return Config.from_json(json.dumps(values))
+        return Config.from_values(values)
     except (files.DamagedFileError, TypeError) as error:
         raise RunError(damaged_config_message(config, path, error)) from None
 
