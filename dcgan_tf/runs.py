@@ -89,7 +89,8 @@ def save_config(config: Config) -> str:
 
 
 # Output settings a reader of a run (test mode, --visualize, --evaluate) takes from its own command.
-READER_SETTINGS = ("metrics", "metrics_samples", "metrics_features", "inception_weights", "checkpoint")
+READER_SETTINGS = ("metrics", "metrics_samples", "metrics_features", "fid_weights", "inception_weights",
+                   "checkpoint")
 
 
 def open_saved_run(config: Config) -> Config:

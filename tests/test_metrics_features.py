@@ -15,19 +15,19 @@ def random_images(seed, count=6, size=12, channels=3):
 
 
 # ---------------------------------------------------------------------------------------- the stand-in extractor
-def test_tiny_conv_features_are_set_by_the_seed():
+def test_smoke_features_are_set_by_the_seed():
     images = random_images(0, count=7)
-    first = features.TinyConvFeatures(seed=1, dim=16)(images)
+    first = features.SmokeFeatures(seed=1, dim=16)(images)
     assert first.shape == (7, 16) and first.dtype == np.float64
-    np.testing.assert_array_equal(features.TinyConvFeatures(seed=1, dim=16)(images), first)
-    assert not np.allclose(features.TinyConvFeatures(seed=2, dim=16)(images), first)
-    assert features.TinyConvFeatures(seed=1, dim=16).key != features.TinyConvFeatures(seed=2, dim=16).key
+    np.testing.assert_array_equal(features.SmokeFeatures(seed=1, dim=16)(images), first)
+    assert not np.allclose(features.SmokeFeatures(seed=2, dim=16)(images), first)
+    assert features.SmokeFeatures(seed=1, dim=16).key != features.SmokeFeatures(seed=2, dim=16).key
 
 
 def test_extraction_in_batches_pads_the_last_and_reads_uint8_and_grey():
-    extractor = features.TinyConvFeatures(seed=0, dim=8, batch_size=3)
+    extractor = features.SmokeFeatures(seed=0, dim=8, batch_size=3)
     images = random_images(1, count=7)
-    np.testing.assert_allclose(extractor(images), features.TinyConvFeatures(seed=0, dim=8)(images), atol=1e-6)
+    np.testing.assert_allclose(extractor(images), features.SmokeFeatures(seed=0, dim=8)(images), atol=1e-6)
     pixels = np.random.default_rng(2).integers(0, 256, (4, 10, 10, 1), dtype=np.uint8)
     grey = extractor(pixels)
     assert grey.shape == (4, 8)
@@ -39,7 +39,7 @@ def test_extraction_in_batches_pads_the_last_and_reads_uint8_and_grey():
 
 def test_real_features_are_cached_until_an_image_changes(tmp_path):
     calls = []
-    tiny = features.TinyConvFeatures(seed=0, dim=8)
+    tiny = features.SmokeFeatures(seed=0, dim=8)
 
     def counting(images):
         calls.append(len(images))

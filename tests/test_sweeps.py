@@ -279,7 +279,7 @@ def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(imag
 
 SWEEP = ["--dataset", "faces", "--input_fname_pattern", "*.png", "--output_height", "16", "--batch_size", "4",
          "--z_dim", "8", "--gf_dim", "8", "--df_dim", "8", "--epoch", "2", "--sample_freq", "1", "--verbose", "2",
-         "--sweep", "g_advantage=1,2", "--metrics", "kid", "--metrics_features", "tiny", "--metrics_freq", "3",
+         "--sweep", "g_advantage=1,2", "--metrics", "kid", "--metrics_features", "smoke", "--metrics_freq", "3",
          "--metrics_samples", "16", "--report_steps", "1,6", "--max_to_keep", "3"]
 
 

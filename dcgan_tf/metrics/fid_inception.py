@@ -45,100 +45,117 @@ class Conv:
 CONVS: list[Conv] = []
 
 
-def _conv(x, torch_name: str, tf_name: str, filters: int, kernel, stride: int = 1, padding: str = "same"):
-    kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
-    spec = Conv(torch_name.replace(".", "_"), torch_name, tf_name, filters, kernel, stride, padding)
-    if spec not in CONVS:
-        CONVS.append(spec)
-    return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, activation="relu",
-                               name=spec.keras_name)(x)
+class _Layers:
+    """Makes the network's layers with one dtype policy, recording each conv in CONVS."""
+
+    def __init__(self, dtype: str | None):
+        self.dtype = dtype
+
+    def conv(self, x, torch_name: str, tf_name: str, filters: int, kernel, stride: int = 1, padding: str = "same"):
+        kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+        spec = Conv(torch_name.replace(".", "_"), torch_name, tf_name, filters, kernel, stride, padding)
+        if spec not in CONVS:
+            CONVS.append(spec)
+        return keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, activation="relu",
+                                   name=spec.keras_name, dtype=self.dtype)(x)
+
+    def pool(self, x, name: str, kind: str = "max", stride: int = 1):
+        """3 x 3 pooling: stride 1 keeps the size (TF's SAME: an average leaves the padding out of its count)."""
+        layer = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
+        return layer(3, stride, padding="same" if stride == 1 else "valid", name=name, dtype=self.dtype)(x)
+
+    def cat(self, name: str, parts):
+        return keras.layers.Concatenate(name=name, dtype=self.dtype)(parts)
 
 
-def _block_a(x, name: str, tf: str, pool_features: int):
-    b1 = _conv(x, f"{name}.branch1x1", f"{tf}.conv", 64, 1)
-    b5 = _conv(x, f"{name}.branch5x5_1", f"{tf}.tower.conv", 48, 1)
-    b5 = _conv(b5, f"{name}.branch5x5_2", f"{tf}.tower.conv_1", 64, 5)
-    b3 = _conv(x, f"{name}.branch3x3dbl_1", f"{tf}.tower_1.conv", 64, 1)
-    b3 = _conv(b3, f"{name}.branch3x3dbl_2", f"{tf}.tower_1.conv_1", 96, 3)
-    b3 = _conv(b3, f"{name}.branch3x3dbl_3", f"{tf}.tower_1.conv_2", 96, 3)
-    pool = keras.layers.AveragePooling2D(3, 1, padding="same", name=f"{name}_pool")(x)  # TF's SAME: pads not counted
-    pool = _conv(pool, f"{name}.branch_pool", f"{tf}.tower_2.conv", pool_features, 1)
-    return keras.layers.Concatenate(name=name)([b1, b5, b3, pool])
+def _block_a(L: _Layers, x, name: str, graph: str, pool_features: int):
+    b1 = L.conv(x, f"{name}.branch1x1", f"{graph}.conv", 64, 1)
+    b5 = L.conv(x, f"{name}.branch5x5_1", f"{graph}.tower.conv", 48, 1)
+    b5 = L.conv(b5, f"{name}.branch5x5_2", f"{graph}.tower.conv_1", 64, 5)
+    b3 = L.conv(x, f"{name}.branch3x3dbl_1", f"{graph}.tower_1.conv", 64, 1)
+    b3 = L.conv(b3, f"{name}.branch3x3dbl_2", f"{graph}.tower_1.conv_1", 96, 3)
+    b3 = L.conv(b3, f"{name}.branch3x3dbl_3", f"{graph}.tower_1.conv_2", 96, 3)
+    pool = L.pool(x, f"{name}_pool", "avg")  # TF's SAME: pads not counted
+    pool = L.conv(pool, f"{name}.branch_pool", f"{graph}.tower_2.conv", pool_features, 1)
+    return L.cat(name, [b1, b5, b3, pool])
 
 
-def _block_b(x, name: str, tf: str):
-    b3 = _conv(x, f"{name}.branch3x3", f"{tf}.conv", 384, 3, 2, "valid")
-    dbl = _conv(x, f"{name}.branch3x3dbl_1", f"{tf}.tower.conv", 64, 1)
-    dbl = _conv(dbl, f"{name}.branch3x3dbl_2", f"{tf}.tower.conv_1", 96, 3)
-    dbl = _conv(dbl, f"{name}.branch3x3dbl_3", f"{tf}.tower.conv_2", 96, 3, 2, "valid")
-    pool = keras.layers.MaxPooling2D(3, 2, name=f"{name}_pool")(x)
-    return keras.layers.Concatenate(name=name)([b3, dbl, pool])
+def _block_b(L: _Layers, x, name: str, graph: str):
+    b3 = L.conv(x, f"{name}.branch3x3", f"{graph}.conv", 384, 3, 2, "valid")
+    dbl = L.conv(x, f"{name}.branch3x3dbl_1", f"{graph}.tower.conv", 64, 1)
+    dbl = L.conv(dbl, f"{name}.branch3x3dbl_2", f"{graph}.tower.conv_1", 96, 3)
+    dbl = L.conv(dbl, f"{name}.branch3x3dbl_3", f"{graph}.tower.conv_2", 96, 3, 2, "valid")
+    pool = L.pool(x, f"{name}_pool", "max", 2)
+    return L.cat(name, [b3, dbl, pool])
 
 
-def _block_c(x, name: str, tf: str, c7: int):
-    b1 = _conv(x, f"{name}.branch1x1", f"{tf}.conv", 192, 1)
-    b7 = _conv(x, f"{name}.branch7x7_1", f"{tf}.tower.conv", c7, 1)
-    b7 = _conv(b7, f"{name}.branch7x7_2", f"{tf}.tower.conv_1", c7, (1, 7))
-    b7 = _conv(b7, f"{name}.branch7x7_3", f"{tf}.tower.conv_2", 192, (7, 1))
-    dbl = _conv(x, f"{name}.branch7x7dbl_1", f"{tf}.tower_1.conv", c7, 1)
-    dbl = _conv(dbl, f"{name}.branch7x7dbl_2", f"{tf}.tower_1.conv_1", c7, (7, 1))
-    dbl = _conv(dbl, f"{name}.branch7x7dbl_3", f"{tf}.tower_1.conv_2", c7, (1, 7))
-    dbl = _conv(dbl, f"{name}.branch7x7dbl_4", f"{tf}.tower_1.conv_3", c7, (7, 1))
-    dbl = _conv(dbl, f"{name}.branch7x7dbl_5", f"{tf}.tower_1.conv_4", 192, (1, 7))
-    pool = keras.layers.AveragePooling2D(3, 1, padding="same", name=f"{name}_pool")(x)
-    pool = _conv(pool, f"{name}.branch_pool", f"{tf}.tower_2.conv", 192, 1)
-    return keras.layers.Concatenate(name=name)([b1, b7, dbl, pool])
+def _block_c(L: _Layers, x, name: str, graph: str, c7: int):
+    b1 = L.conv(x, f"{name}.branch1x1", f"{graph}.conv", 192, 1)
+    b7 = L.conv(x, f"{name}.branch7x7_1", f"{graph}.tower.conv", c7, 1)
+    b7 = L.conv(b7, f"{name}.branch7x7_2", f"{graph}.tower.conv_1", c7, (1, 7))
+    b7 = L.conv(b7, f"{name}.branch7x7_3", f"{graph}.tower.conv_2", 192, (7, 1))
+    dbl = L.conv(x, f"{name}.branch7x7dbl_1", f"{graph}.tower_1.conv", c7, 1)
+    dbl = L.conv(dbl, f"{name}.branch7x7dbl_2", f"{graph}.tower_1.conv_1", c7, (7, 1))
+    dbl = L.conv(dbl, f"{name}.branch7x7dbl_3", f"{graph}.tower_1.conv_2", c7, (1, 7))
+    dbl = L.conv(dbl, f"{name}.branch7x7dbl_4", f"{graph}.tower_1.conv_3", c7, (7, 1))
+    dbl = L.conv(dbl, f"{name}.branch7x7dbl_5", f"{graph}.tower_1.conv_4", 192, (1, 7))
+    pool = L.pool(x, f"{name}_pool", "avg")
+    pool = L.conv(pool, f"{name}.branch_pool", f"{graph}.tower_2.conv", 192, 1)
+    return L.cat(name, [b1, b7, dbl, pool])
 
 
-def _block_d(x, name: str, tf: str):
-    b3 = _conv(x, f"{name}.branch3x3_1", f"{tf}.tower.conv", 192, 1)
-    b3 = _conv(b3, f"{name}.branch3x3_2", f"{tf}.tower.conv_1", 320, 3, 2, "valid")
-    b7 = _conv(x, f"{name}.branch7x7x3_1", f"{tf}.tower_1.conv", 192, 1)
-    b7 = _conv(b7, f"{name}.branch7x7x3_2", f"{tf}.tower_1.conv_1", 192, (1, 7))
-    b7 = _conv(b7, f"{name}.branch7x7x3_3", f"{tf}.tower_1.conv_2", 192, (7, 1))
-    b7 = _conv(b7, f"{name}.branch7x7x3_4", f"{tf}.tower_1.conv_3", 192, 3, 2, "valid")
-    pool = keras.layers.MaxPooling2D(3, 2, name=f"{name}_pool")(x)
-    return keras.layers.Concatenate(name=name)([b3, b7, pool])
+def _block_d(L: _Layers, x, name: str, graph: str):
+    b3 = L.conv(x, f"{name}.branch3x3_1", f"{graph}.tower.conv", 192, 1)
+    b3 = L.conv(b3, f"{name}.branch3x3_2", f"{graph}.tower.conv_1", 320, 3, 2, "valid")
+    b7 = L.conv(x, f"{name}.branch7x7x3_1", f"{graph}.tower_1.conv", 192, 1)
+    b7 = L.conv(b7, f"{name}.branch7x7x3_2", f"{graph}.tower_1.conv_1", 192, (1, 7))
+    b7 = L.conv(b7, f"{name}.branch7x7x3_3", f"{graph}.tower_1.conv_2", 192, (7, 1))
+    b7 = L.conv(b7, f"{name}.branch7x7x3_4", f"{graph}.tower_1.conv_3", 192, 3, 2, "valid")
+    pool = L.pool(x, f"{name}_pool", "max", 2)
+    return L.cat(name, [b3, b7, pool])
 
 
-def _block_e(x, name: str, tf: str, max_pool: bool):
-    b1 = _conv(x, f"{name}.branch1x1", f"{tf}.conv", 320, 1)
-    b3 = _conv(x, f"{name}.branch3x3_1", f"{tf}.tower_conv", 384, 1)
-    b3 = keras.layers.Concatenate(name=f"{name}_3x3")([
-        _conv(b3, f"{name}.branch3x3_2a", f"{tf}.tower_mixed_conv", 384, (1, 3)),
-        _conv(b3, f"{name}.branch3x3_2b", f"{tf}.tower_mixed_conv_1", 384, (3, 1))])
-    dbl = _conv(x, f"{name}.branch3x3dbl_1", f"{tf}.tower_1_conv", 448, 1)
-    dbl = _conv(dbl, f"{name}.branch3x3dbl_2", f"{tf}.tower_1_conv_1", 384, 3)
-    dbl = keras.layers.Concatenate(name=f"{name}_3x3dbl")([
-        _conv(dbl, f"{name}.branch3x3dbl_3a", f"{tf}.tower_1_mixed_conv", 384, (1, 3)),
-        _conv(dbl, f"{name}.branch3x3dbl_3b", f"{tf}.tower_1_mixed_conv_1", 384, (3, 1))])
-    pooling = keras.layers.MaxPooling2D if max_pool else keras.layers.AveragePooling2D  # 7c: the graph's max pool
-    pool = pooling(3, 1, padding="same", name=f"{name}_pool")(x)
-    pool = _conv(pool, f"{name}.branch_pool", f"{tf}.tower_2_conv", 192, 1)
-    return keras.layers.Concatenate(name=name)([b1, b3, dbl, pool])
+def _block_e(L: _Layers, x, name: str, graph: str, max_pool: bool):
+    b1 = L.conv(x, f"{name}.branch1x1", f"{graph}.conv", 320, 1)
+    b3 = L.conv(x, f"{name}.branch3x3_1", f"{graph}.tower_conv", 384, 1)
+    b3 = L.cat(f"{name}_3x3", [
+        L.conv(b3, f"{name}.branch3x3_2a", f"{graph}.tower_mixed_conv", 384, (1, 3)),
+        L.conv(b3, f"{name}.branch3x3_2b", f"{graph}.tower_mixed_conv_1", 384, (3, 1))])
+    dbl = L.conv(x, f"{name}.branch3x3dbl_1", f"{graph}.tower_1_conv", 448, 1)
+    dbl = L.conv(dbl, f"{name}.branch3x3dbl_2", f"{graph}.tower_1_conv_1", 384, 3)
+    dbl = L.cat(f"{name}_3x3dbl", [
+        L.conv(dbl, f"{name}.branch3x3dbl_3a", f"{graph}.tower_1_mixed_conv", 384, (1, 3)),
+        L.conv(dbl, f"{name}.branch3x3dbl_3b", f"{graph}.tower_1_mixed_conv_1", 384, (3, 1))])
+    pool = L.pool(x, f"{name}_pool", "max" if max_pool else "avg")  # 7c: the graph's max pool
+    pool = L.conv(pool, f"{name}.branch_pool", f"{graph}.tower_2_conv", 192, 1)
+    return L.cat(name, [b1, b3, dbl, pool])
 
 
-def build_network() -> keras.Model:
-    """The FID Inception, images [N, 299, 299, 3] in [-1, 1] -> pool3 features [N, 2048] (weights unset)."""
+def build_network(dtype: str | None = None) -> keras.Model:
+    """The FID Inception, images [N, 299, 299, 3] in [-1, 1] -> pool3 features [N, 2048] float32 (weights unset).
+
+    dtype: a Keras dtype policy for every layer; "mixed_bfloat16" computes in bfloat16 (weights stay float32).
+    """
+    L = _Layers(dtype)
     images = keras.Input((SIZE, SIZE, 3), name="images")
-    x = _conv(images, "Conv2d_1a_3x3", "layers.conv", 32, 3, 2, "valid")
-    x = _conv(x, "Conv2d_2a_3x3", "layers.conv_1", 32, 3, 1, "valid")
-    x = _conv(x, "Conv2d_2b_3x3", "layers.conv_2", 64, 3)
-    x = keras.layers.MaxPooling2D(3, 2, name="maxpool1")(x)
-    x = _conv(x, "Conv2d_3b_1x1", "layers.conv_3", 80, 1, 1, "valid")
-    x = _conv(x, "Conv2d_4a_3x3", "layers.conv_4", 192, 3, 1, "valid")
-    x = keras.layers.MaxPooling2D(3, 2, name="maxpool2")(x)
+    x = L.conv(images, "Conv2d_1a_3x3", "layers.conv", 32, 3, 2, "valid")
+    x = L.conv(x, "Conv2d_2a_3x3", "layers.conv_1", 32, 3, 1, "valid")
+    x = L.conv(x, "Conv2d_2b_3x3", "layers.conv_2", 64, 3)
+    x = L.pool(x, "maxpool1", "max", 2)
+    x = L.conv(x, "Conv2d_3b_1x1", "layers.conv_3", 80, 1, 1, "valid")
+    x = L.conv(x, "Conv2d_4a_3x3", "layers.conv_4", 192, 3, 1, "valid")
+    x = L.pool(x, "maxpool2", "max", 2)
     for name, tf_name, pool_features in (("Mixed_5b", "mixed", 32), ("Mixed_5c", "mixed_1", 64),
                                          ("Mixed_5d", "mixed_2", 64)):
-        x = _block_a(x, name, f"layers.{tf_name}", pool_features)
-    x = _block_b(x, "Mixed_6a", "layers.mixed_3")
+        x = _block_a(L, x, name, f"layers.{tf_name}", pool_features)
+    x = _block_b(L, x, "Mixed_6a", "layers.mixed_3")
     for name, tf_name, c7 in (("Mixed_6b", "mixed_4", 128), ("Mixed_6c", "mixed_5", 160),
                               ("Mixed_6d", "mixed_6", 160), ("Mixed_6e", "mixed_7", 192)):
-        x = _block_c(x, name, f"layers.{tf_name}", c7)
-    x = _block_d(x, "Mixed_7a", "layers.mixed_8")
-    x = _block_e(x, "Mixed_7b", "layers.mixed_9", max_pool=False)
-    x = _block_e(x, "Mixed_7c", "layers.mixed_10", max_pool=True)
-    pool3 = keras.layers.GlobalAveragePooling2D(name="pool3")(x)
+        x = _block_c(L, x, name, f"layers.{tf_name}", c7)
+    x = _block_d(L, x, "Mixed_7a", "layers.mixed_8")
+    x = _block_e(L, x, "Mixed_7b", "layers.mixed_9", max_pool=False)
+    x = _block_e(L, x, "Mixed_7c", "layers.mixed_10", max_pool=True)
+    pool3 = keras.layers.GlobalAveragePooling2D(name="pool3", dtype="float32")(x)
     return keras.Model(images, pool3, name="fid_inception")
 
 

@@ -66,7 +66,7 @@ def _rebuild_tensor(storage, offset, size, stride, *_ignored):
     """torch._utils._rebuild_tensor_v2: a view of `storage` (a flat numpy array) -> a numpy array of its own."""
     size, stride = tuple(size), tuple(stride)
     if not size:
-        return storage[offset].copy()
+        return np.array(storage[offset])
     itemsize = storage.dtype.itemsize
     needed = offset + 1 + sum((n - 1) * s for n, s in zip(size, stride) if n > 0)
     if needed > len(storage) and all(size):
@@ -151,67 +151,59 @@ def _from_zip(archive: zipfile.ZipFile):
     return _Unpickler(io.BytesIO(archive.read(pickles[0])), load_storage).load()
 
 
+class _Pending:
+    """A legacy file's tensor before its storage's bytes are read (they follow the pickled object)."""
+
+    def __init__(self, key: str, rest: tuple):
+        self.key, self.rest = key, rest
+
+
+class _StorageKey:
+    def __init__(self, key: str):
+        self.key = key
+
+
 def _from_legacy(stream) -> object:
     stream.seek(0)
-    unpickle = lambda: pickle.Unpickler(stream).load()  # noqa: E731 - the header pickles are plain ints and dicts
     try:
-        magic = unpickle()
+        magic = pickle.Unpickler(stream).load()
     except Exception as error:  # noqa: BLE001 - anything that is not a pickle at all
         raise TorchFileError(f"neither a zip archive nor a legacy torch.save file ({type(error).__name__})") from None
     if magic != LEGACY_MAGIC:
         raise TorchFileError("neither a zip archive nor a legacy torch.save file (no torch magic number)")
-    unpickle()  # protocol version
-    unpickle()  # system info (byte order, type sizes)
-    found = {}
+    pickle.Unpickler(stream).load()  # protocol version
+    pickle.Unpickler(stream).load()  # system info (byte order, type sizes)
+    dtypes = {}
 
-    def load_storage(key, dtype, numel):
-        if key not in found:
-            found[key] = [dtype, numel, None]
-        return found[key]
+    def note_storage(key, dtype, _numel):
+        dtypes[key] = dtype
+        return _StorageKey(key)
 
-    # storages are read after the object, so tensors are rebuilt once their bytes are in
-    pending = []
-
-    def deferred_storage(key, dtype, numel):
-        load_storage(key, dtype, numel)
-        return _Deferred(key)
-
-    class _Legacy(_Unpickler):
+    class Deferring(_Unpickler):
         def find_class(self, module, name):
             if (module, name) in (("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")):
-                return lambda storage, *rest: pending.append((storage, rest)) or _PendingTensor(len(pending) - 1)
+                return lambda storage, *rest: _Pending(storage.key, rest)
             return super().find_class(module, name)
 
-    obj = _Legacy(stream, deferred_storage).load()
-    keys = unpickle()
-    for key in keys:
-        dtype, numel, _ = found[str(key)]
+    obj = Deferring(stream, note_storage).load()
+    storages = {}
+    for key in pickle.Unpickler(stream).load():
+        dtype = dtypes[str(key)]
         (size,) = struct.unpack("<q", stream.read(8))
         raw = stream.read(size * dtype.itemsize)
         if len(raw) < size * dtype.itemsize:
             raise TorchFileError(f"storage {key} is cut short: the file ends early")
-        found[str(key)][2] = np.frombuffer(raw, dtype)
-    tensors = [_rebuild_tensor(found[storage.key][2], *rest) for storage, rest in pending]
-    return _resolve(obj, tensors)
+        storages[str(key)] = np.frombuffer(raw, dtype)
+    return _resolve(obj, storages)
 
 
-class _Deferred:
-    def __init__(self, key):
-        self.key = key
-
-
-class _PendingTensor:
-    def __init__(self, index):
-        self.index = index
-
-
-def _resolve(obj, tensors):
-    if isinstance(obj, _PendingTensor):
-        return tensors[obj.index]
+def _resolve(obj, storages):
+    if isinstance(obj, _Pending):
+        return _rebuild_tensor(storages[obj.key], *obj.rest)
     if isinstance(obj, dict):
-        return type(obj)((key, _resolve(value, tensors)) for key, value in obj.items())
+        return type(obj)((key, _resolve(value, storages)) for key, value in obj.items())
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_resolve(value, tensors) for value in obj)
+        return type(obj)(_resolve(value, storages) for value in obj)
     return obj
 
 
