@@ -1,19 +1,21 @@
-"""What one evaluation costs: InceptionV3 features of generated images, and the metrics computed from them.
+"""What one evaluation costs: the feature networks on generated images, and the metrics computed from them.
 
 Run by hand (it prints numbers; it is not a test and asserts nothing):
 
     PYTHONPATH=. /work/venv/bin/python benchmarks/metrics_cost.py                  # 1,000 samples, 64x64 RGB
     PYTHONPATH=. /work/venv/bin/python benchmarks/metrics_cost.py --samples 200    # a quick look
 
-The time of a forward pass does not depend on the weights' values, so the network here is Keras' InceptionV3 with
-random weights saved to a temporary .weights.h5 and loaded through the same `--inception_weights` path a user's
-file takes (no download). Measured, each once after a warm-up batch:
-  - features: `InceptionFeatures(path)(images)` on `--samples` random images of `--size` (resized to 299x299 inside);
+The time of a forward pass does not depend on the weights' values, so each network here has random weights saved to a
+temporary .weights.h5 and loaded through the same path a user's file takes (no download). Measured, each once after a
+warm-up batch, on `--samples` random images of `--size` (resized to 299x299 inside), all in one process:
+  - features: the FID Inception (`FIDInceptionFeatures`, the default `--metrics_features fid_inception`), the same in
+    bfloat16 (`fid_inception_bf16`), and Keras' ImageNet InceptionV3 (`keras_inception`, the default before the FID
+    Inception), in that order;
   - generation: the canonical DCGAN's G making those images (`Evaluator.samples`' batch size);
   - each metric from the features against `--real` real features (fid, kid with 100 subsets, precision/recall,
     memorisation), and FID's distance with scipy's sqrtm (what pytorch-fid and TTUR use) beside this project's;
-  - the tiny stand-in network (`--metrics_features tiny`) on the same images, for comparison.
-One KID evaluation during training = generation + features + kid. Real-image features are computed once per data
+  - the smoke network (`--metrics_features smoke`, not a quality measure) on the same images, for comparison.
+One KID evaluation during training = generation + FID Inception features + kid. Real-image features are computed once per data
 set and cached, so they are not part of an evaluation's cost.
 """
 
@@ -56,16 +58,26 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (args.samples, args.size, args.size, 3)).astype(np.float32)
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "random_inception.weights.h5")
-        keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
-                                       input_shape=(299, 299, 3)).save_weights(path)
-        extractor, seconds = timed(features.InceptionFeatures, path)
-        print(f"InceptionV3 built and loaded: {seconds:.1f} s (once per process)")
+    from dcgan_tf.metrics import fid_inception
+
+    def feature_speed(label, make):
+        extractor, seconds = timed(make)
         extractor(images[:50])  # trace the batch shape
-        fake, inception_seconds = timed(extractor, images)
-        print(f"features of {args.samples} images ({args.size}x{args.size} -> 299x299): {inception_seconds:.1f} s "
-              f"({args.samples / inception_seconds:.1f} images/s)")
+        found, spent = timed(extractor, images)
+        print(f"{label}: built and loaded in {seconds:.1f} s; features of {args.samples} images ({args.size}x"
+              f"{args.size} -> 299x299): {spent:.1f} s ({args.samples / spent:.1f} images/s)", flush=True)
+        return found, spent
+
+    with tempfile.TemporaryDirectory() as folder:
+        fid_path = os.path.join(folder, "random_fid_inception.weights.h5")
+        fid_inception.build_network().save_weights(fid_path)
+        fake, inception_seconds = feature_speed("FID Inception (float32)",
+                                                lambda: features.FIDInceptionFeatures(fid_path))
+        feature_speed("FID Inception (bfloat16)", lambda: features.FIDInceptionFeatures(fid_path, bfloat16=True))
+        keras_path = os.path.join(folder, "random_inception.weights.h5")
+        keras.applications.InceptionV3(include_top=False, pooling="avg", weights=None,
+                                       input_shape=(299, 299, 3)).save_weights(keras_path)
+        feature_speed("Keras' InceptionV3 (float32)", lambda: features.InceptionFeatures(keras_path))
 
     model = build_dcgan(Config(output_height=args.size, c_dim=3).resolved())
     z = rng.uniform(-1, 1, (args.samples, 100)).astype(np.float32)
@@ -94,12 +106,12 @@ def main() -> None:
     except ImportError:
         pass
 
-    tiny = features.TinyConvFeatures()
-    tiny(images[:50])
-    _, seconds = timed(tiny, images)
-    print(f"tiny stand-in features of the same {args.samples} images: {seconds:.2f} s")
+    smoke = features.SmokeFeatures()
+    smoke(images[:50])
+    _, seconds = timed(smoke, images)
+    print(f"smoke features (not a quality measure) of the same {args.samples} images: {seconds:.2f} s")
     total = generate_seconds + inception_seconds + costs["kid"]
-    print(f"one KID evaluation of {args.samples} samples at {args.size}x{args.size} (generation + Inception "
+    print(f"one KID evaluation of {args.samples} samples at {args.size}x{args.size} (generation + FID Inception "
           f"features + kid): {total:.1f} s")
 
 

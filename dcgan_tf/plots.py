@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from dcgan_tf import files
 from dcgan_tf.images import font, text_size
 from dcgan_tf.config import Config
+from dcgan_tf.metrics import feature_caption
 from dcgan_tf.runs import CONFIG_FILE, LOSS_CSV, RunError, RunPaths, list_training_grids, read_metrics
 
 LOSSES_PNG = "plot_losses.png"
@@ -437,7 +438,10 @@ def plot_metrics(runs, out_path: str, labels=None) -> str:
                     ax.fill_between(steps, values - spread, values + spread, color=color, alpha=0.2, linewidth=0)
         ax.set_ylabel(title)
         _legend(ax)
-    axes[0].set_title("sample quality (metrics.jsonl)" if len(rows) == 1 else f"{len(rows)} runs' sample quality")
+    captions = sorted({feature_caption(r[-1].get("features")) for r in rows if r and r[-1].get("features")})
+    measured = f"\n{'; '.join(captions)}" if captions else ""
+    axes[0].set_title(("sample quality (metrics.jsonl)" if len(rows) == 1 else f"{len(rows)} runs' sample quality")
+                      + measured)
     axes[-1].set_xlabel("step (one D update each)")
     return save_figure(figure, out_path)
 

