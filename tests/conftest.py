@@ -392,7 +392,7 @@ def first_run(_first_run_templates, tmp_path, image_folder):
 MODULE_SECONDS = {"test_strategy": 115, "test_training": 112, "test_reliability": 94, "test_cli": 82,
                   "test_small_data": 81, "test_resume": 65, "test_run_lock": 58, "test_sweeps": 45,
                   "test_autoencoder": 44, "test_gan": 40, "test_evaluate": 33, "test_projection": 32,
-                  "test_probe": 26, "test_export": 26, "test_augment": 23}
+                  "test_probe": 26, "test_export": 26, "test_augment": 23, "test_fid_inception": 70}
 
 
 def pytest_collection_modifyitems(config, items):
