@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--pth", help="also write the weights as a pytorch-fid state dict here")
     parser.add_argument("--names", help="with --pth: torchvision name <tab> TF graph name, one conv a line, as "
                         "written by python -c 'from dcgan_tf.metrics import fid_inception as f; "
-                        "print(*(c.torch_name + chr(9) + c.tf_name for c in f.CONVS), sep=chr(10))'")
+                        "print(*(c.torch_name + chr(9) + c.tf_name for c in f.conv_table()), sep=chr(10))'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "default_1.pt")

