@@ -24,6 +24,8 @@ LAYERS = {
     "serving": 3,
     "serving.demo": 4,  # the web app: imports only serving.export, latent and images
 }
+LEAVES = sorted(name for name, layer in LAYERS.items() if layer == 0)
+SUBPACKAGES = sorted({name.split(".")[0] for name in LAYERS} - set(LEAVES))
 
 
 def layer_of(module: str) -> int | None:
@@ -148,3 +150,15 @@ def test_the_demo_imports_only_the_export_the_latent_space_and_pictures():
                                  if module == "serving.demo" or module.startswith("serving.demo.")))
     assert demo_imports - {"serving.demo", "serving.demo.app"} == {"serving.export", "latent", "images"}
 
+
+def test_the_top_level_holds_only_the_leaves_and_the_subpackages():
+    """`ls dcgan_tf` shows the architecture: the layer-0 modules and one folder per package of LAYERS, nothing
+    else (a new module goes into the package of its job)."""
+    entries = sorted(name for name in os.listdir(PACKAGE) if name != "__pycache__" and not name.startswith("."))
+    modules = sorted(name[:-3] for name in entries if name.endswith(".py") and name != "__init__.py")
+    folders = sorted(name for name in entries if os.path.isdir(os.path.join(PACKAGE, name)))
+    assert modules == LEAVES
+    assert folders == SUBPACKAGES
+    assert sorted(entries) == sorted(["__init__.py", *[f"{name}.py" for name in LEAVES], *SUBPACKAGES])
+    for name in SUBPACKAGES:
+        assert os.path.isfile(os.path.join(PACKAGE, name, "__init__.py")), f"{name} is not a package"
