@@ -53,7 +53,7 @@ MODE_OPTIONS = {"probe": ("probe_data", "probe_labels", "probe_layers", "probe_m
 
 def sweep_from_flags():
     """--sweep / --seeds: every run of the sweep planned and validated (each run's Config), before any work."""
-    from dcgan_tf import sweeps
+    from dcgan_tf.sweeps import plan
 
     if FLAGS.seeds and FLAGS["seed"].present:
         raise ConfigError("seeds", "gives the seeds of the sweep's runs: drop --seed")
@@ -62,9 +62,9 @@ def sweep_from_flags():
     values, given = config_values(quick_start=False)  # the sweep decides it run by run (a swept --dataset)
     if "verbose" not in given:  # each run's console goes to a log file: a line per epoch, not a progress bar
         values["verbose"] = 2
-    return sweeps.plan_sweep(values, sweeps.parse_sweep(FLAGS.sweep), sweeps.parse_seeds(FLAGS.seeds), given,
-                             name=FLAGS.sweep_name, command=["python", "main.py", *sys.argv[1:]],
-                             disk_budget_mb=FLAGS.disk_budget_mb, report_steps=report_steps(), quick_start=True)
+    return plan.plan_sweep(values, plan.parse_sweep(FLAGS.sweep), plan.parse_seeds(FLAGS.seeds), given,
+                           name=FLAGS.sweep_name, command=["python", "main.py", *sys.argv[1:]],
+                           disk_budget_mb=FLAGS.disk_budget_mb, report_steps=report_steps(), quick_start=True)
 
 
 def report_steps() -> list[int] | None:
@@ -205,8 +205,8 @@ def check_demo_flags() -> None:
 
 
 def dcgan_tf_errors() -> tuple:
-    from dcgan_tf.data import DataError
-    from dcgan_tf.runs import RunError
+    from dcgan_tf.data.loading import DataError
+    from dcgan_tf.runs.folders import RunError
 
     return RunError, DataError
 
@@ -226,27 +226,27 @@ def train(config: Config) -> list[str]:
 def train_sweep(sweep) -> list[str]:
     """--train --sweep (or --seeds): every unfinished run of the sweep, then its report; --sweep_print: only the
     runs' commands (and sweep.json, for --report)."""
-    from dcgan_tf import run_lock
+    from dcgan_tf.runs import lock as run_lock
 
     with run_lock.holding(sweep.folder, what="sweep"):  # one process writes a sweep's record at a time
         return _train_sweep(sweep)
 
 
 def _train_sweep(sweep) -> list[str]:
-    from dcgan_tf import report, sweeps
+    from dcgan_tf.sweeps import plan, report
 
-    sweep = sweeps.merge_saved(sweep)
+    sweep = plan.merge_saved(sweep)
     for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
                         for run in sweep.runs for name, why in run.dropped.items()}):
         print(line, file=sys.stderr if FLAGS.sweep_print else sys.stdout)
     if FLAGS.sweep_print:  # stdout: the commands alone, one per line, for a job scheduler to run
         sweep.save()
-        print("\n".join(sweeps.print_commands(sweep, ["python", sys.argv[0]])))
+        print("\n".join(plan.print_commands(sweep, ["python", sys.argv[0]])))
         print(f"wrote {sweep.file}", file=sys.stderr)
         return []
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
     try:
-        sweeps.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
+        plan.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
     except KeyboardInterrupt as stopped:
         written = report.write_report(sweep.folder)
         print(f"sweep {sweep.name} stopped by {stopped or 'SIGINT'}: the running runs saved a checkpoint; the same "
@@ -271,9 +271,9 @@ def _train_sweep(sweep) -> list[str]:
 
 def write_report(config: Config) -> list[str]:
     """--report: (re)write a sweep's report from what its runs hold now."""
-    from dcgan_tf import report, sweeps
+    from dcgan_tf.sweeps import plan, report
 
-    return report.write_report(sweeps.sweep_folder(FLAGS.report, config.sample_dir), report_steps())
+    return report.write_report(plan.sweep_folder(FLAGS.report, config.sample_dir), report_steps())
 
 
 def run_test_mode(config: Config) -> list[str]:
@@ -285,8 +285,8 @@ def run_test_mode(config: Config) -> list[str]:
 
 def visualize(config: Config) -> list[str]:
     """--visualize: the chosen picture of the run's latest checkpoint (or its loss plots)."""
-    from dcgan_tf.visualize import VisualizeOptions, option_name
-    from dcgan_tf.visualize import visualize as draw
+    from dcgan_tf.analysis.visualize import VisualizeOptions, option_name
+    from dcgan_tf.analysis.visualize import visualize as draw
 
     options = VisualizeOptions(
         option=option_name(FLAGS.visualize_option), num_samples=FLAGS.num_samples, grid_rows=FLAGS.grid_rows,
@@ -298,8 +298,8 @@ def visualize(config: Config) -> list[str]:
 
 def probe(config: Config) -> list[str]:
     """--probe: the linear probe of the run's D features against its untrained D, pixels (and autoencoder)."""
-    from dcgan_tf import runs
-    from dcgan_tf.metrics.probe import PROBE_FILE, ProbeOptions, describe, probe_run
+    from dcgan_tf.analysis.probe import PROBE_FILE, ProbeOptions, describe, probe_run
+    from dcgan_tf.runs import folders
 
     try:
         layers = tuple(int(layer) for layer in FLAGS.probe_layers) if FLAGS.probe_layers else None
@@ -310,16 +310,16 @@ def probe(config: Config) -> list[str]:
     record = probe_run(config, ProbeOptions(FLAGS.probe_data, FLAGS.probe_labels, layers, FLAGS.probe_max_test))
     print(describe(record))
     folder = os.path.join(config.checkpoint_dir, record["run"])
-    return [os.path.join(folder, PROBE_FILE), runs.metrics_file(folder)]
+    return [os.path.join(folder, PROBE_FILE), folders.metrics_file(folder)]
 
 
 def project(config: Config) -> list[str]:
     """--project: each image's z (G(z) matching it), with its picture, .npz and GIF."""
-    from dcgan_tf import runs
-    from dcgan_tf.inference import load_trained
-    from dcgan_tf.projection import write_projection
+    from dcgan_tf.analysis.projection import write_projection
+    from dcgan_tf.runs import folders
+    from dcgan_tf.runs.trained import load_trained
 
-    saved = runs.open_saved_run(config)  # its settings, before its weights load
+    saved = folders.open_saved_run(config)  # its settings, before its weights load
     if saved.conditional and FLAGS.label is None:
         raise ConfigError("label", f"run {saved.name!r} is conditional: give the images' class with --label")
     label = None if FLAGS.label is None else saved.label_index(FLAGS.label)  # an index or a class name
@@ -331,7 +331,7 @@ def project(config: Config) -> list[str]:
 
 def export(config: Config) -> list[str]:
     """--export: the run's sampling generator as files other programs load, and export.json."""
-    from dcgan_tf.export import describe, export_run, parse_formats, read_info
+    from dcgan_tf.serving.export import describe, export_run, parse_formats, read_info
 
     paths = export_run(config, parse_formats(FLAGS.export_format))
     print(describe(read_info(os.path.dirname(paths[0]))))
@@ -340,7 +340,7 @@ def export(config: Config) -> list[str]:
 
 def parse_demo_dims():
     """--demo_dims read as visualize's --sweep_dims: "all", a count, or a tuple of dimensions."""
-    from dcgan_tf.visualize import parse_dims
+    from dcgan_tf.analysis.visualize import parse_dims
 
     try:
         return parse_dims(FLAGS.demo_dims)
@@ -362,8 +362,9 @@ def demo_dims(dims, z_dim: int) -> list[int]:
 def demo(config: Config) -> list[str]:
     """--demo: the local web app on --host:--port, from the run's export (written first when missing or older
     than the newest checkpoint) or --demo_from's; until Ctrl-C."""
-    from dcgan_tf import export, runs
-    from dcgan_tf.demo import app
+    from dcgan_tf.runs import folders
+    from dcgan_tf.serving import export
+    from dcgan_tf.serving.demo import app
 
     print(app.listening_message(FLAGS.host, FLAGS.port))  # the first line: where it listens, who can reach it
     dims = parse_demo_dims()
@@ -372,7 +373,7 @@ def demo(config: Config) -> list[str]:
             folder = FLAGS.demo_from
             dims = demo_dims(dims, export.read_info(folder)["z_dim"])
         else:
-            saved = runs.open_saved_run(config)
+            saved = folders.open_saved_run(config)
             folder = export.export_folder(saved)
             dims = demo_dims(dims, saved.z_dim)  # before any export
             if not export.export_is_current(saved):
@@ -390,7 +391,7 @@ def demo(config: Config) -> list[str]:
 
 def compare(config: Config) -> list[str]:
     """--compare: loss/ratio curves of several runs overlaid, and their sample grids side by side."""
-    from dcgan_tf import plots
+    from dcgan_tf.analysis import plots
 
     try:
         steps = [int(step) for step in FLAGS.compare_steps] if FLAGS.compare_steps else None
@@ -411,7 +412,7 @@ def compare(config: Config) -> list[str]:
 def evaluate(config: Config, every_checkpoint: bool = False) -> list[str]:
     """--evaluate / --evaluate_all: measure the run's checkpoint(s); one line per evaluation."""
     from dcgan_tf.metrics.evaluate import describe, evaluate_run
-    from dcgan_tf.runs import metrics_file
+    from dcgan_tf.runs.folders import metrics_file
 
     rows = evaluate_run(config, every_checkpoint=every_checkpoint)
     for row in rows:
@@ -425,14 +426,14 @@ def evaluate_all(config: Config) -> list[str]:
 
 def augment_preview(config: Config) -> list[str]:
     """--augment_preview: training images and their augmentations as D sees them."""
-    from dcgan_tf.augment_preview import write_augment_preview
+    from dcgan_tf.analysis.augment_preview import write_augment_preview
 
     return [write_augment_preview(config)]
 
 
 def train_autoencoder(config: Config) -> list[str]:
     """--train_autoencoder: the preprocessing alone (the autoencoder, its pictures and reconstructions)."""
-    from dcgan_tf.preprocessing import train_autoencoder as run
+    from dcgan_tf.preprocess.preprocessing import train_autoencoder as run
 
     result = run(config)
     loss = result.autoencoded.final_loss
@@ -480,10 +481,10 @@ SWEEP = Mode("sweep", train_sweep, "train every run of --sweep x --seeds, then w
 def end_of_run(result, seconds: float, argv: list[str]) -> str:
     """Where the run's grids, plots, losses and checkpoints are, and the next commands to try (the same flags, so
     they find the same run)."""
-    from dcgan_tf import runs
+    from dcgan_tf.runs import folders
 
     config = result.config
-    grids = runs.list_training_grids(config.sample_path)
+    grids = folders.list_training_grids(config.sample_path)
     plots = sorted(os.path.join(config.sample_path, name) for name in os.listdir(config.sample_path)
                    if name.startswith("plot_") and name.endswith(".png")) if os.path.isdir(config.sample_path) else []
     lines = [f"trained {config.name} at step {result.step}, epoch {result.epoch} in {seconds / 60:.1f} minutes"]
@@ -492,13 +493,13 @@ def end_of_run(result, seconds: float, argv: list[str]) -> str:
         lines.append(f"  latest grid  {grids[max(grids)]}  ({count} in {config.sample_path})")
     if plots:
         lines.append(f"  plots        {', '.join(plots)}")
-    csv = os.path.join(config.checkpoint_path, runs.LOSS_CSV)
+    csv = os.path.join(config.checkpoint_path, folders.LOSS_CSV)
     if os.path.isfile(csv):
         lines.append(f"  losses       {csv}")
     if result.last_checkpoint:
         lines.append(f"  checkpoint   {result.last_checkpoint}")
     same = shlex.join(["python", "main.py", *[arg for arg in argv if arg not in ("--train", "--train=true")]])
-    logs = os.path.join(config.checkpoint_path, runs.TENSORBOARD_DIR)
+    logs = os.path.join(config.checkpoint_path, folders.TENSORBOARD_DIR)
     lines += ["next:",
               "  # a fresh grid from the checkpoint (test mode)", f"  {same}",
               "  # walks through z, one row per walk", f"  {same} --visualize --visualize_option interpolate",

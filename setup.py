@@ -7,8 +7,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["dcgan_tf", "dcgan_tf.*"]),
-    package_data={"dcgan_tf.builtin_data": ["twemoji_smileys/*.png", "twemoji_smileys/*.csv",
-                                            "twemoji_smileys/*.md", "twemoji_smileys/*.txt"]},
+    package_data={"dcgan_tf.data.builtin_data": ["twemoji_smileys/*.png", "twemoji_smileys/*.csv",
+                                                 "twemoji_smileys/*.md", "twemoji_smileys/*.txt"]},
     include_package_data=True,
     python_requires=">=3.10",
     install_requires=[

@@ -44,11 +44,11 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from dcgan_tf import export
     from dcgan_tf.config import Config
     from dcgan_tf.images import to_uint8
-    from dcgan_tf.inference import load_trained
     from dcgan_tf.latent import sample_z
+    from dcgan_tf.runs.trained import load_trained
+    from dcgan_tf.serving import export
 
     config = Config(run_name=args.run_name, checkpoint_dir=args.checkpoint_dir)
     saved, model, step = load_trained(config)

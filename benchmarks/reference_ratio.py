@@ -44,11 +44,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan_tf import data  # noqa: E402
 from dcgan_tf.config import Config, with_small_data  # noqa: E402
+from dcgan_tf.core.build import build_dcgan  # noqa: E402
+from dcgan_tf.core.networks import build_discriminator, build_generator  # noqa: E402
+from dcgan_tf.data import loading  # noqa: E402
 from dcgan_tf.latent import sample_z  # noqa: E402
-from dcgan_tf.networks import build_discriminator, build_generator  # noqa: E402
-from dcgan_tf.build import build_dcgan  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -252,9 +252,9 @@ def main(argv=None) -> int:
 
     config = make_config(args)
     rng = np.random.default_rng(1)
-    images = data.LoadedImages(rng.integers(0, 256, (1024, config.output_height, config.output_width, 3), np.uint8),
-                               paths=[])
-    project = Project(config, data.make_dataset(images, config.batch_size, config.seed))
+    images = loading.LoadedImages(rng.integers(0, 256, (1024, config.output_height, config.output_width, 3), np.uint8),
+                                  paths=[])
+    project = Project(config, loading.make_dataset(images, config.batch_size, config.seed))
     networks = project.model.generator, project.model.discriminator, config.batch_size, config.g_advantage
     flops = {"reference": step_flops(*networks), "project": step_flops(*networks, shared_forward=True)}
     print(f"one step: {flops['reference'] / 1e9:.0f} GFLOP in the reference, {flops['project'] / 1e9:.0f} in the "
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
           f"{config.jit_compile})")
     sides = {"project": project}
     if not args.skip_reference:
-        sides["reference"] = Reference(config, data.make_dataset(images, config.batch_size, config.seed))
+        sides["reference"] = Reference(config, loading.make_dataset(images, config.batch_size, config.seed))
     for name, side in sides.items():  # trace and warm up
         print(f"warming up {name} (2 steps, the first traces) ... {timed(side, 2):.1f} s", flush=True)
 

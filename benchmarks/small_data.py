@@ -121,9 +121,9 @@ def main() -> None:
     import logging
 
     from dcgan_tf import Config, train
-    from dcgan_tf.datasets import load_training_data
-    from dcgan_tf.inference import load_trained
+    from dcgan_tf.data.datasets import load_training_data
     from dcgan_tf.metrics.evaluate import Evaluator
+    from dcgan_tf.runs.trained import load_trained
 
     logging.getLogger("dcgan_tf").setLevel(logging.WARNING)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),

@@ -62,9 +62,9 @@ import PIL  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dcgan_tf import data  # noqa: E402
 from dcgan_tf.config import Config  # noqa: E402
-from dcgan_tf.build import build_dcgan  # noqa: E402
+from dcgan_tf.core.build import build_dcgan  # noqa: E402
+from dcgan_tf.data import loading  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -166,8 +166,8 @@ def training_throughput(args) -> dict:
 
     rng = np.random.default_rng(args.seed)
     images = rng.integers(0, 256, (args.num_images, config.output_height, config.output_width, 3), dtype=np.uint8)
-    loaded = data.LoadedImages(images, paths=[])
-    dataset = data.make_dataset(loaded, config.batch_size, config.seed)
+    loaded = loading.LoadedImages(images, paths=[])
+    dataset = loading.make_dataset(loaded, config.batch_size, config.seed)
 
     started = time.perf_counter()
     model = build_dcgan(config)
@@ -240,11 +240,11 @@ def write_jpegs(folder: str, count: int, side: int, seed: int) -> list[str]:
     return paths
 
 
-def time_load_images(files, spec, c_dim, repeats) -> tuple[float, data.LoadedImages]:
+def time_load_images(files, spec, c_dim, repeats) -> tuple[float, loading.LoadedImages]:
     rates, loaded = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        loaded = data.load_images(files, spec, c_dim=c_dim)
+        loaded = loading.load_images(files, spec, c_dim=c_dim)
         rates.append(len(files) / (time.perf_counter() - started))
     return statistics.median(rates), loaded
 
@@ -252,7 +252,7 @@ def time_load_images(files, spec, c_dim, repeats) -> tuple[float, data.LoadedIma
 def time_make_dataset(cache, batch_size, seed, batches, repeats, warmup=5) -> float:
     rates = []
     for r in range(repeats):
-        iterator = iter(data.make_dataset(cache, batch_size, seed + r))
+        iterator = iter(loading.make_dataset(cache, batch_size, seed + r))
         for _ in range(warmup):
             next(iterator)
         started = time.perf_counter()
@@ -270,7 +270,7 @@ def input_pipeline(args, train_rate: float) -> dict:
         started = time.perf_counter()
         files = write_jpegs(folder, args.num_files, 150, args.seed)
         print(f"wrote {len(files)} JPEGs of 150x150 to {folder} in {time.perf_counter() - started:.2f} s")
-        spec = data.ImageSpec(args.size, args.size, crop=True, input_height=108, input_width=108)
+        spec = loading.ImageSpec(args.size, args.size, crop=True, input_height=108, input_width=108)
         workers = min(32, (os.cpu_count() or 1) + 4)
         print(f"load_images: {spec}, {workers} worker threads (the library default)", flush=True)
 
@@ -284,7 +284,7 @@ def input_pipeline(args, train_rate: float) -> dict:
               flush=True)
         feed_rate = time_make_dataset(cache, args.batch_size, args.seed, args.pipeline_batches, args.repeats)
         print(f"(b)  make_dataset batches from the cache:      {feed_rate:9.1f} images/s")
-        streamed = data.probe_images(files, spec)
+        streamed = loading.probe_images(files, spec)
         stream_batches = max(1, min(args.pipeline_batches, 2 * args.num_files // args.batch_size))
         stream_rate = time_make_dataset(streamed, args.batch_size, args.seed, stream_batches, args.repeats, warmup=1)
         print(f"(c)  make_dataset streaming from the JPEGs:    {stream_rate:9.1f} images/s "

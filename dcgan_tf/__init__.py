@@ -11,13 +11,14 @@ import importlib
 
 # Each public name and the module that defines it.
 _EXPORTS = {
-    "CheckpointError": "checkpoints", "Config": "config", "ConfigError": "config", "DamagedFileError": "files",
-    "DataError": "data",
-    "DCGAN": "gan", "DiskFullError": "files", "MissingWeightsError": "metrics.features", "RunBusyError": "run_lock",
-    "RunError": "runs", "RunFolderGoneError": "run_lock", "TrainResult": "training",
-    "build_dcgan": "build", "build_discriminator": "networks", "build_generator": "networks",
-    "evaluate_run": "metrics.evaluate", "load_trained": "inference", "train": "training",
-    "write_test_grid": "inference",
+    "CheckpointError": "runs.checkpoints", "Config": "config", "ConfigError": "config", "DamagedFileError": "files",
+    "DataError": "data.loading",
+    "DCGAN": "core.model", "DiskFullError": "files", "MissingWeightsError": "metrics.features",
+    "RunBusyError": "runs.lock", "RunError": "runs.folders", "RunFolderGoneError": "runs.lock",
+    "TrainResult": "training.loop",
+    "build_dcgan": "core.build", "build_discriminator": "core.networks", "build_generator": "core.networks",
+    "evaluate_run": "metrics.evaluate", "load_trained": "runs.trained", "train": "training.loop",
+    "write_test_grid": "runs.trained",
 }
 __all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"

@@ -20,9 +20,9 @@ PREPROCESSING = ("none", "autoencoder")
 BUILTIN_DATASET = "twemoji_smileys"
 MNIST = "mnist"
 MNIST_Y_DIM = 10
-# DiffAugment's policies (dcgan_tf.augment applies them), as named on the command line: --augment color,translation
+# DiffAugment's policies (dcgan_tf.core.augment applies them), as named on the command line: --augment color,translation
 AUGMENT_POLICIES = ("color", "translation", "cutout")
-# Adversarial losses (dcgan_tf.losses computes them) and the networks spectral normalisation may wrap
+# Adversarial losses (dcgan_tf.core.losses computes them) and the networks spectral normalisation may wrap
 LOSSES = ("bce", "hinge", "wgan_gp")
 SPECTRAL_NORM_NETWORKS = ("g", "d")
 # Sample-quality metrics (dcgan_tf.metrics computes them), as named on the command line: --metrics kid,fid
@@ -42,7 +42,7 @@ MIN_METRICS_SAMPLES = 8
 # is written.
 KINDS = ("model", "training", "output")
 
-# Size rules of the networks (networks.py builds them), here so a bad size fails before TensorFlow loads.
+# Size rules of the networks (core/networks.py builds them), here so a bad size fails before TensorFlow loads.
 UNCONDITIONAL_STAGES = 4
 CONDITIONAL_STAGES = 2
 

@@ -26,12 +26,15 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageSequence
 
-from dcgan_tf import checkpoints, export, gan, mnist
-from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config
-from dcgan_tf.data import LoadedImages, make_dataset
-from dcgan_tf.gan import DCGAN
-from dcgan_tf.training import train
+from dcgan_tf.core import model as gan
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.core.model import DCGAN
+from dcgan_tf.data import mnist
+from dcgan_tf.data.loading import LoadedImages, make_dataset
+from dcgan_tf.runs import checkpoints
+from dcgan_tf.serving import export
+from dcgan_tf.training.loop import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATASETS = os.path.join(ROOT, "..", "shared", "datasets")

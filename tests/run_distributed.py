@@ -18,7 +18,7 @@ def main(configs_json: str, logical_cpus: int = 1) -> None:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * logical_cpus)
     from dcgan_tf.config import Config
-    from dcgan_tf.training import train
+    from dcgan_tf.training.loop import train
 
     for values in json.loads(configs_json):
         result = train(Config(**values))

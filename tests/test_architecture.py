@@ -9,19 +9,23 @@ import pytest
 
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dcgan_tf")
 
-# 0: leaves (settings, pictures, z, files); 1: data and networks; 2: the model and its run folder; 3: the jobs;
-# 4: the web demo.
+# 0: the leaves at the top (settings, pictures, z, files); 1: data, the networks and what the training step uses, the
+# metrics' maths; 2: the model and its run folder; 3: the jobs; 4: the web demo. A package's modules take its layer
+# unless named themselves (core spans 1-2, metrics 1 and 3, serving 3-4).
 LAYERS = {
-    "config": 0, "files": 0, "images": 0, "latent": 0, "builtin_data": 0,
-    "data": 1, "mnist": 1, "datasets": 1, "networks": 1, "distribution": 1, "augment": 1, "losses": 1,
-    "metrics": 1,  # the maths and the feature networks; its jobs are named below
-    "gan": 2, "build": 2, "checkpoints": 2, "runs": 2, "run_lock": 2, "inference": 2, "autoencoder": 2,
-    "training": 3, "callbacks": 3, "preprocessing": 3, "autoencoder_pictures": 3, "visualize": 3, "plots": 3,
-    "augment_preview": 3, "sweeps": 3, "disk_budget": 3, "report": 3,
-    "d_features": 3, "projection": 3,
-    "metrics.evaluate": 3, "metrics.probe": 3, "export": 3,
-    "demo": 4,  # the web app: imports only export, latent and images
+    "config": 0, "files": 0, "images": 0, "latent": 0,
+    "data": 1,
+    "core": 1, "core.networks": 1, "core.losses": 1, "core.augment": 1, "core.distribution": 1,
+    "core.model": 2, "core.build": 2,
+    "runs": 2,
+    "metrics": 1,  # the maths and the feature networks; its job is named below
+    "metrics.evaluate": 3,
+    "preprocess": 3, "training": 3, "analysis": 3, "sweeps": 3,
+    "serving": 3,
+    "serving.demo": 4,  # the web app: imports only serving.export, latent and images
 }
+LEAVES = sorted(name for name, layer in LAYERS.items() if layer == 0)
+SUBPACKAGES = sorted({name.split(".")[0] for name in LAYERS} - set(LEAVES))
 
 
 def layer_of(module: str) -> int | None:
@@ -62,7 +66,7 @@ def imports_of(path: str, modules) -> tuple[set[str], set[str]]:
                 base = node.module[len("dcgan_tf"):].lstrip(".")
                 for alias in node.names:
                     candidate = f"{base}.{alias.name}" if base else alias.name
-                    if candidate in modules:  # `from dcgan_tf import data`
+                    if candidate in modules:  # `from dcgan_tf.data import loading`
                         names.append(f"dcgan_tf.{candidate}")
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -107,6 +111,8 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_a_module_takes_its_own_layer_else_its_packages():
     assert layer_of("metrics.fid") == 1 and layer_of("metrics.evaluate") == 3 and layer_of("training") == 3
+    assert layer_of("training.loop") == 3 and layer_of("core.networks") == 1 and layer_of("core.model") == 2
+    assert layer_of("serving.export") == 3 and layer_of("serving.demo.app") == 4
     assert layer_of("nowhere") is None
 
 
@@ -140,5 +146,19 @@ def test_the_library_never_reads_absl_flags(module):
 
 def test_the_demo_imports_only_the_export_the_latent_space_and_pictures():
     graph = import_graph()
-    demo_imports = set().union(*(targets for module, targets in graph.items() if module.split(".")[0] == "demo"))
-    assert demo_imports - {"demo", "demo.app"} == {"export", "latent", "images"}
+    demo_imports = set().union(*(targets for module, targets in graph.items()
+                                 if module == "serving.demo" or module.startswith("serving.demo.")))
+    assert demo_imports - {"serving.demo", "serving.demo.app"} == {"serving.export", "latent", "images"}
+
+
+def test_the_top_level_holds_only_the_leaves_and_the_subpackages():
+    """`ls dcgan_tf` shows the architecture: the layer-0 modules and one folder per package of LAYERS, nothing
+    else (a new module goes into the package of its job)."""
+    entries = sorted(name for name in os.listdir(PACKAGE) if name != "__pycache__" and not name.startswith("."))
+    modules = sorted(name[:-3] for name in entries if name.endswith(".py") and name != "__init__.py")
+    folders = sorted(name for name in entries if os.path.isdir(os.path.join(PACKAGE, name)))
+    assert modules == LEAVES
+    assert folders == SUBPACKAGES
+    assert sorted(entries) == sorted(["__init__.py", *[f"{name}.py" for name in LEAVES], *SUBPACKAGES])
+    for name in SUBPACKAGES:
+        assert os.path.isfile(os.path.join(PACKAGE, name, "__init__.py")), f"{name} is not a package"

@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import read_csv, tiny_config
-from dcgan_tf import augment
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.training import train
+from dcgan_tf.core import augment
+from dcgan_tf.training.loop import train
 
 KEY = tf.constant([7, 11], tf.int64)
 

@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 
 from conftest import ae_config, smooth_images, tiny_config
-from dcgan_tf import autoencoder as ae
-from dcgan_tf import autoencoder_pictures as pictures
-from dcgan_tf import datasets, files, preprocessing, training
+from dcgan_tf import files
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.training import train
+from dcgan_tf.data import datasets
+from dcgan_tf.preprocess import pictures, preprocessing
+from dcgan_tf.preprocess import autoencoder as ae
+from dcgan_tf.training import loop
+from dcgan_tf.training.loop import train
 
 
 def write_smooth_folder(folder, count, seed=0, copies=()):
@@ -175,8 +177,8 @@ def csv_sources(config):
 def test_swap_feeds_reconstructions_then_originals(tmp_path, monkeypatch):
     folder = write_smooth_folder(tmp_path / "pics", 8)  # batch 4: 2 steps per epoch
     seen = []  # (first epoch, the image array) of every dataset the GAN is fed
-    make_dataset = training.data.make_dataset
-    monkeypatch.setattr(training.data, "make_dataset",
+    make_dataset = loop.loading.make_dataset
+    monkeypatch.setattr(loop.loading, "make_dataset",
                         lambda data, *a, **k: seen.append((k["start_epoch"], data.images)) or make_dataset(data, *a, **k))
     result = train(ae_config(tmp_path, folder, swap_epoch=2, epoch=3))
     config = result.config
@@ -198,7 +200,7 @@ class Interrupt(Exception):
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_on_that_epochs_data(tmp_path, monkeypatch):
     """Killed at step 1 (mid epoch 0, reconstructions) and at step 3 (mid epoch 1, originals), with swap_epoch 1."""
-    from dcgan_tf import callbacks as cb
+    from dcgan_tf.training import callbacks as cb
 
     folder = write_smooth_folder(tmp_path / "pics", 8)  # batch 4: 2 steps per epoch
     config = ae_config(tmp_path, folder, swap_epoch=1, epoch=3, ckpt_freq=1)
@@ -268,7 +270,7 @@ def test_pca_finds_the_main_direction_and_draws_thumbnails(tmp_path):
 
 
 def test_the_autoencoder_refuses_streamed_data_and_says_how_much_memory_it_needs(tmp_path):
-    from dcgan_tf.data import ImageSpec, StreamedImages
+    from dcgan_tf.data.loading import ImageSpec, StreamedImages
 
     streamed = StreamedImages([f"img_{i}.png" for i in range(1000)], ImageSpec(64, 64), 3)
     with pytest.raises(ConfigError) as error:

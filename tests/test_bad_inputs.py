@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan_tf.data import DataError, ImageSpec, find_image_files, load_images
+from dcgan_tf.data.loading import DataError, ImageSpec, find_image_files, load_images
 
 SPEC = ImageSpec(16, 16)
 
@@ -81,7 +81,7 @@ def test_every_odd_file_is_decoded_or_skipped_by_name(odd_folder, caplog):
     cases, expected_skips = odd_folder
     files = find_image_files(os.path.dirname(cases["rgba"]), "**/*.*")
     assert sorted(files) == sorted(cases.values())  # the folder loop is walked once; every file is listed once
-    with caplog.at_level(logging.INFO, logger="dcgan_tf.data"):
+    with caplog.at_level(logging.INFO, logger="dcgan_tf.data.loading"):
         loaded = load_images(files, SPEC)
     skipped = {path for path, _ in loaded.skipped}
     assert skipped == {cases[name] for name in expected_skips}

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from conftest import png_size, write_images
-from dcgan_tf import datasets
-from dcgan_tf.build import build_dcgan
+from dcgan_tf.analysis.visualize import VisualizeOptions, visualize
 from dcgan_tf.config import Config, ConfigError, labelled_folder_classes
-from dcgan_tf.data import DataError
-from dcgan_tf.training import train
-from dcgan_tf.visualize import VisualizeOptions, visualize
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.data import datasets
+from dcgan_tf.data.loading import DataError
+from dcgan_tf.training.loop import train
 
 CLASSES = ("cats", "dogs", "owls")
 
@@ -157,7 +157,7 @@ def test_its_grid_has_a_named_row_per_class_and_label_takes_a_name(trained_pets)
 
 
 def test_its_export_names_the_classes(trained_pets):
-    from dcgan_tf.export import export_run, load_export
+    from dcgan_tf.serving.export import export_run, load_export
 
     config = trained_pets["straight"]
     export_run(config, "savedmodel")
@@ -202,7 +202,7 @@ def test_an_existing_run_opens_after_its_folder_is_gone(trained_pets, tmp_path):
 
 
 def test_hidden_folders_inside_a_class_are_left_out_and_the_disk_budget_counts_the_classes(tmp_path):
-    from dcgan_tf.disk_budget import count_images
+    from dcgan_tf.sweeps.disk_budget import count_images
 
     pets(tmp_path / "pets")
     write_images(tmp_path / "pets" / "cats" / ".thumbnails", 5)
@@ -212,7 +212,7 @@ def test_hidden_folders_inside_a_class_are_left_out_and_the_disk_budget_counts_t
 
 
 def test_evaluations_draw_the_labels_in_the_real_images_proportions(tmp_path):
-    from dcgan_tf.data import LoadedImages
+    from dcgan_tf.data.loading import LoadedImages
     from dcgan_tf.metrics.evaluate import Evaluator
 
     labels = np.array([0] * 30 + [1] * 6 + [2] * 4)

@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from dcgan_tf import d_features
+from dcgan_tf.analysis import d_features
+from dcgan_tf.core.networks import build_discriminator
 from dcgan_tf.images import CELL_PADDING, upscale
 from dcgan_tf.metrics.features import discriminator_feature_model
-from dcgan_tf.networks import build_discriminator
 
 
 def tiny_d(seed=0, height=16, width=16, channels=3, **kwargs):

@@ -10,11 +10,14 @@ import shutil
 import pytest
 
 from conftest import TINY, csv_steps, run_main, tiny_config, write_images
-from dcgan_tf import export, files, runs, sweeps
-from dcgan_tf.metrics import probe
+from dcgan_tf import files
+from dcgan_tf.analysis import probe
 from dcgan_tf.metrics.evaluate import BestCheckpoint
-from dcgan_tf.runs import RunError
-from dcgan_tf.training import train
+from dcgan_tf.runs import folders
+from dcgan_tf.runs.folders import RunError
+from dcgan_tf.serving import export
+from dcgan_tf.sweeps import plan
+from dcgan_tf.training.loop import train
 
 
 def folder_state(folder):
@@ -61,7 +64,7 @@ def test_a_damaged_config_json_stops_training_with_how_to_recover_and_changes_no
     result = train(tiny_config(tmp_path, image_folder, epoch=2))
     assert (result.step, result.epoch) == (6, 2)
     assert csv_steps(config) == [1, 2, 3, 4, 5, 6]
-    assert runs.load_saved_config(config).name == config.name
+    assert folders.load_saved_config(config).name == config.name
 
 
 @pytest.mark.slow
@@ -81,16 +84,16 @@ def test_a_damaged_config_json_is_one_line_from_main(tmp_path):
 
 def test_metrics_jsonl_keeps_its_complete_lines_and_sets_the_torn_one_aside(tmp_path, caplog):
     folder = str(tmp_path / "run")
-    runs.append_metrics(folder, {"step": 2, "kid": 0.5})
-    with open(runs.metrics_file(folder), "a") as handle:
+    folders.append_metrics(folder, {"step": 2, "kid": 0.5})
+    with open(folders.metrics_file(folder), "a") as handle:
         handle.write('{"step": 3, "ki')  # a kill in the middle of a line: no newline
-    runs.append_metrics(folder, {"step": 3, "kid": 0.4})  # the next row starts a line of its own
-    assert runs.read_metrics(folder) == [{"step": 2, "kid": 0.5}, {"step": 3, "kid": 0.4}]
+    folders.append_metrics(folder, {"step": 3, "kid": 0.4})  # the next row starts a line of its own
+    assert folders.read_metrics(folder) == [{"step": 2, "kid": 0.5}, {"step": 3, "kid": 0.4}]
     with caplog.at_level(logging.WARNING, logger="dcgan_tf"):
-        kept = runs.keep_metrics_until(folder, 3)  # a resume
+        kept = folders.keep_metrics_until(folder, 3)  # a resume
     assert kept == [{"step": 2, "kid": 0.5}, {"step": 3, "kid": 0.4}]
-    assert open(runs.metrics_file(folder) + ".torn").read() == '{"step": 3, "ki\n'
-    assert open(runs.metrics_file(folder)).read().count("\n") == 2
+    assert open(folders.metrics_file(folder) + ".torn").read() == '{"step": 3, "ki\n'
+    assert open(folders.metrics_file(folder)).read().count("\n") == 2
     assert "1 torn or invalid line(s) set aside in" in caplog.text and "metrics.jsonl.torn" in caplog.text
 
 
@@ -122,10 +125,10 @@ def test_a_damaged_probe_json_is_set_aside_and_a_new_one_begun(tmp_path, caplog)
 
 
 def test_a_damaged_finished_json_counts_as_not_finished_and_is_named(tmp_path, caplog):
-    (tmp_path / runs.FINISHED_FILE).write_text('{"step": 6, "ep')
+    (tmp_path / folders.FINISHED_FILE).write_text('{"step": 6, "ep')
     with caplog.at_level(logging.WARNING, logger="dcgan_tf"):
-        assert runs.finished_epoch(str(tmp_path)) is None
-    assert f"{tmp_path / runs.FINISHED_FILE} is damaged" in caplog.text
+        assert folders.finished_epoch(str(tmp_path)) is None
+    assert f"{tmp_path / folders.FINISHED_FILE} is damaged" in caplog.text
 
 
 def test_a_damaged_export_json_is_named_with_how_to_write_it_again(tmp_path):
@@ -140,17 +143,17 @@ def test_a_damaged_sweep_json_is_named_and_the_sweep_command_plans_it_again(tmp_
     (tmp_path / "data" / "faces").mkdir(parents=True)
     base = {"dataset": "faces", "data_dir": str(tmp_path / "data"), "checkpoint_dir": str(tmp_path / "ck"),
             "sample_dir": str(tmp_path / "sm"), "output_height": 16, "epoch": 1}
-    grid = sweeps.parse_sweep("g_advantage=1,2")
-    sweep = sweeps.plan_sweep(base, grid, given={"dataset", "output_height", "epoch"})
+    grid = plan.parse_sweep("g_advantage=1,2")
+    sweep = plan.plan_sweep(base, grid, given={"dataset", "output_height", "epoch"})
     sweep.save()
     with open(sweep.file, "w") as handle:
         handle.write('{"runs": [')
     with pytest.raises(RunError) as error:
-        sweeps.load_sweep(sweep.folder)
+        plan.load_sweep(sweep.folder)
     assert f"{sweep.file} is damaged: not valid JSON" in str(error.value) and "plans it again" in str(error.value)
     with caplog.at_level(logging.WARNING, logger="dcgan_tf"):
-        again = sweeps.plan_sweep(base, grid, given={"dataset", "output_height", "epoch"})
+        again = plan.plan_sweep(base, grid, given={"dataset", "output_height", "epoch"})
     again.save()
-    assert [run.name for run in sweeps.load_sweep(again.folder).runs] == [run.name for run in sweep.runs]
+    assert [run.name for run in plan.load_sweep(again.folder).runs] == [run.name for run in sweep.runs]
     assert os.path.isfile(sweep.file + ".damaged") and "the sweep is planned again" in caplog.text
     shutil.rmtree(tmp_path / "sm")

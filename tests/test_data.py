@@ -1,5 +1,5 @@
-"""dcgan_tf.data: finding files, decoding (channels, transparency, 16-bit, EXIF, formats), crop/resize, bad files,
-subsets, the seeded index stream and the tf.data pipeline; plus datasets.load_training_data for image folders.
+"""dcgan_tf.data.loading: finding files, decoding (channels, transparency, 16-bit, EXIF, formats), crop/resize, bad
+files, subsets, the seeded index stream and the tf.data pipeline; plus datasets.load_training_data for image folders.
 
 Every input file is written here, into tmp_path, with Pillow and numpy.
 """
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan_tf import data
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.data import DataError, ImageSpec, LoadedImages
-from dcgan_tf.datasets import load_training_data
+from dcgan_tf.data import loading
+from dcgan_tf.data.datasets import load_training_data
+from dcgan_tf.data.loading import DataError, ImageSpec, LoadedImages
 
 SPEC16 = ImageSpec(16, 16)
 
@@ -64,7 +64,7 @@ def palette_image(colours, indices: np.ndarray) -> Image.Image:
 
 
 def load_one(path, spec=SPEC16, c_dim=None) -> np.ndarray:
-    loaded = data.load_images([str(path)], spec, c_dim=c_dim)
+    loaded = loading.load_images([str(path)], spec, c_dim=c_dim)
     assert loaded.skipped == []
     return loaded.images[0]
 
@@ -80,10 +80,10 @@ def test_find_image_files_returns_sorted_absolute_matches(tmp_path):
         save(folder / name, gray(0))
     os.makedirs(folder / "dir.png")  # a folder whose name matches is not a file
 
-    assert data.find_image_files(str(folder), "*.png") == [str(folder / n) for n in ("a.png", "b.png", "c.png")]
-    assert data.find_image_files(str(folder), "**/*.png") == [
+    assert loading.find_image_files(str(folder), "*.png") == [str(folder / n) for n in ("a.png", "b.png", "c.png")]
+    assert loading.find_image_files(str(folder), "**/*.png") == [
         str(folder / n) for n in ("a.png", "b.png", "c.png", "sub/d.png")]
-    assert data.find_image_files(str(folder), "*.jpg") == [str(folder / "z.jpg")]
+    assert loading.find_image_files(str(folder), "*.jpg") == [str(folder / "z.jpg")]
 
 
 def test_find_image_files_no_match_names_the_absolute_pattern(tmp_path, monkeypatch):
@@ -91,14 +91,14 @@ def test_find_image_files_no_match_names_the_absolute_pattern(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     expected = os.path.join(os.getcwd(), "imgs", "*.jpg")
     with pytest.raises(DataError) as info:
-        data.find_image_files("imgs", "*.jpg")  # relative folder: the message gives the absolute pattern
+        loading.find_image_files("imgs", "*.jpg")  # relative folder: the message gives the absolute pattern
     assert expected in str(info.value)
 
 
 def test_find_image_files_missing_folder_names_the_absolute_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match="does not exist") as info:
-        data.find_image_files("no_such_folder", "*.png")
+        loading.find_image_files("no_such_folder", "*.png")
     assert os.path.join(os.getcwd(), "no_such_folder") in str(info.value)
 
 
@@ -129,7 +129,7 @@ COLOUR_WRITERS = {
 def test_all_grayscale_set_gives_one_channel(tmp_path):
     paths = [writer(tmp_path / f"{i}.png") for i, writer in enumerate(GRAYSCALE_WRITERS.values())]
     assert Image.open(paths[1]).mode == "I;16"  # the 16-bit file really is 16-bit
-    loaded = data.load_images(paths, ImageSpec(12, 10))
+    loaded = loading.load_images(paths, ImageSpec(12, 10))
     assert loaded.c_dim == 1
     assert loaded.images.shape == (4, 12, 10, 1)
     assert loaded.images.dtype == np.uint8
@@ -154,7 +154,7 @@ def test_one_colour_image_makes_every_image_three_channels(tmp_path, kind):
     colour = COLOUR_WRITERS[kind](tmp_path / f"c{suffix}")
     if "JPEG" in kind:
         assert Image.open(colour).mode == "CMYK"
-    loaded = data.load_images(grays + [colour], ImageSpec(8, 8))
+    loaded = loading.load_images(grays + [colour], ImageSpec(8, 8))
     assert loaded.c_dim == 3
     assert loaded.images.shape == (3, 8, 8, 3)
     assert loaded.images.dtype == np.uint8
@@ -168,10 +168,10 @@ def test_one_colour_image_makes_every_image_three_channels(tmp_path, kind):
 def test_c_dim_given_overrides_detection(tmp_path):
     colour = save(tmp_path / "c.png", rgb((255, 0, 0)))
     grey = save(tmp_path / "g.png", gray(60))
-    as_gray = data.load_images([colour, grey], SPEC16, c_dim=1)
+    as_gray = loading.load_images([colour, grey], SPEC16, c_dim=1)
     assert as_gray.images.shape == (2, 16, 16, 1)
     assert abs(int(as_gray.images[0].mean()) - 76) <= 1  # ITU-R 601 luma of pure red: 0.299 * 255
-    as_rgb = data.load_images([grey], SPEC16, c_dim=3)
+    as_rgb = loading.load_images([grey], SPEC16, c_dim=3)
     assert as_rgb.images.shape == (1, 16, 16, 3) and (as_rgb.images == 60).all()
 
 
@@ -179,7 +179,7 @@ def test_c_dim_given_overrides_detection(tmp_path):
 def test_odd_sizes_are_resized_to_the_output_size(tmp_path, size):
     # top half bright, bottom half dark: after resizing to 12 high x 16 wide the top stays bright (no H/W mix-up)
     paths = [save(tmp_path / "a.png", halves(size, "top")), save(tmp_path / "b.png", halves((20, 20), "top", "RGB"))]
-    loaded = data.load_images(paths, ImageSpec(12, 16))
+    loaded = loading.load_images(paths, ImageSpec(12, 16))
     assert loaded.images.shape == (2, 12, 16, 3)
     first = loaded.images[0].astype(float)
     assert first[:3].mean() > 200 and first[-3:].mean() < 55
@@ -333,15 +333,15 @@ def test_bad_files_are_skipped_and_logged(tmp_path, caplog):
     bad = [str(text), str(empty), str(truncated)]
     paths = sorted(good + bad)
 
-    with caplog.at_level(logging.WARNING, logger="dcgan_tf.data"):
-        loaded = data.load_images(paths, ImageSpec(8, 8))
+    with caplog.at_level(logging.WARNING, logger="dcgan_tf.data.loading"):
+        loaded = loading.load_images(paths, ImageSpec(8, 8))
 
     assert loaded.paths == good
     assert loaded.images.shape == (2, 8, 8, 1)
     assert (loaded.images[0] == 10).all() and (loaded.images[1] == 30).all()
     assert sorted(path for path, _ in loaded.skipped) == bad
     assert all(reason for _, reason in loaded.skipped)
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "dcgan_tf.data"
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "dcgan_tf.data.loading"
                        and r.levelno == logging.WARNING)
     for path in bad:
         assert path in logged
@@ -355,13 +355,13 @@ def test_all_files_bad_raises(tmp_path):
     empty = tmp_path / "b.png"
     empty.write_bytes(b"")
     with pytest.raises(DataError, match="none of the 2 files could be read") as info:
-        data.load_images([str(text), str(empty)], SPEC16)
+        loading.load_images([str(text), str(empty)], SPEC16)
     assert str(text) in str(info.value)
 
 
 def test_no_files_raises():
     with pytest.raises(DataError, match="no images"):
-        data.load_images([], SPEC16)
+        loading.load_images([], SPEC16)
 
 
 # ---------------------------------------------------------------------------------------------- subset
@@ -373,43 +373,43 @@ def _numbered(count: int) -> LoadedImages:
 
 def test_subset_is_seeded_sized_and_aligned():
     full = _numbered(20)
-    part = data.subset(full, 6, seed=3)
+    part = loading.subset(full, 6, seed=3)
     assert len(part) == 6 and part.images.shape == (6, 4, 4, 1)
     assert len(set(part.labels.tolist())) == 6  # no repeats
     for image, label, path in zip(part.images, part.labels, part.paths):
         assert image[0, 0, 0] == 10 + label
         assert path == f"{label}.png"
     assert part.skipped == full.skipped
-    again = data.subset(full, 6, seed=3)
+    again = loading.subset(full, 6, seed=3)
     np.testing.assert_array_equal(again.images, part.images)
     assert again.paths == part.paths
-    picks = {tuple(data.subset(full, 6, seed=s).labels.tolist()) for s in range(5)}
+    picks = {tuple(loading.subset(full, 6, seed=s).labels.tolist()) for s in range(5)}
     assert len(picks) > 1  # the seed matters
 
 
 def test_subset_without_paths_or_labels():
     full = LoadedImages(np.arange(10, dtype=np.uint8)[:, None, None, None], [])
-    part = data.subset(full, 3, seed=0)
+    part = loading.subset(full, 3, seed=0)
     assert part.paths == [] and part.labels is None and len(part) == 3
 
 
 @pytest.mark.parametrize("size", [None, 20, 25])
 def test_subset_of_everything_is_everything(size):
     full = _numbered(20)
-    assert data.subset(full, size, seed=1) is full
+    assert loading.subset(full, size, seed=1) is full
 
 
 # ---------------------------------------------------------------------------------------------- steps, index stream
 @pytest.mark.parametrize("num_images, batch_size, steps", [
     (3, 8, 1), (1, 64, 1), (64, 64, 1), (65, 64, 2), (128, 64, 2), (169, 64, 3), (10, 3, 4)])
 def test_steps_per_epoch(num_images, batch_size, steps):
-    assert data.steps_per_epoch(num_images, batch_size) == steps
+    assert loading.steps_per_epoch(num_images, batch_size) == steps
 
 
 @pytest.mark.parametrize("n, batch", [(7, 7), (7, 3), (169, 64), (3, 8)])
 def test_every_epoch_shows_every_image_and_fills_whole_batches(n, batch):
-    per_epoch = data.steps_per_epoch(n, batch) * batch
-    stream = take(data.index_stream(n, batch, seed=5), 5 * per_epoch)
+    per_epoch = loading.steps_per_epoch(n, batch) * batch
+    stream = take(loading.index_stream(n, batch, seed=5), 5 * per_epoch)
     epochs = [stream[e * per_epoch:(e + 1) * per_epoch] for e in range(5)]
     for epoch in epochs:
         assert sorted(epoch[:n]) == list(range(n))  # each image once
@@ -419,30 +419,30 @@ def test_every_epoch_shows_every_image_and_fills_whole_batches(n, batch):
 
 def test_index_stream_is_deterministic_per_seed():
     n = 9
-    first = take(data.index_stream(n, 4, seed=11), 3 * 12)
-    assert take(data.index_stream(n, 4, seed=11), 3 * 12) == first
-    assert take(data.index_stream(n, 4, seed=12), 3 * 12) != first
+    first = take(loading.index_stream(n, 4, seed=11), 3 * 12)
+    assert take(loading.index_stream(n, 4, seed=11), 3 * 12) == first
+    assert take(loading.index_stream(n, 4, seed=12), 3 * 12) != first
 
 
 @pytest.mark.parametrize("epoch, step", [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (3, 1)])
 def test_index_stream_resumes_at_any_epoch_and_step(epoch, step):
     n, batch = 7, 3  # 3 steps (9 indices) per epoch
-    full = take(data.index_stream(n, batch, seed=2), 6 * 9)
-    resumed = take(data.index_stream(n, batch, seed=2, start_epoch=epoch, start_step=step), 9)
+    full = take(loading.index_stream(n, batch, seed=2), 6 * 9)
+    resumed = take(loading.index_stream(n, batch, seed=2, start_epoch=epoch, start_step=step), 9)
     start = epoch * 9 + step * batch
     assert resumed == full[start:start + 9]
 
 
 def test_index_stream_of_one_image():
-    assert take(data.index_stream(1, 1, seed=0), 5) == [0] * 5
-    assert take(data.index_stream(1, 4, seed=0, start_epoch=2), 6) == [0] * 6
+    assert take(loading.index_stream(1, 1, seed=0), 5) == [0] * 5
+    assert take(loading.index_stream(1, 4, seed=0, start_epoch=2), 6) == [0] * 6
 
 
 # ---------------------------------------------------------------------------------------------- make_dataset
 def test_make_dataset_fixed_batches_from_a_set_smaller_than_a_batch():
     values = np.array([0, 255, 51], np.uint8)
     images = values[:, None, None, None] * np.ones((1, 8, 8, 1), np.uint8)
-    dataset = data.make_dataset(LoadedImages(images, ["a", "b", "c"]), batch_size=8, seed=4)
+    dataset = loading.make_dataset(LoadedImages(images, ["a", "b", "c"]), batch_size=8, seed=4)
     assert tuple(dataset.element_spec.shape) == (8, 8, 8, 1)  # static: the train step traces once
     batches = list(dataset.take(3).as_numpy_iterator())
     expected = {0: -1.0, 255: 1.0, 51: 51 / 127.5 - 1.0}
@@ -454,7 +454,7 @@ def test_make_dataset_fixed_batches_from_a_set_smaller_than_a_batch():
         for value in per_image[:, 0]:
             assert any(abs(value - e) < 1e-6 for e in expected.values())
     # exact ends of the mapping, and the order is the index stream's
-    stream = take(data.index_stream(3, 8, seed=4), 24)
+    stream = take(loading.index_stream(3, 8, seed=4), 24)
     got = np.concatenate([b.reshape(8, -1)[:, 0] for b in batches])
     want = np.array([expected[int(values[i])] for i in stream], np.float32)
     np.testing.assert_array_equal(got, want)
@@ -464,7 +464,7 @@ def test_make_dataset_fixed_batches_from_a_set_smaller_than_a_batch():
 
 
 def test_to_float_exact_mapping():
-    out = data.to_float(np.array([0, 255, 127, 128], np.uint8)).numpy()
+    out = loading.to_float(np.array([0, 255, 127, 128], np.uint8)).numpy()
     assert out.dtype == np.float32
     assert out[0] == -1.0 and out[1] == 1.0
     np.testing.assert_allclose(out[2:], [127 / 127.5 - 1, 128 / 127.5 - 1], rtol=0, atol=1e-6)
@@ -473,8 +473,8 @@ def test_to_float_exact_mapping():
 def test_make_dataset_resumes_at_a_later_step():
     images = np.arange(5, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8) * 50
     loaded = LoadedImages(images, [])  # 2 steps per epoch
-    from_start = list(data.make_dataset(loaded, 4, seed=9).take(3).as_numpy_iterator())
-    resumed = list(data.make_dataset(loaded, 4, seed=9, start_epoch=0, start_step=1).take(2).as_numpy_iterator())
+    from_start = list(loading.make_dataset(loaded, 4, seed=9).take(3).as_numpy_iterator())
+    resumed = list(loading.make_dataset(loaded, 4, seed=9, start_epoch=0, start_step=1).take(2).as_numpy_iterator())
     np.testing.assert_array_equal(resumed[0], from_start[1])
     np.testing.assert_array_equal(resumed[1], from_start[2])
 
@@ -483,7 +483,7 @@ def test_make_dataset_labels_are_one_hot_and_aligned():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, size=13)
     images = (labels * 20).astype(np.uint8)[:, None, None, None] * np.ones((1, 6, 6, 1), np.uint8)
-    dataset = data.make_dataset(LoadedImages(images, [], labels=labels), batch_size=5, seed=1, y_dim=10)
+    dataset = loading.make_dataset(LoadedImages(images, [], labels=labels), batch_size=5, seed=1, y_dim=10)
     image_spec, label_spec = dataset.element_spec
     assert tuple(image_spec.shape) == (5, 6, 6, 1) and tuple(label_spec.shape) == (5, 10)
     seen = set()
@@ -499,7 +499,7 @@ def test_make_dataset_labels_are_one_hot_and_aligned():
 
 def test_make_dataset_with_y_dim_needs_labels():
     with pytest.raises(DataError, match="labels"):
-        data.make_dataset(LoadedImages(np.zeros((3, 4, 4, 1), np.uint8), []), 2, seed=0, y_dim=10)
+        loading.make_dataset(LoadedImages(np.zeros((3, 4, 4, 1), np.uint8), []), 2, seed=0, y_dim=10)
 
 
 # ---------------------------------------------------------------------------------------------- load_training_data
@@ -552,8 +552,8 @@ def test_load_training_data_applies_crop_size_c_dim_and_train_size(tmp_path):
     loaded = load_training_data(config)
     assert loaded.images.shape == (3, 8, 12, 3)
     assert (loaded.images == 255).all()
-    expected = data.subset(LoadedImages(np.zeros((5, 1, 1, 1)), [str(folder / f"{k}.png") for k in range(5)]),
-                           3, seed=7).paths
+    expected = loading.subset(LoadedImages(np.zeros((5, 1, 1, 1)), [str(folder / f"{k}.png") for k in range(5)]),
+                              3, seed=7).paths
     assert loaded.paths == expected
 
 
@@ -571,7 +571,7 @@ def test_crop_larger_than_the_image_is_a_named_skip(tmp_path):
     small, large = str(tmp_path / "small.png"), str(tmp_path / "large.png")
     Image.new("RGB", (20, 20), (255, 0, 0)).save(small)
     Image.new("RGB", (40, 40), (255, 0, 0)).save(large)
-    loaded = data.load_images([small, large], ImageSpec(16, 16, crop=True, input_height=30, input_width=30))
+    loaded = loading.load_images([small, large], ImageSpec(16, 16, crop=True, input_height=30, input_width=30))
     assert loaded.paths == [large]
     assert loaded.skipped[0][0] == small and "smaller than the 30x30 crop" in loaded.skipped[0][1]
 
@@ -579,7 +579,7 @@ def test_crop_larger_than_the_image_is_a_named_skip(tmp_path):
 def test_rgb_png_with_a_transparent_key_colour_is_composited_onto_white(tmp_path):
     path = str(tmp_path / "keyed.png")
     Image.new("RGB", (8, 8), (10, 200, 30)).save(path, transparency=(10, 200, 30))
-    assert (data.load_images([path], ImageSpec(8, 8)).images == 255).all()
+    assert (loading.load_images([path], ImageSpec(8, 8)).images == 255).all()
 
 
 # ---------------------------------------------------------------------------------------------- streaming
@@ -594,13 +594,13 @@ def test_over_the_cache_limit_the_data_streams_in_the_cached_order(tmp_path, cap
     base = dict(dataset=str(folder), input_fname_pattern="*.png", output_height=16, seed=4)
     cached = load_training_data(Config(**base).resolved())
     streamed = load_training_data(Config(**base, cache_limit=0).resolved())
-    assert isinstance(cached, LoadedImages) and isinstance(streamed, data.StreamedImages)
+    assert isinstance(cached, LoadedImages) and isinstance(streamed, loading.StreamedImages)
     assert "streaming them from disk" in caplog.text
     assert streamed.paths == cached.paths and streamed.c_dim == cached.c_dim == 3
     assert [os.path.basename(p) for p, _ in streamed.skipped] == ["broken.png"]  # skipped and named, as cached
     for start_epoch, start_step in ((0, 0), (2, 1)):
-        a = data.make_dataset(cached, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
-        b = data.make_dataset(streamed, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
+        a = loading.make_dataset(cached, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
+        b = loading.make_dataset(streamed, 4, seed=7, start_epoch=start_epoch, start_step=start_step)
         for x, y in zip(a.take(6), b.take(6)):
             np.testing.assert_array_equal(x.numpy(), y.numpy())
 
@@ -612,7 +612,7 @@ def test_cache_limit_decides_by_the_decoded_size(tmp_path):
     config = Config(dataset=str(tmp_path / "pics"), input_fname_pattern="*.png", output_height=512)
     # 3 x 512 x 512 x 3 bytes = 2.25 MB: cached under a 3 MB limit, streamed under 2 MB
     assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=3).resolved()), LoadedImages)
-    assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=2).resolved()), data.StreamedImages)
+    assert isinstance(load_training_data(dataclasses.replace(config, cache_limit=2).resolved()), loading.StreamedImages)
     # the autoencoder needs them in memory: refused before anything is decoded, with the limit that would do
     with pytest.raises(ConfigError, match="at least 3 \\(MB\\)") as error:
         load_training_data(dataclasses.replace(config, cache_limit=2, dedupe=0.1).resolved())
@@ -625,25 +625,25 @@ def test_a_file_that_breaks_while_streaming_is_named(tmp_path, monkeypatch):
     from conftest import write_images
 
     paths = write_images(tmp_path / "pics", 4)
-    streamed = data.probe_images(paths, ImageSpec(16, 16))
+    streamed = loading.probe_images(paths, ImageSpec(16, 16))
     for path in paths:
         open(path, "wb").close()  # emptied after the check
     with pytest.raises(tf.errors.OpError, match="could no longer be read while streaming"):
-        next(iter(data.make_dataset(streamed, 2, seed=0)))
+        next(iter(loading.make_dataset(streamed, 2, seed=0)))
 
     # through train(): a DataError naming the file and the checkpoint to resume from, not TensorFlow's stack
     from conftest import tiny_config
-    from dcgan_tf import training
+    from dcgan_tf.training import loop
 
     write_images(tmp_path / "run", 8)
     config = tiny_config(tmp_path, tmp_path / "run", cache_limit=0, epoch=2)
-    probe = data.probe_images
+    probe = loading.probe_images
 
     def probe_then_break(paths, *args, **kwargs):
         streamed = probe(paths, *args, **kwargs)
         open(paths[5], "wb").close()
         return streamed
 
-    monkeypatch.setattr(data, "probe_images", probe_then_break)
+    monkeypatch.setattr(loading, "probe_images", probe_then_break)
     with pytest.raises(DataError, match=r"img_005.png could no longer be read while streaming.*last checkpoint"):
-        training.train(config)
+        loop.train(config)

@@ -16,9 +16,10 @@ import pytest
 pytest.importorskip("gradio", reason="the web demo needs gradio (pip install gradio)")
 
 from conftest import free_port, gif_info, tiny_export  # noqa: E402
-from dcgan_tf import export, latent  # noqa: E402
-from dcgan_tf.demo import app, build_demo, launch  # noqa: E402
+from dcgan_tf import latent  # noqa: E402
 from dcgan_tf.images import CELL_PADDING, upscale  # noqa: E402
+from dcgan_tf.serving import export  # noqa: E402
+from dcgan_tf.serving.demo import app, build_demo, launch  # noqa: E402
 
 
 @pytest.fixture(scope="module")

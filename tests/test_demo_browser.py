@@ -32,8 +32,8 @@ if CHROMIUM is None:
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from conftest import free_port, tiny_export
-from dcgan_tf.demo import launch  # noqa: E402
-from dcgan_tf.export import read_info  # noqa: E402
+from dcgan_tf.serving.demo import launch  # noqa: E402
+from dcgan_tf.serving.export import read_info  # noqa: E402
 
 TIMEOUT_MS = 20_000
 

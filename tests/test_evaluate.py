@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import make_mnist, tiny_config
-from dcgan_tf import runs
-from dcgan_tf.inference import load_trained
+from dcgan_tf.analysis.plots import plot_metrics
 from dcgan_tf.metrics import evaluate, features
-from dcgan_tf.plots import plot_metrics
-from dcgan_tf.training import train
+from dcgan_tf.runs import folders as runs
+from dcgan_tf.runs.trained import load_trained
+from dcgan_tf.training.loop import train
 
 MEASURED = dict(metrics="kid,fid,precision_recall,memorisation", metrics_features="smoke", metrics_freq=2,
                 metrics_samples=16)

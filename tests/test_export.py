@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config, write_images
-from dcgan_tf import export
-from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.images import to_uint8
-from dcgan_tf.inference import load_trained
-from dcgan_tf.runs import RunError
-from dcgan_tf.training import train
+from dcgan_tf.runs.folders import RunError
+from dcgan_tf.runs.trained import load_trained
+from dcgan_tf.serving import export
+from dcgan_tf.training.loop import train
 
 
 HAVE_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
@@ -214,7 +214,7 @@ def test_a_conditional_keras_file_loads_in_a_fresh_process_after_importing_the_n
     paths = export.export_model(config, build_dcgan(config), 0, "keras")
     script = textwrap.dedent(f"""
         import keras, numpy as np
-        import dcgan_tf.networks  # registers ConcatLabelMaps, as the README says
+        import dcgan_tf.core.networks  # registers ConcatLabelMaps, as the README says
         generator = keras.saving.load_model({paths[1]!r})
         print(generator([np.zeros((2, 6), "float32"), np.eye(10, dtype="float32")[:2]]).shape)
     """)
@@ -246,12 +246,12 @@ def test_a_mixed_precision_run_exports_a_float32_copy_every_format_reads(tmp_pat
 
 
 def test_an_export_refuses_a_run_another_process_holds(trained):
-    from dcgan_tf import run_lock
+    from dcgan_tf.runs import lock as run_lock
 
     config, model, step, paths = trained
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        from dcgan_tf import run_lock
+        from dcgan_tf.runs import lock as run_lock
         with run_lock.holding({config.checkpoint_path!r}, what="run"):
             print("held", flush=True)
             time.sleep(60)

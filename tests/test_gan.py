@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import left_bright_dataset, left_minus_right, real_batch, small_model
 from dcgan_tf.config import Config
-from dcgan_tf.build import build_dcgan
+from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.latent import sample_z
 
 
@@ -181,7 +181,8 @@ def test_mixed_precision_computes_low_but_keeps_weights_statistics_logits_and_lo
 @pytest.mark.slow
 def test_fp16_scales_the_loss_and_checkpoints_stay_interchangeable_with_fp32(monkeypatch, tmp_path):
     """On a GPU mixed precision is fp16 with dynamic loss scaling; forced here on the CPU."""
-    from dcgan_tf import build, checkpoints
+    from dcgan_tf.core import build
+    from dcgan_tf.runs import checkpoints
 
     monkeypatch.setattr(build, "precision_policy", lambda mixed: "mixed_float16" if mixed else "float32")
     model = small_model(mixed_precision=True)

@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import make_mnist, real_batch, small_model
-from dcgan_tf import callbacks, gan
-from dcgan_tf.build import build_dcgan
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.training import train
+from dcgan_tf.core import model as gan
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.training import callbacks
+from dcgan_tf.training.loop import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,7 +61,7 @@ REPLICA_PROBE = """
 import json, sys, numpy as np, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from dcgan_tf.build import build_dcgan
+from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.config import Config
 config = Config(dataset="mnist", output_height=16, z_dim=4, gf_dim=4, df_dim=4, gfc_dim=8, dfc_dim=8, c_dim=1,
                 matching_aware=True, seed=3).resolved().validate()

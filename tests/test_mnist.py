@@ -1,4 +1,4 @@
-"""dcgan_tf.mnist: IDX parsing (plain and .gz), train+test concatenation with aligned labels, the errors for broken
+"""dcgan_tf.data.mnist: IDX parsing (plain and .gz), train+test concatenation with aligned labels, the errors for broken
 or missing files (never downloading: keras.datasets.mnist.load_data is replaced), and MNIST through
 datasets.load_training_data.
 
@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from conftest import TEST, TRAIN, digits, idx_bytes, make_mnist, write_idx
-from dcgan_tf import mnist
 from dcgan_tf.config import Config
-from dcgan_tf.data import DataError
-from dcgan_tf.datasets import load_training_data
+from dcgan_tf.data import mnist
+from dcgan_tf.data.datasets import load_training_data
+from dcgan_tf.data.loading import DataError
 
 
 @pytest.fixture
@@ -217,9 +217,9 @@ def test_mnist_parts_keep_the_training_and_test_sets_apart(tmp_path, no_download
 
 @pytest.mark.slow
 def test_unconditional_mnist_is_its_own_run_on_the_four_stage_nets(tmp_path, no_download):
-    from dcgan_tf.build import build_dcgan
     from dcgan_tf.config import Config, ConfigError
-    from dcgan_tf.training import train
+    from dcgan_tf.core.build import build_dcgan
+    from dcgan_tf.training.loop import train
 
     make_mnist(tmp_path / "data")
     values = dict(dataset="mnist", data_dir=str(tmp_path / "data"), output_height=28, batch_size=8, epoch=1, z_dim=4,

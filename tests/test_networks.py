@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dcgan_tf.networks import build_discriminator, build_generator, check_output_size
+from dcgan_tf.core.networks import build_discriminator, build_generator, check_output_size
 
 
 @pytest.mark.parametrize("height,width", [(16, 16), (32, 32), (48, 48), (64, 64), (32, 48), (96, 64)])

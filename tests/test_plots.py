@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from conftest import HEADER, write_run
-from dcgan_tf import plots
-from dcgan_tf.runs import RunError, RunPaths, list_training_grids, resolve_run
+from dcgan_tf.analysis import plots
+from dcgan_tf.runs.folders import RunError, RunPaths, list_training_grids, resolve_run
 
 
 def write_grids(folder, steps, size=(24, 16), color=(200, 30, 30)):

@@ -22,15 +22,19 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_main, tiny_config, write_idx, write_images
-from dcgan_tf import files, inference, mnist, runs, training
+from dcgan_tf import files
+from dcgan_tf.analysis import probe
+from dcgan_tf.analysis.plots import plot_metrics, plotted_rows
+from dcgan_tf.analysis.probe import C_VALUES, ProbeOptions, fit_linear_probe, labelled_split, validation_split
 from dcgan_tf.config import ConfigError
-from dcgan_tf.data import DataError, ImageSpec, find_labelled_files, load_labelled_images
-from dcgan_tf.metrics import probe
+from dcgan_tf.core.networks import build_discriminator
+from dcgan_tf.data import mnist
+from dcgan_tf.data.loading import DataError, ImageSpec, find_labelled_files, load_labelled_images
 from dcgan_tf.metrics.features import (DiscriminatorFeatures, discriminator_conv_activations,
                                        discriminator_feature_model, grid_max_pool, pooled_feature_size)
-from dcgan_tf.metrics.probe import C_VALUES, ProbeOptions, fit_linear_probe, labelled_split, validation_split
-from dcgan_tf.networks import build_discriminator
-from dcgan_tf.plots import plot_metrics, plotted_rows
+from dcgan_tf.runs import folders
+from dcgan_tf.runs import trained as inference
+from dcgan_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = "tiny_probe"
@@ -89,7 +93,7 @@ def trained(tmp_path_factory):
     labelled = labelled_folder(root / "labelled")
     initial = []
 
-    original = training.build_dcgan
+    original = loop.build_dcgan
 
     def recording(config, strategy=None):
         model = original(config, strategy)
@@ -97,8 +101,8 @@ def trained(tmp_path_factory):
         return model
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "build_dcgan", recording)
-        result = training.train(run_config(root))
+        patch.setattr(loop, "build_dcgan", recording)
+        result = loop.train(run_config(root))
     assert len(initial) == 1 and result.step == 2
     return dataclasses.make_dataclass("Trained", ["root", "labelled", "initial", "step"])(
         root, labelled, initial[0], result.step)
@@ -226,7 +230,7 @@ def captured_extractors(config, options, monkeypatch):
 
 @pytest.mark.slow
 def test_the_untrained_baseline_has_the_runs_initial_weights(trained, monkeypatch):
-    from dcgan_tf.build import build_dcgan
+    from dcgan_tf.core.build import build_dcgan
 
     config = run_config(trained.root)
     seen = captured_extractors(config, ProbeOptions(trained.labelled, labels_per_class=3), monkeypatch)
@@ -308,7 +312,7 @@ def folder_config(tmp_path):
 def test_a_class_too_small_for_the_labels_is_left_out_by_name(tmp_path, caplog):
     labelled_folder(tmp_path / "lab", per_class=4, classes=("big", "large"))
     write_images(tmp_path / "lab" / "tiny", 3, seed=99)
-    with caplog.at_level(logging.WARNING, logger="dcgan_tf.metrics.probe"):
+    with caplog.at_level(logging.WARNING, logger="dcgan_tf.analysis.probe"):
         split = labelled_split(folder_config(tmp_path), ProbeOptions(str(tmp_path / "lab"), labels_per_class=3), 0)
     assert split.class_names == ["big", "large"] and list(split.skipped) == ["tiny"]
     assert "3 images" in split.skipped["tiny"] and "4" in split.skipped["tiny"]  # 3 to train on, 1 to test
@@ -408,7 +412,8 @@ def probe_entries(root):
 
 
 def probe_rows(root):
-    return [row for row in runs.read_metrics(os.path.join(str(root), "checkpoints", RUN)) if row.get("mode") == "probe"]
+    return [row for row in folders.read_metrics(os.path.join(str(root), "checkpoints", RUN))
+            if row.get("mode") == "probe"]
 
 
 @pytest.mark.slow
@@ -449,12 +454,12 @@ def test_probe_through_main_writes_the_record_and_a_metrics_line(trained, run_co
 def test_a_probe_row_is_no_sample_metric(tmp_path):
     record = {"step": 5, "checkpoint": "latest", "data": "/x", "labels_per_class": 3, "classes": 2,
               "results": [{"features": "trained D", "accuracy": 0.5}]}
-    runs.append_metrics(str(tmp_path), probe.metrics_row(record))
-    assert plotted_rows(runs.read_metrics(str(tmp_path))) == []
-    with pytest.raises(runs.RunError, match="no evaluations"):
+    folders.append_metrics(str(tmp_path), probe.metrics_row(record))
+    assert plotted_rows(folders.read_metrics(str(tmp_path))) == []
+    with pytest.raises(folders.RunError, match="no evaluations"):
         plot_metrics([str(tmp_path)], str(tmp_path / "metrics.png"))
-    runs.append_metrics(str(tmp_path), {"step": 6, "kid": 0.1, "kid_std": 0.01})
-    assert [row["step"] for row in plotted_rows(runs.read_metrics(str(tmp_path)))] == [6]
+    folders.append_metrics(str(tmp_path), {"step": 6, "kid": 0.1, "kid_std": 0.01})
+    assert [row["step"] for row in plotted_rows(folders.read_metrics(str(tmp_path)))] == [6]
 
 
 def test_write_probe_record_replaces_only_the_same_probe(tmp_path):
@@ -530,7 +535,7 @@ def test_a_conditional_run_is_refused(tmp_path, monkeypatch):
     """A conditional D reads the label: probe_run refuses it before anything else (the trained model stubbed)."""
     saved = tiny_config(tmp_path, "mnist", output_height=28).resolved()
     assert saved.conditional and saved.y_dim == 10
-    monkeypatch.setattr(runs, "open_saved_run", lambda config: saved)  # its config.json alone, no weights
+    monkeypatch.setattr(folders, "open_saved_run", lambda config: saved)  # its config.json alone, no weights
     with pytest.raises(ConfigError) as error:
         probe.probe_run(saved, ProbeOptions())
     assert error.value.field == "probe" and "conditional" in error.value.message
@@ -542,7 +547,7 @@ def test_a_run_with_an_autoencoder_is_probed_on_its_code_too(tmp_path):
     write_images(tmp_path / "data" / "faces", 8, seed=1)
     labelled = labelled_folder(tmp_path / "labelled")
     config = run_config(tmp_path, preprocess="autoencoder", ae_code_dim=6, ae_epochs=1)
-    training.train(config)
+    loop.train(config)
     record = probe.probe_run(config, ProbeOptions(labelled, labels_per_class=3))
     found = {result["features"]: result for result in record["results"]}
     assert list(found) == ["trained D", "untrained D", "pixels", "autoencoder"]

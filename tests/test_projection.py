@@ -8,13 +8,13 @@ import pytest
 from PIL import Image
 
 from conftest import gif_info, png_size, run_main
-from dcgan_tf import projection
-from dcgan_tf.build import build_dcgan
+from dcgan_tf.analysis import projection
 from dcgan_tf.config import Config
-from dcgan_tf.data import DataError, ImageSpec, decode_image
-from dcgan_tf.gan import DCGAN
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.core.model import DCGAN
+from dcgan_tf.core.networks import build_discriminator, build_generator
+from dcgan_tf.data.loading import DataError, ImageSpec, decode_image
 from dcgan_tf.images import to_uint8
-from dcgan_tf.networks import build_discriminator, build_generator
 
 Z_DIM = 8
 GAIN = 3.0  # He-like kernels this much larger than N(0, 0.02): an untrained G whose images differ clearly with z

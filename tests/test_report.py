@@ -11,33 +11,34 @@ import pytest
 from PIL import Image
 
 from conftest import write_run
-from dcgan_tf import report, runs, sweeps
+from dcgan_tf.runs import folders
+from dcgan_tf.sweeps import plan, report
 
 
-def fake_sweep(tmp_path) -> sweeps.Sweep:
+def fake_sweep(tmp_path) -> plan.Sweep:
     """Three runs of g_advantage=2,4 x seeds 1,2: three trained (one with a data swap), one never started."""
     ck, sm = tmp_path / "ck", tmp_path / "sm"
     planned, kids = [], {}
     for index, (ga, seed) in enumerate([(2, 1), (2, 2), (4, 1), (4, 2)]):
         name = f"ga{ga}_s{seed}"
-        run = sweeps.SweepRun(name=name, settings={"g_advantage": ga}, seed=seed, args=[f"--g_advantage={ga}"],
-                              epoch=3, checkpoint_path=str(ck / name), sample_path=str(sm / name))
+        run = plan.SweepRun(name=name, settings={"g_advantage": ga}, seed=seed, args=[f"--g_advantage={ga}"],
+                            epoch=3, checkpoint_path=str(ck / name), sample_path=str(sm / name))
         planned.append(run)
         if (ga, seed) == (4, 2):
             continue  # pending
         write_run(str(ck), name, 30, swap_at=15 if ga == 4 else None)
         kids[name] = [0.30 - 0.05 * index, 0.20 - 0.05 * index]
         for step, kid in zip((15, 30), kids[name]):
-            runs.append_metrics(run.checkpoint_path, {"step": step, "kid": kid, "kid_std": 0.01, "mode": "train",
-                                                      "features": "smoke-not_a_quality_measure-seed0-dim64"})
+            folders.append_metrics(run.checkpoint_path, {"step": step, "kid": kid, "kid_std": 0.01, "mode": "train",
+                                                         "features": "smoke-not_a_quality_measure-seed0-dim64"})
         os.makedirs(run.sample_path)
         for step in (10, 20, 30):
             pixels = np.random.default_rng(step + index).integers(0, 255, (20, 20, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(os.path.join(run.sample_path, runs.training_grid_name(step)))
-        runs.mark_finished(run.checkpoint_path, 30, 3)
-    sweep = sweeps.Sweep(name="study", folder=str(sm / "sweeps" / "study"), grid={"g_advantage": [2, 4]},
-                         seeds=[1, 2], runs=planned, command=["python", "main.py", "--sweep", "g_advantage=2,4"],
-                         report_steps=[10, 30])
+            Image.fromarray(pixels).save(os.path.join(run.sample_path, folders.training_grid_name(step)))
+        folders.mark_finished(run.checkpoint_path, 30, 3)
+    sweep = plan.Sweep(name="study", folder=str(sm / "sweeps" / "study"), grid={"g_advantage": [2, 4]},
+                       seeds=[1, 2], runs=planned, command=["python", "main.py", "--sweep", "g_advantage=2,4"],
+                       report_steps=[10, 30])
     sweep.save()
     return sweep, kids
 
@@ -69,10 +70,10 @@ def test_the_report_lists_every_run_its_numbers_and_the_pictures(tmp_path):
 
 
 def test_the_report_of_a_sweep_whose_runs_have_not_started_says_so(tmp_path):
-    sweep = sweeps.Sweep(name="empty", folder=str(tmp_path / "empty"), grid={"g_advantage": [2]}, seeds=[1],
-                         runs=[sweeps.SweepRun(name="r", settings={"g_advantage": 2}, seed=1, args=[], epoch=1,
-                                               checkpoint_path=str(tmp_path / "ck" / "r"),
-                                               sample_path=str(tmp_path / "sm" / "r"))], command=[])
+    sweep = plan.Sweep(name="empty", folder=str(tmp_path / "empty"), grid={"g_advantage": [2]}, seeds=[1],
+                       runs=[plan.SweepRun(name="r", settings={"g_advantage": 2}, seed=1, args=[], epoch=1,
+                                           checkpoint_path=str(tmp_path / "ck" / "r"),
+                                           sample_path=str(tmp_path / "sm" / "r"))], command=[])
     sweep.save()
     written = report.write_report(sweep.folder)
     assert [os.path.basename(path) for path in written] == [report.REPORT_MD, report.REPORT_HTML]
@@ -80,15 +81,15 @@ def test_the_report_of_a_sweep_whose_runs_have_not_started_says_so(tmp_path):
 
 
 def test_a_run_resumed_to_more_epochs_is_not_finished(tmp_path):
-    run = sweeps.SweepRun(name="r", settings={}, seed=1, args=[], epoch=3, checkpoint_path=str(tmp_path / "r"),
-                          sample_path=str(tmp_path / "s"))
-    assert not sweeps.is_finished(run)
-    runs.mark_finished(run.checkpoint_path, 20, 2)
-    assert not sweeps.is_finished(run)
-    runs.mark_finished(run.checkpoint_path, 30, 3)
-    assert sweeps.is_finished(run)
-    (tmp_path / "r" / runs.FINISHED_FILE).write_text("{torn")
-    assert not sweeps.is_finished(run)
+    run = plan.SweepRun(name="r", settings={}, seed=1, args=[], epoch=3, checkpoint_path=str(tmp_path / "r"),
+                        sample_path=str(tmp_path / "s"))
+    assert not plan.is_finished(run)
+    folders.mark_finished(run.checkpoint_path, 20, 2)
+    assert not plan.is_finished(run)
+    folders.mark_finished(run.checkpoint_path, 30, 3)
+    assert plan.is_finished(run)
+    (tmp_path / "r" / folders.FINISHED_FILE).write_text("{torn")
+    assert not plan.is_finished(run)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

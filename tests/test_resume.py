@@ -10,9 +10,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import csv_steps, poison_discriminator, restore_fresh, tiny_config
-from dcgan_tf import callbacks, checkpoints, gan, runs, training
-from dcgan_tf.build import build_dcgan
-from dcgan_tf.training import train
+from dcgan_tf.core import model as gan
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.runs import checkpoints, folders
+from dcgan_tf.training import callbacks, loop
+from dcgan_tf.training.loop import train
 
 
 def folder_state(folder):
@@ -32,7 +34,7 @@ def test_a_learning_rate_change_survives_a_death_before_the_next_checkpoint(tmp_
         raise KeyboardInterrupt  # dies after config.json was written, before the first checkpoint
 
     with monkeypatch.context() as patch:
-        patch.setattr(training, "_fit_with_rollbacks", killed)
+        patch.setattr(loop, "_fit_with_rollbacks", killed)
         with pytest.raises(KeyboardInterrupt):
             train(tiny_config(tmp_path, image_folder, epoch=2, learning_rate=0.001))
     config = tiny_config(tmp_path, image_folder, epoch=2, learning_rate=0.001)
@@ -82,7 +84,7 @@ def test_another_seed_or_subset_is_another_run(tmp_path, image_folder, first_run
     other = tiny_config(tmp_path, image_folder, seed=4).resolved()
     assert other.checkpoint_path != first.checkpoint_path  # a replicate, not a continuation
     for change, saved, now in (({"seed": 4}, 3, 4), ({"train_size": 5}, None, 5)):
-        with pytest.raises(runs.RunError, match=f"{list(change)[0]}: saved {saved}, now {now}"):
+        with pytest.raises(folders.RunError, match=f"{list(change)[0]}: saved {saved}, now {now}"):
             train(tiny_config(tmp_path, image_folder, run_name=first.name, **change))
     assert json.load(open(os.path.join(first.checkpoint_path, "config.json")))["seed"] == 3
 

@@ -1,4 +1,4 @@
-"""One writer per run (dcgan_tf.run_lock, and train() holding it) and a full disk that stops a run cleanly."""
+"""One writer per run (dcgan_tf.runs.lock, and train() holding it) and a full disk that stops a run cleanly."""
 
 import errno
 import json
@@ -13,13 +13,14 @@ import pytest
 import tensorflow as tf
 
 from conftest import csv_steps, tiny_config
-from dcgan_tf import callbacks as cb
-from dcgan_tf import files, run_lock
-from dcgan_tf.run_lock import RunBusyError, RunFolderGoneError, RunLock
-from dcgan_tf.training import train
+from dcgan_tf import files
+from dcgan_tf.runs import lock as run_lock
+from dcgan_tf.runs.lock import RunBusyError, RunFolderGoneError, RunLock
+from dcgan_tf.training import callbacks as cb
+from dcgan_tf.training.loop import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HOLD = ("import sys, time; sys.path.insert(0, sys.argv[1]); from dcgan_tf.run_lock import RunLock; "
+HOLD = ("import sys, time; sys.path.insert(0, sys.argv[1]); from dcgan_tf.runs.lock import RunLock; "
         "lock = RunLock(sys.argv[2]).acquire(); print('held', flush=True); time.sleep(120)")
 
 
@@ -177,7 +178,7 @@ def test_main_exits_1_with_one_message_on_a_full_disk(tmp_path, image_folder):
         "import errno, sys; sys.path.insert(0, sys.argv[1]); sys.argv = ['main.py'] + sys.argv[2:]\n"
         "import main\n"
         "from absl import app\n"
-        "from dcgan_tf import callbacks\n"
+        "from dcgan_tf.training import callbacks\n"
         "def full(*args): raise OSError(errno.ENOSPC, 'No space left on device', args[-1])\n"
         "callbacks.save_grid = full\n"
         "app.run(main.main)\n")

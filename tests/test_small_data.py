@@ -11,14 +11,17 @@ import pytest
 import tensorflow as tf
 from conftest import TINY, left_bright_dataset, left_minus_right, real_batch, run_main, small_model, tiny_config, write_images, write_run
 
-from dcgan_tf import augment, checkpoints, gan, losses, train
-from dcgan_tf.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
-from dcgan_tf.build import build_dcgan
+from dcgan_tf import train
+from dcgan_tf.analysis.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
 from dcgan_tf.config import QUICK_START, SMALL_DATA, Config, ConfigError, with_quick_start, with_small_data
-from dcgan_tf.data import to_float
-from dcgan_tf.inference import load_trained
+from dcgan_tf.core import augment, losses
+from dcgan_tf.core import model as gan
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.core.networks import BN_MOMENTUM, build_discriminator, build_generator
+from dcgan_tf.data.loading import to_float
 from dcgan_tf.latent import sample_z
-from dcgan_tf.networks import BN_MOMENTUM, build_discriminator, build_generator
+from dcgan_tf.runs import checkpoints
+from dcgan_tf.runs.trained import load_trained
 
 
 class StepLogs(keras.callbacks.Callback):
@@ -319,7 +322,7 @@ def test_small_data_and_the_augment_preview_through_main(tmp_path):
 
 def test_hinge_and_wgan_runs_plot_the_score_gap_instead_of_the_log_ratio(tmp_path):
     """Their losses may be negative, so log(G/D) says nothing: the run's plots show D's real - fake score gap."""
-    from dcgan_tf import plots
+    from dcgan_tf.analysis import plots
 
     folder = write_run(tmp_path / "checkpoints", "run", 30)
     with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:

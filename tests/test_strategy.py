@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import ae_config, free_ports, read_csv, restore_fresh, smooth_images, tiny_config
-from dcgan_tf import distribution
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.training import train
+from dcgan_tf.core import distribution
+from dcgan_tf.training.loop import train
 
 HELPER = os.path.join(os.path.dirname(__file__), "run_distributed.py")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,7 +106,7 @@ import json, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from dcgan_tf.distribution import apply_gradients
+from dcgan_tf.core.distribution import apply_gradients
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
     w = keras.Variable(1.0, name="w")
@@ -214,8 +214,8 @@ def test_global_batch_must_split_evenly_over_replicas():
 
 
 def test_multiworker_runs_only_read_a_saved_autoencoder(tmp_path):
-    from dcgan_tf import autoencoder
-    from dcgan_tf.data import DataError
+    from dcgan_tf.data.loading import DataError
+    from dcgan_tf.preprocess import autoencoder
 
     config = ae_config(tmp_path, str(tmp_path / "pics")).resolved()
     images = smooth_images(8)

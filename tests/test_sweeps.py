@@ -15,8 +15,9 @@ import time
 import pytest
 
 from conftest import run_main, write_images
-from dcgan_tf import report, runs, sweeps
 from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.runs import folders
+from dcgan_tf.sweeps import plan, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,11 +32,11 @@ def data_dir(tmp_path):
 
 
 def test_parse_sweep_types_each_value_as_its_setting():
-    grid = sweeps.parse_sweep("g_advantage=2,4,50; d_batchnorm=true,false;augment=none,color+translation;"
-                              "ema=none,0.999;preprocess=none,autoencoder")
+    grid = plan.parse_sweep("g_advantage=2,4,50; d_batchnorm=true,false;augment=none,color+translation;"
+                            "ema=none,0.999;preprocess=none,autoencoder")
     assert grid == {"g_advantage": [2, 4, 50], "d_batchnorm": [True, False], "augment": ["", "color,translation"],
                     "ema": [None, 0.999], "preprocess": ["none", "autoencoder"]}
-    assert sweeps.parse_sweep("") == {}
+    assert plan.parse_sweep("") == {}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -49,15 +50,15 @@ def test_parse_sweep_types_each_value_as_its_setting():
 ])
 def test_parse_sweep_names_what_is_wrong(text, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
-        sweeps.parse_sweep(text)
+        plan.parse_sweep(text)
     assert error.value.field == "sweep"
 
 
 def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_path, data_dir):
     base = {"dataset": "faces", "data_dir": data_dir, "checkpoint_dir": str(tmp_path / "ck"), "sample_dir": str(tmp_path / "sm"),
             "output_height": 16, "epoch": 3}
-    grid = sweeps.parse_sweep("g_advantage=2,4;d_layers=2,4")
-    sweep = sweeps.plan_sweep(base, grid, [0, 1], given={"dataset", "output_height", "epoch"})
+    grid = plan.parse_sweep("g_advantage=2,4;d_layers=2,4")
+    sweep = plan.plan_sweep(base, grid, [0, 1], given={"dataset", "output_height", "epoch"})
     assert [(run.settings, run.seed) for run in sweep.runs] == [
         ({"g_advantage": g, "d_layers": d}, s) for g in (2, 4) for d in (2, 4) for s in (0, 1)]
     for run in sweep.runs:  # each one is the run the same flags make by hand
@@ -71,45 +72,45 @@ def test_plan_is_the_cartesian_product_times_seeds_with_ordinary_run_names(tmp_p
 
 
 def test_a_swept_training_setting_names_its_runs(data_dir):
-    sweep = sweeps.plan_sweep({"dataset": "faces", "data_dir": data_dir}, sweeps.parse_sweep("learning_rate=0.0002,0.0001"))
+    sweep = plan.plan_sweep({"dataset": "faces", "data_dir": data_dir}, plan.parse_sweep("learning_rate=0.0002,0.0001"))
     names = [run.name for run in sweep.runs]
     assert names == ["faces_b64_64x64_z100_ga2_learning_rate0.0002", "faces_b64_64x64_z100_ga2_learning_rate0.0001"]
     assert "--run_name=" + names[1] in sweep.runs[1].args and "--learning_rate=0.0001" in sweep.runs[1].args
 
 
 def test_a_fixed_setting_a_combination_has_no_use_for_is_left_out_of_it(data_dir):
-    grid = sweeps.parse_sweep("preprocess=none,autoencoder")
-    sweep = sweeps.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20}, grid,
-                              given={"dataset", "swap_epoch"})
+    grid = plan.parse_sweep("preprocess=none,autoencoder")
+    sweep = plan.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20}, grid,
+                            given={"dataset", "swap_epoch"})
     control, autoencoded = sweep.runs
     assert "swap_epoch" in control.dropped and "--swap_epoch=20" not in control.args
     assert autoencoded.dropped == {} and "--swap_epoch=20" in autoencoded.args
     # ... but one that no combination uses is the user's mistake
     with pytest.raises(ConfigError) as error:
-        sweeps.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20},
-                          sweeps.parse_sweep("g_advantage=2,4"),
-                          given={"dataset", "swap_epoch"})
+        plan.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20},
+                        plan.parse_sweep("g_advantage=2,4"),
+                        given={"dataset", "swap_epoch"})
     assert error.value.field == "swap_epoch"
     # and a fixed setting that conflicts with a swept value is no setting to leave out: the sweep fails
     with pytest.raises(ConfigError) as error:
-        sweeps.plan_sweep({"loss": "wgan_gp"}, sweeps.parse_sweep("d_batchnorm=true,false"), given={"loss"})
+        plan.plan_sweep({"loss": "wgan_gp"}, plan.parse_sweep("d_batchnorm=true,false"), given={"loss"})
     assert error.value.field == "loss"
 
 
 def test_plan_refuses_a_run_name_and_nothing_to_sweep():
     with pytest.raises(ConfigError, match="sweep_name") as error:
-        sweeps.plan_sweep({"run_name": "mine"}, {"g_advantage": [2, 4]})
+        plan.plan_sweep({"run_name": "mine"}, {"g_advantage": [2, 4]})
     assert error.value.field == "run_name"
     with pytest.raises(ConfigError, match="nothing to sweep"):
-        sweeps.plan_sweep({}, {}, [3])
-    assert [run.seed for run in sweeps.plan_sweep({}, {}, [3, 4]).runs] == [3, 4]  # seeds alone: replicates
+        plan.plan_sweep({}, {}, [3])
+    assert [run.seed for run in plan.plan_sweep({}, {}, [3, 4]).runs] == [3, 4]  # seeds alone: replicates
 
 
 def test_a_folder_of_other_runs_is_refused_before_any_work(tmp_path, data_dir):
     base = {"dataset": "faces", "data_dir": data_dir, "sample_dir": str(tmp_path)}
-    sweeps.plan_sweep(base, {"g_advantage": [2, 4]}, name="s").save()
-    with pytest.raises(runs.RunError, match="--sweep_name"):
-        sweeps.plan_sweep(base, {"g_advantage": [2, 8]}, name="s")
+    plan.plan_sweep(base, {"g_advantage": [2, 4]}, name="s").save()
+    with pytest.raises(folders.RunError, match="--sweep_name"):
+        plan.plan_sweep(base, {"g_advantage": [2, 8]}, name="s")
 
 
 # ------------------------------------------------------------------------------------------ the runner
@@ -131,14 +132,14 @@ with open(os.path.join(folder, "finished.json"), "w") as handle:
 """
 
 
-def fake_sweep(tmp_path, behaviours) -> sweeps.Sweep:
-    planned = [sweeps.SweepRun(name=f"run{i}", settings={"g_advantage": i}, seed=1,
-                               args=[str(tmp_path / "ck" / f"run{i}"), behaviour], epoch=2,
-                               checkpoint_path=str(tmp_path / "ck" / f"run{i}"),
-                               sample_path=str(tmp_path / "sm" / f"run{i}"))
+def fake_sweep(tmp_path, behaviours) -> plan.Sweep:
+    planned = [plan.SweepRun(name=f"run{i}", settings={"g_advantage": i}, seed=1,
+                             args=[str(tmp_path / "ck" / f"run{i}"), behaviour], epoch=2,
+                             checkpoint_path=str(tmp_path / "ck" / f"run{i}"),
+                             sample_path=str(tmp_path / "sm" / f"run{i}"))
                for i, behaviour in enumerate(behaviours)]
-    return sweeps.Sweep(name="fake", folder=str(tmp_path / "sweep"), grid={"g_advantage": list(range(len(planned)))},
-                        seeds=[1], runs=planned, command=["python", "main.py", "--sweep", "..."])
+    return plan.Sweep(name="fake", folder=str(tmp_path / "sweep"), grid={"g_advantage": list(range(len(planned)))},
+                      seeds=[1], runs=planned, command=["python", "main.py", "--sweep", "..."])
 
 
 def calls(tmp_path):
@@ -150,8 +151,8 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
     program = [sys.executable, str(tmp_path / "fake.py")]
     said = []
-    sweep = sweeps.run_sweep(fake_sweep(tmp_path, ["ok", "fail", "ok"]), program, say=said.append,
-                             poll_seconds=0.05)
+    sweep = plan.run_sweep(fake_sweep(tmp_path, ["ok", "fail", "ok"]), program, say=said.append,
+                           poll_seconds=0.05)
     assert [run.status for run in sweep.runs] == ["finished", "failed", "finished"]
     assert sweep.runs[1].returncode == 3
     assert any("run1 failed (exit 3)" in line and "something broke" in line for line in said)
@@ -161,10 +162,10 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
     assert len(calls(tmp_path)) == 3
 
     # the same sweep again: finished runs are skipped, the failed one runs again (and now succeeds)
-    again = sweeps.merge_saved(fake_sweep(tmp_path, ["ok", "ok", "ok"]))
+    again = plan.merge_saved(fake_sweep(tmp_path, ["ok", "ok", "ok"]))
     assert [run.status for run in again.runs] == ["finished", "failed", "finished"]
     said.clear()
-    sweeps.run_sweep(again, program, say=said.append, poll_seconds=0.05)
+    plan.run_sweep(again, program, say=said.append, poll_seconds=0.05)
     assert [run.status for run in again.runs] == ["finished"] * 3
     assert [line.split()[0] for line in calls(tmp_path)] == ["run0", "run1", "run2", "run1"]
     assert "2 of 3 runs already finished" in said[0]
@@ -173,18 +174,18 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
 def test_a_killed_run_is_named_as_killed(tmp_path):
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
     said = []
-    sweep = sweeps.run_sweep(fake_sweep(tmp_path, ["kill", "ok"]), [sys.executable, str(tmp_path / "fake.py")],
-                             say=said.append, poll_seconds=0.05)
+    sweep = plan.run_sweep(fake_sweep(tmp_path, ["kill", "ok"]), [sys.executable, str(tmp_path / "fake.py")],
+                           say=said.append, poll_seconds=0.05)
     assert [run.status for run in sweep.runs] == ["failed", "finished"]
     assert any("run0 failed (killed by SIGKILL)" in line for line in said)
 
 
 def test_parallel_runs_share_the_cpu_threads(tmp_path):
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
-    sweeps.run_sweep(fake_sweep(tmp_path, ["ok", "ok"]), [sys.executable, str(tmp_path / "fake.py")], parallel=2,
-                     say=lambda line: None, poll_seconds=0.05)
+    plan.run_sweep(fake_sweep(tmp_path, ["ok", "ok"]), [sys.executable, str(tmp_path / "fake.py")], parallel=2,
+                   say=lambda line: None, poll_seconds=0.05)
     threads = {line.split()[1] for line in calls(tmp_path)}
-    if not sweeps.visible_gpus():
+    if not plan.visible_gpus():
         assert threads == {str(max(1, (os.cpu_count() or 1) // 2))}
 
 
@@ -204,10 +205,10 @@ time.sleep(60)
 SWEEP_DRIVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from dcgan_tf import sweeps
-sweep = sweeps.load_sweep(sys.argv[2])
+from dcgan_tf.sweeps import plan
+sweep = plan.load_sweep(sys.argv[2])
 try:
-    sweeps.run_sweep(sweep, [sys.executable, sys.argv[3]], parallel=2, poll_seconds=0.05)
+    plan.run_sweep(sweep, [sys.executable, sys.argv[3]], parallel=2, poll_seconds=0.05)
 except KeyboardInterrupt as stopped:
     print("sweep stopped by", stopped)
 """
@@ -236,19 +237,19 @@ def test_a_signal_to_the_sweep_stops_its_running_runs(tmp_path, signum):
 
 
 def test_run_environment_gives_gpus_round_robin_or_splits_the_threads():
-    assert sweeps.run_environment(3, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] == "1"
-    env = sweeps.run_environment(0, 2, [], cpus=8)
+    assert plan.run_environment(3, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] == "1"
+    env = plan.run_environment(0, 2, [], cpus=8)
     assert env["TF_NUM_INTRAOP_THREADS"] == "4" and env["OMP_NUM_THREADS"] == "4"
-    alone = sweeps.run_environment(0, 1, ["0", "1"], cpus=8)  # one at a time: the whole machine
+    alone = plan.run_environment(0, 1, ["0", "1"], cpus=8)  # one at a time: the whole machine
     assert alone.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
     assert alone.get("TF_NUM_INTRAOP_THREADS") == os.environ.get("TF_NUM_INTRAOP_THREADS")
-    assert sweeps.run_environment(2, 3, ["0", "1"])["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # two share GPU 0
+    assert plan.run_environment(2, 3, ["0", "1"])["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # two share GPU 0
 
 
 # ------------------------------------------------------------------------------------------ the disk budget
 @pytest.mark.slow
 def test_the_budget_thins_grids_and_checkpoints_or_names_the_least_it_needs(image_folder):
-    from dcgan_tf import disk_budget
+    from dcgan_tf.sweeps import disk_budget
 
     config = Config(dataset=image_folder, input_fname_pattern="*.png", output_height=16, z_dim=8, gf_dim=8, df_dim=8,
                     batch_size=2, epoch=20, sample_freq=1, max_to_keep=3).resolved()  # 100 steps, 101 grids
@@ -305,7 +306,7 @@ def test_a_sweep_printed_then_trained_then_reported_within_its_disk_budget(tmp_p
     folder = tmp_path / "samples" / "sweeps" / "faces_g_advantage-1-2"
     record = json.load(open(folder / "sweep.json"))
     first_run = tmp_path / "checkpoints" / record["runs"][0]["name"]
-    assert runs.finished_epoch(str(first_run)) == 2
+    assert folders.finished_epoch(str(first_run)) == 2
     before = {name: os.path.getmtime(first_run / name) for name in os.listdir(first_run)}
 
     trained = run_main(*SWEEP, "--train", "--disk_budget_mb", budget, cwd=tmp_path)
@@ -318,14 +319,14 @@ def test_a_sweep_printed_then_trained_then_reported_within_its_disk_budget(tmp_p
     assert record["budget"]["settings"][second["name"]]  # the budget thinned the runs
     assert "--max_to_keep=3" not in second["args"]  # 1, the default
     assert any(arg.startswith("--keep_samples=") for arg in second["args"])
-    used = sum(runs.folder_bytes(str(tmp_path / where / run["name"])) for run in record["runs"]
+    used = sum(folders.folder_bytes(str(tmp_path / where / run["name"])) for run in record["runs"]
                for where in ("checkpoints", "samples"))
-    assert used + runs.folder_bytes(str(folder)) <= float(budget) * 2**20
+    assert used + folders.folder_bytes(str(folder)) <= float(budget) * 2**20
 
     md = (folder / "report.md").read_text()
     for run in record["runs"]:
         assert run["name"] in md
-        kid = [row["kid"] for row in runs.read_metrics(str(tmp_path / "checkpoints" / run["name"]))][-1]
+        kid = [row["kid"] for row in folders.read_metrics(str(tmp_path / "checkpoints" / run["name"]))][-1]
         assert f"{kid:.4f}" in md  # its final KID
     assert (folder / report.CURVES_PNG).is_file() and (folder / report.GRIDS_PNG).is_file()
     html = (folder / "report.html").read_text()
@@ -389,7 +390,8 @@ def test_a_second_process_on_the_same_sweep_is_refused(tmp_path):
     assert run_main(*args, cwd=tmp_path).returncode == 0
     folder = str(tmp_path / "samples" / "sweeps" / "faces_g_advantage-1-2")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]); "
-                               "from dcgan_tf import run_lock; lock = run_lock.RunLock(sys.argv[2], 'sweep').acquire(); "
+                               "from dcgan_tf.runs import lock as run_lock; "
+                               "lock = run_lock.RunLock(sys.argv[2], 'sweep').acquire(); "
                                "print('held', flush=True); time.sleep(60)", ROOT, folder],
                               stdout=subprocess.PIPE, text=True)
     try:

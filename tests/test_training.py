@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from conftest import make_mnist, read_csv, restore_fresh, tiny_config, write_images
-from dcgan_tf import callbacks as cb
-from dcgan_tf import runs
 from dcgan_tf.config import Config
-from dcgan_tf.inference import load_trained, write_test_grid
-from dcgan_tf.training import train
+from dcgan_tf.runs import folders
+from dcgan_tf.runs.trained import load_trained, write_test_grid
+from dcgan_tf.training import callbacks as cb
+from dcgan_tf.training.loop import train
 
 
 @pytest.mark.slow
@@ -121,7 +121,7 @@ def test_rows_after_the_last_checkpoint_are_replaced_on_resume(tmp_path, image_f
 @pytest.mark.slow
 def test_resume_refuses_a_changed_model(tmp_path, image_folder):
     train(tiny_config(tmp_path, image_folder, run_name="fixed"))
-    with pytest.raises(runs.RunError, match=r"z_dim: saved 8, now 9.*--run_name"):
+    with pytest.raises(folders.RunError, match=r"z_dim: saved 8, now 9.*--run_name"):
         train(tiny_config(tmp_path, image_folder, run_name="fixed", z_dim=9))
 
 
@@ -145,7 +145,7 @@ def test_grayscale_folder_trains_a_one_channel_model(tmp_path):
 
 @pytest.mark.slow
 def test_test_mode_writes_a_grid_and_fails_clearly_without_a_run(tmp_path, image_folder, first_run):
-    with pytest.raises(runs.RunError, match="no run .*train it first"):
+    with pytest.raises(folders.RunError, match="no run .*train it first"):
         write_test_grid(tiny_config(tmp_path, image_folder))
     first_run()
     path = write_test_grid(tiny_config(tmp_path, image_folder, grid_rows=None, grid_cols=4))
@@ -235,7 +235,7 @@ def test_one_stop_request_delivered_twice_is_not_a_second_request():
     import signal as signals
     import time as clock
 
-    from dcgan_tf.callbacks import GracefulStop
+    from dcgan_tf.training.callbacks import GracefulStop
 
     stop = GracefulStop()
     stop._handle(signals.SIGTERM, None)

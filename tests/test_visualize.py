@@ -1,4 +1,4 @@
-"""dcgan_tf.visualize: option names, sweep dimensions and arithmetic parsing, and every
+"""dcgan_tf.analysis.visualize: option names, sweep dimensions and arithmetic parsing, and every
 option of visualize() on a tiny trained run (16x16 RGB, z_dim 4) and a tiny conditional MNIST-like run (28x28, 10
 digits): the files, their pixel sizes, GIF frame counts, and the z's and labels each option asks the model for.
 
@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import gif_info, make_mnist, png_size, tiny_config, write_images
-from dcgan_tf import visualize as vis
+from dcgan_tf.analysis import visualize as vis
+from dcgan_tf.analysis.visualize import VisualizeOptions, visualize
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.images import save_image
-from dcgan_tf.inference import load_trained
-from dcgan_tf.runs import RunError
-from dcgan_tf.training import train
-from dcgan_tf.visualize import VisualizeOptions, visualize
+from dcgan_tf.runs.folders import RunError
+from dcgan_tf.runs.trained import load_trained
+from dcgan_tf.training.loop import train
 
 FPS = 10  # 100 ms a frame, a whole number of the GIF's hundredths
 
@@ -307,7 +307,7 @@ def test_conditional_gifs_show_every_digit(mnist_run):
 
 # ------------------------------------------------------------------------------- D's features and projected z
 def test_d_features_draws_trained_above_untrained_d(run):
-    from dcgan_tf.d_features import picture_size
+    from dcgan_tf.analysis.d_features import picture_size
 
     paths, _ = draw(run, option="d_features", filters=3, top=4)
     assert [os.path.basename(p) for p in paths] == ["d_features_00000002.png"]

@@ -18,15 +18,19 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from dcgan_tf import checkpoints, data, files, preprocessing, run_lock, runs
-from dcgan_tf.build import build_dcgan
-from dcgan_tf.callbacks import EveryNSteps, weights_finite
+from dcgan_tf import files
 from dcgan_tf.config import RANKED_VALUES, Config
-from dcgan_tf.datasets import load_training_data
+from dcgan_tf.core.build import build_dcgan
+from dcgan_tf.data import loading
+from dcgan_tf.data.datasets import load_training_data
 from dcgan_tf.images import save_image
 from dcgan_tf.latent import sample_z
-from dcgan_tf.metrics import (METRICS, compute_feature_metrics, feature_caption, features, fid_weights,
-                              label_accuracy, memorisation)
+from dcgan_tf.metrics import (METRICS, compute_feature_metrics, feature_caption, features, fid_weights, label_accuracy,
+                              memorisation)
+from dcgan_tf.preprocess import preprocessing
+from dcgan_tf.runs import checkpoints, folders
+from dcgan_tf.runs import lock as run_lock
+from dcgan_tf.training.callbacks import EveryNSteps, weights_finite
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +79,10 @@ def check_before_work(config: Config, names) -> None:
 def real_images(config: Config, images) -> tuple[np.ndarray, np.ndarray | None]:
     """(up to MAX_REAL of the run's training images, uint8 [N, H, W, C], and their labels or None): a seeded subset,
     decoded from disk for a streamed data set. The originals, never autoencoder reconstructions."""
-    if isinstance(images, data.StreamedImages):
-        paths = data.subset_paths(images.paths, MAX_REAL, config.seed)
-        return data.load_images(paths, images.spec, images.channels).images, None
-    chosen = data.subset(images, MAX_REAL, config.seed)
+    if isinstance(images, loading.StreamedImages):
+        paths = loading.subset_paths(images.paths, MAX_REAL, config.seed)
+        return loading.load_images(paths, images.spec, images.channels).images, None
+    chosen = loading.subset(images, MAX_REAL, config.seed)
     return chosen.images, chosen.labels
 
 
@@ -97,7 +101,7 @@ class Evaluator:
         self.names = tuple(names) if names is not None else metrics_to_evaluate(config)
         self.real, labels = real_images(config, images)
         self.count = config.metrics_samples or min(max(len(self.real), MIN_SAMPLES), MAX_SAMPLES)
-        cache_dir = os.path.join(config.checkpoint_dir, runs.METRICS_CACHE_DIR)
+        cache_dir = os.path.join(config.checkpoint_dir, folders.METRICS_CACHE_DIR)
         stem = _cache_name(config, self.real)
         self.extractor = self.real_features = None
         if needs_features(self.names):
@@ -110,7 +114,7 @@ class Evaluator:
         self.classifier, self.classifier_accuracy = classifier, None
         if "label_accuracy" in self.names:
             if labels is None:
-                raise data.DataError("label_accuracy needs the data set's labels, and this one has none")
+                raise loading.DataError("label_accuracy needs the data set's labels, and this one has none")
             if self.classifier is None:
                 self.classifier, self.classifier_accuracy = label_accuracy.load_or_train_classifier(
                     os.path.join(cache_dir, f"classifier_{stem}"), self.real, labels, config.y_dim, config.seed)
@@ -198,7 +202,7 @@ class BestCheckpoint:
 
     def __init__(self, checkpoint: tf.train.Checkpoint, checkpoint_path: str, key: str):
         self.key, self.higher_is_better = key, RANKED_VALUES[key][1]
-        self.directory = os.path.join(checkpoint_path, runs.BEST_DIR)
+        self.directory = os.path.join(checkpoint_path, folders.BEST_DIR)
         self.checkpoint = checkpoint
         self.manager = checkpoints.make_manager(checkpoint, self.directory, max_to_keep=1)
         self.best = None
@@ -262,7 +266,7 @@ class EvaluateEvery(EveryNSteps):
 
     def on_train_begin(self, logs=None):
         if self.resume_step is not None:
-            kept = runs.keep_metrics_until(self.checkpoint_path, self.resume_step)
+            kept = folders.keep_metrics_until(self.checkpoint_path, self.resume_step)
             if self.best is not None:
                 self.best.resume(self.resume_step, self.evaluator.signature, kept)
             self.resume_step = None
@@ -276,8 +280,8 @@ class EvaluateEvery(EveryNSteps):
             log.error("no evaluation at step %d: %s: %s", step, type(error).__name__, error)
             self.last_saved = step
             return None
-        runs.append_metrics(self.checkpoint_path, row)
-        write_tensorboard(os.path.join(self.checkpoint_path, runs.TENSORBOARD_DIR), row)
+        folders.append_metrics(self.checkpoint_path, row)
+        write_tensorboard(os.path.join(self.checkpoint_path, folders.TENSORBOARD_DIR), row)
         log.info("metrics at %s", describe(row))
         if self.best is not None:
             self.best.offer(row)
@@ -289,20 +293,20 @@ def evaluate_run(config: Config, every_checkpoint: bool = False, extractor=None)
     """--evaluate: the checkpoint --checkpoint names (latest or best) of the run config names; --evaluate_all
     (`every_checkpoint`): every one the run kept, oldest first. Rows appended to metrics.jsonl ("mode": "evaluate")
     and returned. Holds the run's lock: a run being trained is measured with --metrics instead."""
-    saved = runs.open_saved_run(config)
-    stored = runs.load_saved_config(saved)
+    saved = folders.open_saved_run(config)
+    stored = folders.load_saved_config(saved)
     saved = dataclasses.replace(saved, seed=stored.seed, train_size=stored.train_size)  # the run's images and z
     names = metrics_to_evaluate(saved)
     if extractor is None:
         check_before_work(saved, names)
     with run_lock.holding(saved.checkpoint_path):
-        folder = runs.checkpoint_folder(saved)
+        folder = folders.checkpoint_folder(saved)
         listed = tf.train.get_checkpoint_state(folder)  # its paths already joined to `folder`
         paths = list(listed.all_model_checkpoint_paths) if listed else []
         if not paths:
-            raise runs.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(folder)}"
-                                + (" (--checkpoint best needs a run trained with --keep_best)"
-                                   if saved.checkpoint == "best" else " (train it with --train)"))
+            raise folders.RunError(f"run {saved.name!r} has no checkpoint in {os.path.abspath(folder)}"
+                                   + (" (--checkpoint best needs a run trained with --keep_best)"
+                                      if saved.checkpoint == "best" else " (train it with --train)"))
         if not every_checkpoint:
             paths = paths[-1:]
         model = build_dcgan(saved)
@@ -316,8 +320,8 @@ def evaluate_run(config: Config, every_checkpoint: bool = False, extractor=None)
             status.expect_partial()
             row = {**evaluator.evaluate(model, saved.sample_path), "mode": "evaluate",
                    "checkpoint": os.path.relpath(path, saved.checkpoint_path)}  # ckpt-<step> or best/ckpt-<step>
-            runs.append_metrics(saved.checkpoint_path, row)
-            write_tensorboard(os.path.join(saved.checkpoint_path, runs.TENSORBOARD_DIR), row)
+            folders.append_metrics(saved.checkpoint_path, row)
+            write_tensorboard(os.path.join(saved.checkpoint_path, folders.TENSORBOARD_DIR), row)
             log.info("metrics of %s at %s", saved.name, describe(row))
             rows.append(row)
     return rows

@@ -1,0 +1,9 @@
+"""Layer 3, looking at a trained run: pictures of its samples and of z, loss plots, what D learnt.
+
+- visualize: the --visualize options (grids, GIFs, walks and arithmetic in z)
+- plots: loss plots and --compare
+- d_features: D's filters' favourite images and their guided-backpropagation maps
+- projection: the z whose G(z) looks like a real image (--z_files)
+- augment_preview: training images as D sees them under --augment
+- probe: the linear probe of D's features on labelled real images (--probe)
+"""

@@ -1,5 +1,0 @@
-"""The local web demo of an exported generator (Gradio): samples, z sliders, walks, vector arithmetic."""
-
-from dcgan_tf.demo.app import build_demo, launch
-
-__all__ = ["build_demo", "launch"]
