@@ -30,7 +30,6 @@ INCEPTION_SIZE = 299
 FID_INCEPTION_KEY = "fid_inception"  # keys begin with the network's name: metrics rows say what measured them
 SMOKE_KEY = "smoke-not_a_quality_measure"
 FID_BATCH = 50
-FID_JIT = False
 
 
 # ------------------------------------------------------------------------------------------------ the weights
@@ -169,7 +168,7 @@ class FIDInceptionFeatures:
         self.key = f"{FID_INCEPTION_KEY}{'_bf16' if bfloat16 else ''}-{digest.hexdigest()[:12]}"
         self.weights_path = path
         self.batch_size = batch_size
-        self._forward = tf.function(self._features, jit_compile=FID_JIT)
+        self._forward = tf.function(self._features)  # XLA measured slower on CPU (README, Cost)
 
     def _features(self, batch: tf.Tensor) -> tf.Tensor:
         return self.model(fid_inception.resize_for_network(batch), training=False)
