@@ -14,8 +14,8 @@ from conftest import TINY, left_bright_dataset, left_minus_right, real_batch, ru
 from dcgan_tf import train
 from dcgan_tf.analysis.augment_preview import PREVIEW_PNG, preview_images, write_augment_preview
 from dcgan_tf.config import QUICK_START, SMALL_DATA, Config, ConfigError, with_quick_start, with_small_data
-from dcgan_tf.core import augment, losses
-from dcgan_tf.core import model as gan
+from dcgan_tf.core import augment, losses, penalties
+from dcgan_tf.core import ema as moving_average
 from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.core.networks import BN_MOMENTUM, build_discriminator, build_generator
 from dcgan_tf.data.loading import to_float
@@ -52,21 +52,26 @@ def read_csv(config):
 def test_each_loss_against_hand_computed_values():
     real, fake = tf.constant([[2.0], [-1.0]]), tf.constant([[0.5], [-3.0]])
     softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731 - BCE with logits: -log sigmoid(x) = softplus(-x)
-    bce_real, bce_fake = losses.discriminator_terms("bce", real, fake)
+    bce = losses.named("bce")
+    bce_real, bce_fake = bce.real_term(real), bce.fake_term(fake)
     assert float(bce_real) == pytest.approx((softplus(-2.0) + softplus(1.0)) / 2, rel=1e-5)
     assert float(bce_fake) == pytest.approx((softplus(0.5) + softplus(-3.0)) / 2, rel=1e-5)
-    assert float(losses.generator_loss("bce", fake)) == pytest.approx((softplus(-0.5) + softplus(3.0)) / 2, rel=1e-5)
-    hinge_real, hinge_fake = losses.discriminator_terms("hinge", real, fake)
+    assert float(bce.generator_term(fake)) == pytest.approx((softplus(-0.5) + softplus(3.0)) / 2, rel=1e-5)
+    hinge = losses.named("hinge")
+    hinge_real, hinge_fake = hinge.real_term(real), hinge.fake_term(fake)
     assert float(hinge_real) == pytest.approx((0.0 + 2.0) / 2)  # relu(1 - 2), relu(1 + 1)
     assert float(hinge_fake) == pytest.approx((1.5 + 0.0) / 2)  # relu(1 + 0.5), relu(1 - 3)
-    wgan_real, wgan_fake = losses.discriminator_terms("wgan_gp", real, fake)
+    wgan = losses.named("wgan_gp")
+    wgan_real, wgan_fake = wgan.real_term(real), wgan.fake_term(fake)
     assert float(wgan_real) == pytest.approx(-0.5) and float(wgan_fake) == pytest.approx(-1.25)
     for loss in ("hinge", "wgan_gp"):
-        assert float(losses.generator_loss(loss, fake)) == pytest.approx(1.25)
-        assert float(losses.d_output(loss, real)) == pytest.approx(0.5)  # a raw score, not a probability
-    assert float(losses.d_output("bce", real)) == pytest.approx(float(tf.reduce_mean(tf.sigmoid(real))))
+        assert float(losses.named(loss).generator_term(fake)) == pytest.approx(1.25)
+        assert float(losses.named(loss).d_output(real)) == pytest.approx(0.5)  # a raw score, not a probability
+        assert not losses.named(loss).probabilities and losses.named(loss).score_gap
+    assert float(bce.d_output(real)) == pytest.approx(float(tf.reduce_mean(tf.sigmoid(real))))
+    assert bce.probabilities
     with pytest.raises(ValueError, match="wgan"):
-        losses.discriminator_terms("wgan", real, fake)
+        losses.named("wgan")
 
 
 def test_r1_and_the_gradient_penalty_against_hand_computed_values():
@@ -77,11 +82,11 @@ def test_r1_and_the_gradient_penalty_against_hand_computed_values():
     rng = np.random.default_rng(0)
     real, fake = (rng.uniform(-1, 1, (3, 4, 4, 2)).astype(np.float32) for _ in range(2))
     expected_r1 = np.mean(np.sum((2 * real) ** 2, axis=(1, 2, 3)))
-    assert float(losses.r1_penalty(critic, tf.constant(real))) == pytest.approx(expected_r1, rel=1e-5)
+    assert float(penalties.r1_penalty(critic, tf.constant(real))) == pytest.approx(expected_r1, rel=1e-5)
     mix = np.array([0.0, 0.5, 1.0], np.float32)[:, None, None, None]
     between = mix * real + (1 - mix) * fake
     expected_gp = np.mean((np.sqrt(np.sum((2 * between) ** 2, axis=(1, 2, 3))) - 1) ** 2)
-    assert float(losses.gradient_penalty(critic, real, fake, tf.constant(mix))) == pytest.approx(expected_gp, rel=1e-5)
+    assert float(penalties.gradient_penalty(critic, real, fake, tf.constant(mix))) == pytest.approx(expected_gp, rel=1e-5)
 
 
 @pytest.mark.slow
@@ -158,9 +163,9 @@ def test_measured_statistics_are_the_mean_batch_statistics_of_fixed_z():
     norms = [layer for layer in generator.layers if isinstance(layer, keras.layers.BatchNormalization)]
     before_first = keras.Model(generator.inputs, norms[0].input)
     means, variances = [], []
-    for k in range(gan.STATISTICS_BATCHES):
-        key = tf.constant([model.seed + gan.STATISTICS_SEED_OFFSET, k], tf.int64)
-        values = before_first(sample_z((gan.STATISTICS_BATCH, model.z_dim), model.z_dist, key)).numpy()
+    for k in range(moving_average.STATISTICS_BATCHES):
+        key = tf.constant([model.seed + moving_average.STATISTICS_SEED_OFFSET, k], tf.int64)
+        values = before_first(sample_z((moving_average.STATISTICS_BATCH, model.z_dim), model.z_dist, key)).numpy()
         axes = tuple(range(values.ndim - 1))
         means.append(values.mean(axis=axes))
         variances.append(values.var(axis=axes))
@@ -186,15 +191,15 @@ def test_the_ema_sampler_is_loaded_once_per_step(monkeypatch):
 # ------------------------------------------------------------------------------------------ ADA
 def test_ada_p_moves_up_when_d_is_over_confident_on_reals_and_down_otherwise():
     model = small_model(augment="all", ada_target=0.6)
-    assert float(model.ada_p) == 0.0
+    assert float(model.augmentation.p) == 0.0
     per_move = augment.ADA_INTERVAL * 32 / augment.ADA_IMAGES
 
     def steps(real_sign, count):
         values = []
         for _ in range(count):
-            model._adapt_augment_p(tf.constant(real_sign), 32)
+            model.augmentation.update(tf.constant(real_sign), 32, model.step)
             model.step.assign_add(1)
-            values.append(float(model.ada_p))
+            values.append(float(model.augmentation.p))
         return values
 
     moved = steps(0.9, 8)  # sign(D(x)) mostly positive: over-confident -> p rises every ADA_INTERVAL steps

@@ -10,10 +10,15 @@ them). The three policies of the paper's reference code, on images [B, H, W, C] 
 Every draw is stateless, keyed by a [2] int64 key, so the same step augments the same way when it runs again
 (resume). Under a tf.distribute strategy each replica draws the whole global batch's parameters and takes its own
 rows, so an update equals one device's on the global batch.
+
+`Augmentation` is the pipeline a model holds (the policies at a fixed p); `AdaptiveAugmentation` adds ADA's p.
 """
 
 from __future__ import annotations
 
+import functools
+
+import keras
 import tensorflow as tf
 
 from dcgan_tf.config import AUGMENT_POLICIES
@@ -109,3 +114,77 @@ ADA_IMAGES = 10_000
 def ada_adjustment(mean_sign, target: float, images_seen) -> tf.Tensor:
     """How much ADA moves p after `images_seen` images whose real outputs had this mean sign (before clipping)."""
     return tf.sign(tf.cast(mean_sign, tf.float32) - target) * tf.cast(images_seen, tf.float32) / ADA_IMAGES
+
+
+AUGMENT_SEED_OFFSET = 104729  # the augmentations' keys: a stream of their own, apart from z's
+REAL, FAKE, FAKE_FOR_G = 0, 1, 2  # which view of a draw's batch D is given (each augmented on its own)
+
+
+class Augmentation:
+    """What D is shown of a batch (keras-io gan_ada's shape): `view(images, key, which)` augments with the policies
+    at probability `p`, keyed by the draw's key and which of REAL, FAKE, FAKE_FOR_G it is, so a repeated step
+    augments alike; `update` moves p (ADA) and does nothing here. No policies: the batch itself."""
+
+    adaptive = False
+
+    def __init__(self, policies=(), p: float = 1.0):
+        self.policies, self.fixed_p = tuple(policies), float(p)
+
+    @property
+    def p(self):
+        return self.fixed_p
+
+    def view(self, images, key, which: int = REAL):
+        if not self.policies:
+            return images
+        return augment(images, self.policies, _view_key(key, which), self.p)
+
+    def update(self, real_sign, images, step) -> None:
+        """ADA's step (see AdaptiveAugmentation): nothing at a fixed p."""
+        del real_sign, images, step
+
+
+def _view_key(key, which: int):
+    """The augmentations' key of a draw's key (seed, draw index): (seed + AUGMENT_SEED_OFFSET, 3 x index + which)."""
+    return tf.stack([key[0] + AUGMENT_SEED_OFFSET, key[1] * 3 + which])
+
+
+class AdaptiveAugmentation(Augmentation):
+    """ADA: the policies at a probability p that starts at 0 and moves every ADA_INTERVAL steps by the sign of
+    (mean sign of D(x) - target), in proportion to the images seen (ada_adjustment). `p`, and the signs and
+    update count gathered since p last moved, are variables (made in the strategy's scope, saved in checkpoints)."""
+
+    adaptive = True
+
+    def __init__(self, policies, target: float):
+        if not policies:
+            raise ValueError("ada_target adapts the probability of augment_policies: give them too")
+        super().__init__(policies, 0.0)
+        self.target = float(target)
+        state = functools.partial(keras.Variable, dtype="float32", trainable=False, aggregation="only_first_replica")
+        self.probability = state(0.0, name="augment_p")
+        self.signs = state(0.0, name="ada_signs")
+        self.updates = state(0.0, name="ada_updates")
+
+    @property
+    def p(self):
+        return self.probability
+
+    def update(self, real_sign, images, step) -> None:
+        """Gather a step's mean sign of D(x) (already averaged over replicas) and its `images` (global batch); at the
+        end of every ADA_INTERVAL-th step (`step` counts from 0, before the step is counted) move p by the gathered
+        signs and start gathering again."""
+        due = tf.equal((step + 1) % ADA_INTERVAL, 0)
+        self.signs.assign_add(real_sign)
+        self.updates.assign_add(1.0)
+        images_seen = self.updates * tf.cast(images, tf.float32)
+        moved = tf.clip_by_value(self.probability + ada_adjustment(self.signs / self.updates, self.target,
+                                                                   images_seen), 0.0, 1.0)
+        self.probability.assign(tf.where(due, moved, self.probability))
+        self.signs.assign(tf.where(due, 0.0, self.signs))
+        self.updates.assign(tf.where(due, 0.0, self.updates))
+
+
+def pipeline(policies=(), p: float = 1.0, ada_target: float | None = None) -> Augmentation:
+    """The augmentation a run's settings ask for: adaptive with --ada_target, else at the fixed --augment_p."""
+    return Augmentation(policies, p) if ada_target is None else AdaptiveAugmentation(policies, ada_target)

@@ -50,7 +50,8 @@ def make_checkpoint(model: DCGAN, sample_z: tf.Variable | None = None,
     if model.ema_decay is not None:  # --ema: the moving average is what samples
         tracked["ema_generator"] = list(model.ema_weights)
     if model.ada_target is not None:  # --ada_target: p and what it gathered since it last moved
-        tracked["ada"] = tf.train.Checkpoint(p=model.ada_p, signs=model.ada_signs, updates=model.ada_updates)
+        ada = model.augmentation
+        tracked["ada"] = tf.train.Checkpoint(p=ada.probability, signs=ada.signs, updates=ada.updates)
     if sample_z is not None:
         tracked["sample_z"] = sample_z
     if learning_rates is not None:
