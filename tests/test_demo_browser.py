@@ -4,7 +4,7 @@ exports) the label picker each redraw their picture.
 
 Needs gradio, playwright and a Chromium executable ($CHROMIUM, else chromium / chromium-browser on PATH, else
 /usr/lib/chromium/chromium); never downloads a browser. $DEMO_EXPORT points the tests at an existing export folder
-instead of the tiny one; $DEMO_SCREENSHOT saves a full-page screenshot of the used page there (the README's).
+instead of the tiny one; $DEMO_SCREENSHOT saves a full-page screenshot of the used page there (docs/serving.md's).
 """
 
 import os

@@ -214,7 +214,7 @@ def test_a_conditional_keras_file_loads_in_a_fresh_process_after_importing_the_n
     paths = export.export_model(config, build_dcgan(config), 0, "keras")
     script = textwrap.dedent(f"""
         import keras, numpy as np
-        import dcgan_tf.core.networks  # registers ConcatLabelMaps, as the README says
+        import dcgan_tf.core.networks  # registers ConcatLabelMaps, as docs/serving.md says
         generator = keras.saving.load_model({paths[1]!r})
         print(generator([np.zeros((2, 6), "float32"), np.eye(10, dtype="float32")[:2]]).shape)
     """)

@@ -234,7 +234,7 @@ def test_multiworker_runs_only_read_a_saved_autoencoder(tmp_path):
 def test_mirrored_with_every_small_data_option_matches_one_device(tmp_path, image_folder, monkeypatch):
     """The augmentations, ADA's p (gathered over replicas), the EMA, spectral norm, hinge and R1 under two replicas
     train as on one device. (Without D's batch norm, which couples a replica's R1 gradients to the other replica's
-    images; and R1 every step: lazy R1 is masked, not skipped, under replicas, see README.)"""
+    images; and R1 every step: lazy R1 is masked, not skipped, under replicas, see docs/performance.md.)"""
     options = dict(augment="all", ada_target=0.2, ema=0.9, spectral_norm="d", loss="hinge", r1_gamma=0.1,
                    epoch=2, d_batchnorm=False)
     reference = train(tiny_config(tmp_path / "one", image_folder, **options)).config

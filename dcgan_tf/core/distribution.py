@@ -47,7 +47,7 @@ def read_tf_config() -> dict:
     if not text:
         raise ConfigError("strategy", "multiworker needs the TF_CONFIG environment variable on every machine, e.g. "
                                       "TF_CONFIG='{\"cluster\": {\"worker\": [\"host1:12345\", \"host2:12345\"]}, "
-                                      "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see the README)")
+                                      "\"task\": {\"type\": \"worker\", \"index\": 0}}' (see docs/performance.md)")
     try:
         config = json.loads(text)
         workers = config["cluster"].get("worker", []) + config["cluster"].get("chief", [])

@@ -168,7 +168,7 @@ class FIDInceptionFeatures:
         self.key = f"{FID_INCEPTION_KEY}{'_bf16' if bfloat16 else ''}-{digest.hexdigest()[:12]}"
         self.weights_path = path
         self.batch_size = batch_size
-        self._forward = tf.function(self._features)  # XLA measured slower on CPU (README, Cost)
+        self._forward = tf.function(self._features)  # XLA measured slower on CPU (docs/measuring.md, Cost)
 
     def _features(self, batch: tf.Tensor) -> tf.Tensor:
         return self.model(fid_inception.resize_for_network(batch), training=False)
