@@ -14,6 +14,7 @@ from absl import logging as absl_logging
 import flags  # defines the flags
 import stderr_filter
 from dcgan_tf.config import Config, ConfigError, with_quick_start, with_small_data
+from dcgan_tf.runs.resolve import resolve
 
 FLAGS = absl_flags.FLAGS
 CONFIG_FIELDS = list(Config.__dataclass_fields__)
@@ -42,7 +43,7 @@ def config_values(quick_start: bool = True) -> tuple[dict, set]:
 def config_from_flags() -> Config:
     """The command line's settings as a validated Config."""
     values, _ = config_values()
-    return Config(**values).resolved().validate()
+    return resolve(Config(**values))
 
 
 SWEEP_FLAGS = ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb")

@@ -7,7 +7,6 @@ before TensorFlow loads.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -78,59 +77,6 @@ def side_problem(side_name: str, side: int, conditional: bool = False) -> str | 
     return (f"output {side_name} {side} does not work: conditional (MNIST) nets have {_stages(conditional)} "
             f"stride-2 stages, so each side must be a multiple of {step} (nearest: {' or '.join(map(str, nearest))}; "
             f"e.g. {examples})")
-
-
-# ------------------------------------------------------------------ labelled folders
-# How a labelled folder names its classes and their files: one sub-folder per class (named by it, sorted, as
-# torchvision's ImageFolder), or an INDEX.csv beside the images with `file` and `category` columns (the emoji sets in
-# ../shared/datasets). Here, in the standard library, so a conditional run's Config counts its classes.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-INDEX_FILE = "INDEX.csv"  # a labelled folder's other form: one row per image, its file and its category
-INDEX_COLUMNS = ("file", "category")
-
-
-class LabelledFolderError(ValueError):
-    """A folder that is not a usable labelled folder; the message names the folder and what is wrong."""
-
-
-def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
-
-
-def index_rows(index: str) -> list[dict]:
-    """INDEX.csv's rows with a category, one per file (a file listed twice keeps its first category, so no image is
-    in two classes). LabelledFolderError when a column is missing."""
-    with open(index, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    missing_columns = [name for name in INDEX_COLUMNS if not rows or name not in rows[0]]
-    if missing_columns:
-        raise LabelledFolderError(f"{index} has no column {' or '.join(missing_columns)} (it needs "
-                                  f"{', '.join(INDEX_COLUMNS)})")
-    unique = {}
-    for row in rows:
-        if row["category"]:
-            unique.setdefault(row["file"], row)
-    return list(unique.values())
-
-
-def class_sub_folders(folder: str) -> list[str]:
-    """The class sub-folders of `folder`, sorted (hidden ones left out)."""
-    return sorted(name for name in os.listdir(folder)
-                  if not name.startswith(".") and os.path.isdir(os.path.join(folder, name)))
-
-
-def labelled_folder_classes(folder: str) -> list[str] | None:
-    """The classes of a labelled folder, sorted: INDEX.csv's categories when it has one, else its sub-folders;
-    None when `folder` is no folder or has neither."""
-    if not folder or not os.path.isdir(folder):
-        return None
-    index = os.path.join(folder, INDEX_FILE)
-    if os.path.isfile(index):
-        try:
-            return sorted({row["category"] for row in index_rows(index)}) or None
-        except (LabelledFolderError, OSError, csv.Error, UnicodeDecodeError):
-            return None
-    return class_sub_folders(folder) or None
 
 
 def setting(default, kind: str, help: str, flag: bool = True, choices: tuple[str, ...] | None = None):
@@ -340,7 +286,8 @@ class Config:
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":
-        """A copy with every derivable `None` filled in (width = height, y_dim for MNIST, grid rows)."""
+        """A copy with every `None` filled in that the settings themselves say (width = height, y_dim for MNIST or from
+        class_names, grid rows). Reads no files: a labelled folder's classes are found by runs.resolve.resolve."""
         changes = {}
         if self.input_width is None:
             changes["input_width"] = self.input_height
@@ -350,10 +297,6 @@ class Config:
             changes["y_dim"] = MNIST_Y_DIM
         if isinstance(self.class_names, list):  # as config.json stores it
             changes["class_names"] = tuple(self.class_names)
-        if self.conditional and self.dataset not in (None, MNIST) and self.class_names is None:
-            found = labelled_folder_classes(self.image_folder())  # a labelled folder's classes, sorted
-            if found:
-                changes["class_names"] = tuple(found)
         if self.y_dim is None and changes.get("class_names", self.class_names):
             changes["y_dim"] = len(changes.get("class_names", self.class_names))
         if self.conditional is None:
@@ -536,23 +479,9 @@ class Config:
             raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
         if not 1 <= c.d_layers <= 4:
             raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
-        # an existing run's config.json names its classes (its folder may be gone): reading the run takes them there
-        classes_later = c.conditional and not c.y_dim and os.path.isfile(os.path.join(c.checkpoint_path,
-                                                                                      "config.json"))
-        if c.conditional and not c.y_dim and not classes_later:
-            index = os.path.join(c.image_folder() or "", INDEX_FILE)
-            if c.dataset is not None and os.path.isfile(index):
-                try:
-                    index_rows(index)
-                except (LabelledFolderError, OSError, csv.Error, UnicodeDecodeError) as error:
-                    raise ConfigError("conditional", f"reads the classes of {index}: {error}") from None
-            if c.dataset is None:
-                raise ConfigError("conditional", "the built-in set has no labels: give --dataset a labelled folder "
-                                                 "(one sub-folder of images per class) or mnist")
-            raise ConfigError("conditional", f"reads the classes of a labelled folder: one sub-folder of images per "
-                                             f"class, or an {INDEX_FILE} with columns "
-                                             f"{', '.join(INDEX_COLUMNS)}; {c.image_folder()} has "
-                                             f"neither{'' if os.path.isdir(c.image_folder()) else ' (no such folder)'}")
+        if c.conditional and c.dataset is None:
+            raise ConfigError("conditional", "the built-in set has no labels: give --dataset a labelled folder "
+                                             "(one sub-folder of images per class) or mnist")
         if not c.conditional and c.y_dim:
             raise ConfigError("conditional", f"is false, but the run has {c.y_dim} labels (y_dim)")
         if c.conditional and c.dataset != MNIST and c.y_dim is not None and c.y_dim < 2:  # a labelled folder

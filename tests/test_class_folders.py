@@ -13,7 +13,9 @@ from PIL import Image
 
 from conftest import png_size, write_images
 from dcgan_tf.analysis.visualize import VisualizeOptions, visualize
-from dcgan_tf.config import Config, ConfigError, labelled_folder_classes
+from dcgan_tf.config import Config, ConfigError
+from dcgan_tf.data.labelled import labelled_folder_classes
+from dcgan_tf.runs.resolve import resolve
 from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.data import datasets
 from dcgan_tf.data.loading import DataError
@@ -40,7 +42,7 @@ def pets_config(tmp_path, **overrides) -> Config:
 def test_the_classes_are_the_sorted_sub_folders_and_name_the_run(tmp_path):
     pets(tmp_path / "pets")
     os.makedirs(tmp_path / "pets" / ".hidden")
-    config = pets_config(tmp_path).resolved().validate()
+    config = resolve(pets_config(tmp_path))
     assert config.class_names == CLASSES and config.y_dim == 3 and config.grid_rows == 3
     assert config.name.startswith("pets_b4_16x16_cond_") and not config.mnist_nets
     assert not pets_config(tmp_path, conditional=None).resolved().conditional  # folders: unconditional unless asked
@@ -55,7 +57,7 @@ def test_an_index_csv_names_the_classes_by_its_categories(tmp_path):
         writer.writerow(["file", "category"])
         for i, path in enumerate(paths):
             writer.writerow([os.path.basename(path), ["Flags", "Animals"][i % 2]])
-    config = Config(dataset=str(tmp_path / "emoji"), conditional=True).resolved().validate()
+    config = resolve(Config(dataset=str(tmp_path / "emoji"), conditional=True))
     assert config.class_names == ("Animals", "Flags") and config.y_dim == 2
 
 
@@ -72,7 +74,7 @@ def test_a_folder_without_classes_fails_naming_the_flag(tmp_path, layout, messag
         write_images(tmp_path / "pets" / "cats", 3)
     values = {} if layout == "builtin" else {"dataset": str(tmp_path / "pets")}
     with pytest.raises(ConfigError, match=message) as info:
-        Config(conditional=True, **values).validate()
+        resolve(Config(conditional=True, **values))
     assert info.value.field == "conditional"
 
 
@@ -80,7 +82,7 @@ def test_images_outside_the_class_folders_are_named(tmp_path):
     pets(tmp_path / "pets")
     write_images(tmp_path / "pets", 2, suffix=".jpg")
     with pytest.raises(DataError, match=r"outside any class folder \(img_000.jpg, img_001.jpg\)"):
-        datasets.load_training_data(pets_config(tmp_path))
+        datasets.load_training_data(resolve(pets_config(tmp_path)))
 
 
 def test_a_class_left_with_too_few_readable_images_is_named_and_bad_files_are_skipped_by_name(tmp_path, caplog):
@@ -88,17 +90,17 @@ def test_a_class_left_with_too_few_readable_images_is_named_and_bad_files_are_sk
     for name in ("img_001.png", "img_002.png"):  # owls keeps one readable image
         open(tmp_path / "pets" / "owls" / name, "w").write("not a picture")
     with pytest.raises(DataError, match=r"at least 2 readable images per class.*fewer in: owls \(1\)"):
-        datasets.load_training_data(pets_config(tmp_path))
+        datasets.load_training_data(resolve(pets_config(tmp_path)))
     os.remove(tmp_path / "pets" / "owls" / "img_002.png")
     write_images(tmp_path / "pets" / "owls" / "more", 1, seed=9)  # nested folders count for their class
-    loaded = datasets.load_training_data(pets_config(tmp_path))
+    loaded = datasets.load_training_data(resolve(pets_config(tmp_path)))
     assert np.bincount(loaded.labels).tolist() == [3, 3, 2] and loaded.class_names == list(CLASSES)
     assert [os.path.basename(path) for path, _ in loaded.skipped] == ["img_001.png"]
 
 
 def test_labels_reach_the_generator_and_the_projection_discriminator(tmp_path):
     pets(tmp_path / "pets")
-    config = dataclasses.replace(pets_config(tmp_path).resolved(), c_dim=3, output_height=20, output_width=28)
+    config = dataclasses.replace(resolve(pets_config(tmp_path)), c_dim=3, output_height=20, output_width=28)
     model = build_dcgan(config)
     assert [tuple(i.shape) for i in model.generator.inputs] == [(None, 6), (None, 3)]
     assert [tuple(i.shape) for i in model.discriminator.inputs] == [(None, 20, 28, 3), (None, 3)]
@@ -192,11 +194,11 @@ def test_an_existing_run_opens_after_its_folder_is_gone(trained_pets, tmp_path):
     shutil.move(config.dataset, moved)
     try:
         command = pets_config(pathlib.Path(config.checkpoint_dir).parent, epoch=2, matching_aware=True)
-        command.validate()  # its config.json names the classes
+        resolve(command)  # its config.json names the classes
         grid = visualize(command, VisualizeOptions(option="grid", label="dogs"))[0]
         assert os.path.isfile(grid)
         with pytest.raises(ConfigError, match="has neither"):  # a new run there still needs the folder
-            dataclasses.replace(command, seed=9).validate()
+            resolve(dataclasses.replace(command, seed=9))
     finally:
         shutil.move(moved, config.dataset)
 
@@ -206,8 +208,8 @@ def test_hidden_folders_inside_a_class_are_left_out_and_the_disk_budget_counts_t
 
     pets(tmp_path / "pets")
     write_images(tmp_path / "pets" / "cats" / ".thumbnails", 5)
-    assert count_images(pets_config(tmp_path).resolved()) == 12
-    loaded = datasets.load_training_data(pets_config(tmp_path))
+    assert count_images(resolve(pets_config(tmp_path))) == 12
+    loaded = datasets.load_training_data(resolve(pets_config(tmp_path)))
     assert len(loaded) == 12 and not any(".thumbnails" in path for path in loaded.paths)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import TEST, TRAIN, digits, idx_bytes, make_mnist, write_idx
+from dcgan_tf.runs.resolve import resolve
 from dcgan_tf.config import Config
 from dcgan_tf.data import mnist
 from dcgan_tf.data.datasets import load_training_data
@@ -238,5 +239,5 @@ def test_unconditional_mnist_is_its_own_run_on_the_four_stage_nets(tmp_path, no_
         Config(dataset="mnist", conditional=False, y_dim=10).validate()
     assert error.value.field == "conditional"
     with pytest.raises(ConfigError, match="reads the classes of a labelled folder") as error:
-        Config(dataset="mice", conditional=True).validate()
+        resolve(Config(dataset="mice", conditional=True))
     assert error.value.field == "conditional"

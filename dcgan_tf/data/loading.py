@@ -20,7 +20,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from dcgan_tf.config import INDEX_COLUMNS, INDEX_FILE, LabelledFolderError, class_sub_folders, index_rows, is_image_name
+from dcgan_tf.data.labelled import (INDEX_COLUMNS, INDEX_FILE, LabelledFolderError, class_sub_folders, index_rows,
+                                     is_image_name)
 
 log = logging.getLogger(__name__)
 

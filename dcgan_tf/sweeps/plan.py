@@ -26,6 +26,7 @@ import typing
 from dcgan_tf import files
 from dcgan_tf.config import QUICK_START, Config, ConfigError, with_quick_start
 from dcgan_tf.runs import folders as runs
+from dcgan_tf.runs.resolve import resolve
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ def _combination_config(values: dict, swept: set, given: set) -> tuple[Config, d
     defaults = {field.name: field.default for field in dataclasses.fields(Config)}
     for _ in range(len(DEPENDS_ON) + 1):
         try:
-            return Config(**values).resolved().validate(), values, dropped
+            return resolve(Config(**values)), values, dropped
         except ConfigError as error:
             name = error.field
             if name not in given or name in dropped or DEPENDS_ON.get(name) not in swept:

@@ -30,6 +30,7 @@ from dcgan_tf.metrics import evaluate
 from dcgan_tf.preprocess import preprocessing
 from dcgan_tf.runs import checkpoints, folders
 from dcgan_tf.runs import lock as run_lock
+from dcgan_tf.runs.resolve import resolve
 from dcgan_tf.training import callbacks as cb
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def train(config: Config) -> TrainResult:
     The writing process holds the run's lock throughout (RunBusyError at once if another process holds it), and a
     full disk stops the run with a DiskFullError saying where it can resume.
     """
-    config = config.resolved().validate()
+    config = resolve(config)
     evaluate.check_before_work(config, config.metric_names)  # the Inception weights, before any other work
     strategy = distribution.make_strategy(config.strategy)  # first: multiworker must precede other TensorFlow work
     distribution.check_batch_split(config.batch_size, strategy)
