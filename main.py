@@ -147,7 +147,7 @@ def chosen_mode() -> Mode:
         names = [f"--{mode.flag}" for mode in given]
         count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
         fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
-    for name in ("sweep", "seeds", "report", "sweep_name", "project", "probe_layers", "z_files"):
+    for name in ("sweep", "seeds", "report", "sweep_name", "project", "probe_layers", "z_files", "forget_filters"):
         if FLAGS[name].present and not FLAGS[name].value:
             fail(f"--{name}: empty; give a value (see --help)")
     sweeping = FLAGS.sweep is not None or bool(FLAGS.seeds)
@@ -292,7 +292,9 @@ def visualize(config: Config) -> list[str]:
         option=option_name(FLAGS.visualize_option), num_samples=FLAGS.num_samples, grid_rows=FLAGS.grid_rows,
         save_individual=FLAGS.save_individual, dims=FLAGS.sweep_dims, steps=FLAGS.visualize_steps,
         interpolation=FLAGS.interpolation, walks=FLAGS.walks, arith=FLAGS.arith, label=FLAGS.label, fps=FLAGS.fps,
-        max_frames=FLAGS.max_frames, z_files=FLAGS.z_files, filters=FLAGS.d_filters, top=FLAGS.d_top)
+        max_frames=FLAGS.max_frames, z_files=FLAGS.z_files, filters=FLAGS.d_filters, top=FLAGS.d_top,
+        numbered=FLAGS.numbered, forget_boxes=FLAGS.forget_boxes, forget_layer=FLAGS.forget_layer,
+        forget_filters=FLAGS.forget_filters)
     return draw(config, options)
 
 
