@@ -383,7 +383,8 @@ def demo(config: Config) -> list[str]:
                     before = tuple(export.read_info(folder)["files"])
                 except export.ExportError:
                     before = ()
-                written = export.export_run(config, ("savedmodel", *before))
+                # generator.keras too: the SavedModel shows no layer, and the demo's forgetting reads them
+                written = export.export_run(config, ("keras", "savedmodel", *before))
                 print(f"exported step {export.read_info(folder)['step']} first: {', '.join(written)}")
         app.launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print, announce=False)
     except KeyboardInterrupt:  # before it served
