@@ -96,7 +96,8 @@ flags.DEFINE_float("project_feature_weight", 0.1, "--project: weight of D's feat
 flags.DEFINE_string("visualize_option", "grid", "With --visualize: what to draw. carpedm20's numbers or names: 0 grid, "
                     "1 sweep, 2 random_sweep_gif, 3 sweep_gif, 4 merged_gif; or interpolate, arithmetic, progress, "
                     "plots (loss and log G/D ratio plots), d_features (D's filters: top images, guided "
-                    "backpropagation).")
+                    "backpropagation), forget (drop the G filters that draw what --forget_boxes mark; "
+                    "docs/forgetting.md).")
 flags.DEFINE_integer("num_samples", None, "grid/arithmetic: number of samples, in rows of --grid_cols (default: "
                      "--grid_rows x --grid_cols).")
 flags.DEFINE_boolean("save_individual", False, "grid: also write every sample as its own PNG.")
@@ -116,6 +117,15 @@ flags.DEFINE_list("z_files", None, "interpolate/arithmetic: start from these z f
                   "of random z: the walk tours them in order; arithmetic numbers them in order.")
 flags.DEFINE_integer("d_filters", 8, "d_features: the first N filters of D's last conv layer, a row each.")
 flags.DEFINE_integer("d_top", 8, "d_features: the training images that activate each filter most, per row.")
+flags.DEFINE_boolean("numbered", False, "grid: enlarge and number the samples, as arithmetic's numbered grid: "
+                     "visualize_grid_numbered_<step>.png, the picture --forget_boxes are drawn on.")
+flags.DEFINE_string("forget_boxes", None, "forget: a CSV of boxes on the numbered grid (--visualize_option grid "
+                    "--numbered, the same --num_samples, --grid_cols, --seed and --label), one row per box: "
+                    "sample,x0,y0,x1,y1 in that picture's pixels. Samples without a box count as negatives.")
+flags.DEFINE_string("forget_layer", None, "forget: the generator's conv layer whose filters are fitted and dropped "
+                    "(g_h1, g_h2, g_h3; MNIST's nets: g_h2). Unset: the second-highest, as the DCGAN paper.")
+flags.DEFINE_list("forget_filters", None, "forget: drop these filters of --forget_layer as given, no fit (e.g. 3,17); "
+                  "with --forget_boxes the boxes only measure the change.")
 flags.DEFINE_integer("max_frames", 200, "progress: at most this many training grids in progress.gif, evenly spaced.")
 # comparison of runs (with --compare)
 flags.DEFINE_list("compare_steps", None, "Steps for --compare's grid sheet (e.g. 100,400); each run shows its saved "
@@ -169,7 +179,7 @@ HELP_GROUPS = (
                                              "fid_weights", "inception_weights", "keep_best", "checkpoint")),
     ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
                      "interpolation", "walks", "arith", "label", "fps", "max_frames", "z_files", "d_filters",
-                     "d_top")),
+                     "d_top", "numbered", "forget_boxes", "forget_layer", "forget_filters")),
     ("looking inside the networks (docs/visualize.md)", ("probe_data", "probe_labels", "probe_layers",
                                                          "probe_max_test", "project_steps", "project_restarts",
                                                          "project_feature_weight")),

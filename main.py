@@ -148,7 +148,7 @@ def chosen_mode() -> Mode:
         names = [f"--{mode.flag}" for mode in given]
         count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
         fail(f"{', '.join(names[:-1])} and {names[-1]} are {count} modes: pass one of them")
-    for name in ("sweep", "seeds", "report", "sweep_name", "project", "probe_layers", "z_files"):
+    for name in ("sweep", "seeds", "report", "sweep_name", "project", "probe_layers", "z_files", "forget_filters"):
         if FLAGS[name].present and not FLAGS[name].value:
             fail(f"--{name}: empty; give a value (see --help)")
     sweeping = FLAGS.sweep is not None or bool(FLAGS.seeds)
@@ -293,7 +293,9 @@ def visualize(config: Config) -> list[str]:
         option=option_name(FLAGS.visualize_option), num_samples=FLAGS.num_samples, grid_rows=FLAGS.grid_rows,
         save_individual=FLAGS.save_individual, dims=FLAGS.sweep_dims, steps=FLAGS.visualize_steps,
         interpolation=FLAGS.interpolation, walks=FLAGS.walks, arith=FLAGS.arith, label=FLAGS.label, fps=FLAGS.fps,
-        max_frames=FLAGS.max_frames, z_files=FLAGS.z_files, filters=FLAGS.d_filters, top=FLAGS.d_top)
+        max_frames=FLAGS.max_frames, z_files=FLAGS.z_files, filters=FLAGS.d_filters, top=FLAGS.d_top,
+        numbered=FLAGS.numbered, forget_boxes=FLAGS.forget_boxes, forget_layer=FLAGS.forget_layer,
+        forget_filters=FLAGS.forget_filters)
     return draw(config, options)
 
 
@@ -382,7 +384,8 @@ def demo(config: Config) -> list[str]:
                     before = tuple(export.read_info(folder)["files"])
                 except export.ExportError:
                     before = ()
-                written = export.export_run(config, ("savedmodel", *before))
+                # generator.keras too: the SavedModel shows no layer, and the demo's forgetting reads them
+                written = export.export_run(config, ("keras", "savedmodel", *before))
                 print(f"exported step {export.read_info(folder)['step']} first: {', '.join(written)}")
         app.launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print, announce=False)
     except KeyboardInterrupt:  # before it served

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -126,10 +127,64 @@ def upscale(images: np.ndarray, min_side: int = MIN_LABELED_CELL) -> np.ndarray:
     return images.repeat(factor, axis=1).repeat(factor, axis=2)
 
 
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each sample lies on a numbered grid: `count` images of height x width pixels, enlarged `scale` times
+    (nearest pixel), filled row by row into `cols` columns, `padding` white pixels apart. Coordinates are pixel edges:
+    (0, 0) is the picture's top-left corner, and pixel (x, y) spans [x, x + 1) x [y, y + 1)."""
+
+    count: int
+    rows: int
+    cols: int
+    height: int
+    width: int
+    scale: int = 1
+    padding: int = CELL_PADDING
+
+    @classmethod
+    def numbered(cls, count: int, rows: int, cols: int, height: int, width: int,
+                 min_side: int = MIN_LABELED_CELL) -> "GridLayout":
+        """The layout of numbered_grid (min_side: what upscale enlarged the images to)."""
+        return cls(count, rows, cols, height, width, max(1, math.ceil(min_side / min(height, width))))
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the whole picture."""
+        return (self.cols * (self.width * self.scale + self.padding) - self.padding,
+                self.rows * (self.height * self.scale + self.padding) - self.padding)
+
+    def origin(self, index: int) -> tuple[int, int]:
+        """(x, y) of sample `index`'s top-left corner on the picture."""
+        row, col = divmod(index, self.cols)
+        return col * (self.width * self.scale + self.padding), row * (self.height * self.scale + self.padding)
+
+    def cell_at(self, x: float, y: float) -> int | None:
+        """The sample under the point (x, y) of the picture; None on the padding, an empty cell or off the picture."""
+        col, left = divmod(x, self.width * self.scale + self.padding)
+        row, top = divmod(y, self.height * self.scale + self.padding)
+        if not (0 <= col < self.cols and 0 <= row < self.rows and left < self.width * self.scale
+                and top < self.height * self.scale):
+            return None
+        index = int(row) * self.cols + int(col)
+        return index if index < self.count else None
+
+    def to_sample(self, index: int, box) -> tuple[float, float, float, float]:
+        """A box (x0, y0, x1, y1) on the picture -> the same box in sample `index`'s own pixels, clipped to it."""
+        x, y = self.origin(index)
+        x0, y0, x1, y1 = ((value - offset) / self.scale for value, offset in zip(box, (x, y, x, y)))
+        return (min(max(x0, 0.0), self.width), min(max(y0, 0.0), self.height),
+                min(max(x1, 0.0), self.width), min(max(y1, 0.0), self.height))
+
+    def to_picture(self, index: int, box) -> tuple[float, float, float, float]:
+        """A box (x0, y0, x1, y1) in sample `index`'s own pixels -> the same box on the picture."""
+        x, y = self.origin(index)
+        return tuple(value * self.scale + offset for value, offset in zip(box, (x, y, x, y)))
+
+
 def numbered_grid(images, rows: int, cols: int) -> np.ndarray:
     """images [N, H, W, C] float in [-1, 1] -> an RGB grid (upscaled, padded) with each cell's index drawn on it.
 
-    Index i is row i // cols, column i % cols, counting from 0.
+    Index i is row i // cols, column i % cols, counting from 0; GridLayout.numbered says where each cell lies.
     """
     cells = upscale(to_uint8(images))
     _, height, width, _ = cells.shape

@@ -6,8 +6,10 @@ The exports are tiny runs (2-3 steps) whose generator kernels are then spread (N
 visibly with z; `tiny_export` makes each once per session, for test_demo_browser too.
 """
 
+import json
 import math
 import os
+import shutil
 import urllib.request
 
 import numpy as np
@@ -125,6 +127,65 @@ def test_bad_arithmetic_says_what_is_wrong(gen, text, message):
     assert not str(error.value).startswith("arith")  # the demo's user typed no --arith
 
 
+# ------------------------------------------------------------------------------------------------ forgetting
+def test_two_clicks_make_a_box_inside_the_first_ones_sample(gen):
+    layout = app.forget_layout(gen)
+    cell = side(gen, app.CELL_SIDE)
+    assert layout.scale * gen.info["height"] == cell and layout.size == (4 * (cell + CELL_PADDING) - CELL_PADDING,) * 2
+    text, corner = app.add_corner(gen, "", None, 40, 10)
+    assert (text, corner) == ("", (0, 40, 10))
+    text, corner = app.add_corner(gen, text, corner, 12.7, 30)  # any corner first: the box holds both pixels
+    assert (text, corner) == ("0,12,10,41,31", None)
+    right = cell + CELL_PADDING  # sample 1, then a second click past its right edge, on sample 2
+    text, corner = app.add_corner(gen, text, app.add_corner(gen, text, None, right + 5, 5)[1], 3 * cell, 20)
+    assert text == f"0,12,10,41,31\n1,{right + 5},5,{right + cell},21" and corner is None
+    with pytest.raises(ValueError, match="click on a sample"):
+        app.add_corner(gen, "", None, cell + 1, 5)  # the padding
+
+
+def test_boxes_are_outlined_on_the_numbered_samples(gen):
+    plain = app.samples_picture(gen, 0)
+    boxed = app.boxes_picture(gen, 0, "0,10,10,40,40\nnot a row\n", corner=(1, 150, 20))
+    assert boxed.shape == plain.shape
+    assert (boxed[10, 10:40] == app.FORGET_BOX_COLOUR).all() and (boxed[39, 10:40] == app.FORGET_BOX_COLOUR).all()
+    assert (boxed[20:30, 20:30] == plain[20:30, 20:30]).all()  # inside: the sample
+    assert (boxed[12:29, 144:157] == app.FORGET_CORNER_COLOUR).all(axis=-1).any()  # the pending corner
+
+
+def test_forgetting_finds_filters_draws_before_and_after_and_writes_the_record(gen, tmp_path):
+    cell = side(gen, app.CELL_SIDE)
+    boxes = f"0,0,0,{cell // 2},{cell // 2}\n5,{cell + 2},{cell + 2},{cell + 2 + cell // 2},{cell + 2 + cell // 2}"
+    picture, path, summary = app.forget_picture(gen, 3, boxes, None, None, str(tmp_path))
+    pair = 2 * cell + 2
+    assert picture.shape == (4 * cell + 3 * 8, 4 * pair + 3 * 8, 3)
+    assert os.path.dirname(path) == str(tmp_path) and os.path.basename(path) == "forget_seed3_g_h3.json"
+    record = json.load(open(path))
+    assert record["layer"] == "g_h3" and record["seed"] == 3 and record["samples"] == app.SAMPLE_COUNT
+    assert [box["sample"] for box in record["boxes"]] == [0, 5] and record["boxes"][0]["box"] == [0, 0, 8, 8]
+    assert len(record["weights"]) == record["layer_shape"][-1] and "inside" in record["change"]
+    assert summary.startswith("forget: layer g_h3") and "inside the boxes" in summary
+    _, other, _ = app.forget_picture(gen, 3, boxes, "g_h2", None, str(tmp_path))
+    assert json.load(open(other))["layer"] == "g_h2"
+    for text, message in (("", "boxes holds no boxes"), ("0,1,2\n", "boxes row 1: want 5 values"),
+                          (f"16,0,0,{cell},{cell}", "boxes row 1: sample 16 is not on the grid")):
+        with pytest.raises(ValueError, match=message) as error:
+            app.forget_picture(gen, 3, text, None, None, str(tmp_path))
+        assert not str(error.value).startswith("forget_boxes")  # the demo's user typed no flag
+
+
+def test_an_export_without_its_keras_file_says_forgetting_needs_it(gen, tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(gen.folder, folder)
+    os.remove(folder / export.KERAS_FILE)
+    bare = export.load_export(str(folder))
+    assert gen.has_keras and not bare.has_keras
+    with pytest.raises(export.ExportError, match="no generator.keras"):
+        bare.forgetter()
+    demo = build_demo(bare)
+    notes = [block.value for block in demo.blocks.values() if getattr(block, "elem_id", None) == "forget-message"]
+    assert len(notes) == 1 and "--export_format keras,savedmodel" in notes[0]
+
+
 # ------------------------------------------------------------------------------------------------ labels
 @pytest.mark.slow
 def test_a_conditional_export_draws_the_chosen_label(mnist_gen, tmp_path):
@@ -141,6 +202,10 @@ def test_a_conditional_export_draws_the_chosen_label(mnist_gen, tmp_path):
             != app.slider_picture(mnist_gen, 0, 0, values, dims, "5")).any()
     assert app.walk(mnist_gen, 0, 1, 3, "3", str(tmp_path))[1].endswith("_label3.gif")
     assert app.arithmetic_picture(mnist_gen, 0, "0 - 1 + 2", "3").shape[-1] == 3
+    _, path, _ = app.forget_picture(mnist_gen, 0, "0,0,0,50,50\n4,10,130,60,180", None, "3", str(tmp_path))
+    record = json.load(open(path))  # MNIST's nets: one conv layer below the image's
+    assert os.path.basename(path) == "forget_seed0_g_h2_label3.json" and record["layer"] == "g_h2"
+    assert record["label"] == 3 and [box["sample"] for box in record["boxes"]] == [0, 4]
 
 
 def test_the_label_picker_lists_the_class_names_only_when_conditional(gen, mnist_gen):

@@ -1,6 +1,7 @@
 """The web demo in a real browser (headless Chromium through Playwright): the page shows the run and its numbered
-samples and asks nothing of any other host; a slider, "New samples", the walk, arithmetic and (conditional
-exports) the label picker each redraw their picture.
+samples and asks nothing of any other host; a slider, "New samples", the walk, arithmetic, forgetting (boxes clicked
+on the samples, then the before/after picture and its JSON) and (conditional exports) the label picker each redraw
+their picture.
 
 Needs gradio, playwright and a Chromium executable ($CHROMIUM, else chromium / chromium-browser on PATH, else
 /usr/lib/chromium/chromium); never downloads a browser. $DEMO_EXPORT points the tests at an existing export folder
@@ -138,6 +139,50 @@ def test_arithmetic_draws_a_picture_or_says_what_is_wrong(demo_page):
     page.click("#compute")
     wait_for_new_image(page, "#arithmetic", None)
     page.wait_for_function("document.querySelector('#arithmetic-message').innerText.trim() === ''")
+
+
+def click_pixel(page, selector: str, x: int, y: int):
+    """Click pixel (x, y) of the picture in `selector` (its natural pixels, wherever the page shows it and however
+    large)."""
+    page.locator(f"{selector} img").scroll_into_view_if_needed()
+    left, top, width, height, natural_width, natural_height = page.eval_on_selector(
+        f"{selector} img", "img => { const r = img.getBoundingClientRect();"
+                           " return [r.left, r.top, r.width, r.height, img.naturalWidth, img.naturalHeight]; }")
+    scale = min(width / natural_width, height / natural_height, 1)  # Gradio fits the picture in its box
+    page.mouse.click(left + (width - natural_width * scale) / 2 + (x + 0.5) * scale,
+                     top + (height - natural_height * scale) / 2 + (y + 0.5) * scale)
+
+
+def boxes_text(page) -> str:
+    return page.input_value("#forget-boxes textarea")
+
+
+def test_forgetting_boxes_clicked_on_the_samples_give_before_after_and_the_json(demo_page):
+    page, _, info = demo_page
+    before = wait_for_new_image(page, "#forget-grid", None)
+    click_pixel(page, "#forget-grid", 8, 12)  # a box's first corner on sample 0: marked
+    marked = wait_for_new_image(page, "#forget-grid", before)
+    click_pixel(page, "#forget-grid", 60, 70)  # its opposite corner: the box joins the text, outlined
+    page.wait_for_function("document.querySelector('#forget-boxes textarea').value.startsWith('0,')")
+    wait_for_new_image(page, "#forget-grid", marked)
+    first = boxes_text(page)
+    assert len(first.splitlines()) == 1 and len(first.split(",")) == 5
+    page.click("#forget")
+    result = wait_for_new_image(page, "#forget-result", None)
+    page.wait_for_function("document.querySelector('#forget-message').innerText.includes('inside the boxes')")
+    assert "forget: layer" in page.inner_text("#forget-message")
+    link = page.wait_for_selector("#forget-json a[href$='.json']")
+    assert link.get_attribute("download").startswith(f"forget_seed{page.input_value('#seed input')}_")
+    record = page.request.get(link.get_attribute("href")).json()
+    assert [box["sample"] for box in record["boxes"]] == [0] and record["run"] == info["run"]
+    assert len(record["weights"]) == record["layer_shape"][-1]
+    page.fill("#forget-boxes textarea", "0,1,2")  # a bad row: a message instead of the picture
+    page.click("#forget")
+    page.wait_for_function("document.querySelector('#forget-message').innerText.includes('Cannot forget')")
+    assert "boxes row 1: want 5 values" in page.inner_text("#forget-message")
+    assert image_src(page, "#forget-result") in (None, result)
+    page.click("#forget-clear")
+    page.wait_for_function("document.querySelector('#forget-boxes textarea').value === ''")
 
 
 def test_the_label_picker_redraws_the_grid(demo_page):

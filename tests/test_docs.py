@@ -17,7 +17,6 @@ README = os.path.join(ROOT, "README.md")
 FLAGS_PAGE = os.path.join(ROOT, "docs", "flags.md")
 PAGES = [README, *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
 README_MAX_LINES = 250
-PENDING_PAGES = {"docs/forgetting.md"}
 SHELL_BLOCKS = ("", "bash", "sh", "shell", "console")  # fenced blocks whose lines are shell; ```python is code
 HELP_ARGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}  # main.py and absl.app print and exit
 
@@ -170,8 +169,6 @@ def test_every_relative_link_and_picture_is_found():
             path, _, fragment = target.partition("#")
             file = os.path.normpath(os.path.join(os.path.dirname(page), path)) if path else page
             where = f"{relative(page)}:{number}: {target}"
-            if relative(file) in PENDING_PAGES:
-                continue
             if not os.path.exists(file):
                 missing.append(f"{where} (no such file)")
             elif fragment and (not file.endswith(".md") or fragment not in anchors(file)):
@@ -210,7 +207,7 @@ def test_paths_named_in_the_code_exist():
     missing = []
     for source in sources:
         for path in re.findall(r"\bdocs/[\w/.-]+\.md\b", open(source, encoding="utf-8").read()):
-            if path not in PENDING_PAGES and not os.path.exists(os.path.join(ROOT, path)):
+            if not os.path.exists(os.path.join(ROOT, path)):
                 missing.append(f"{relative(source)}: {path}")
     assert missing == []
 

@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import gif_info, make_mnist, png_size, tiny_config, write_images
 from dcgan_tf.analysis import visualize as vis
@@ -241,6 +242,21 @@ def test_arithmetic_numbered_grid_then_group_means(run):
     assert np.abs(noise).max() <= 0.25 + 1e-6 and np.abs(noise).max() > 0.05
     with pytest.raises(ConfigError, match="sample 6 is not on the numbered grid"):
         draw(run, option="arithmetic", arith="6 - 1")
+
+
+def test_numbered_grid_is_arithmetics_numbered_grid(run):
+    """grid --numbered: the grid's samples (its z) enlarged and numbered: the picture forget's boxes are drawn on, the
+    same as arithmetic's numbered grid."""
+    paths, recorder = draw(run, option="grid", numbered=True)
+    assert [os.path.basename(p) for p in paths] == ["visualize_grid_numbered_00000002.png"]
+    plain, plain_recorder = draw(run, option="grid")
+    numbered, arithmetic_recorder = draw(run, option="arithmetic")
+    np.testing.assert_array_equal(recorder.calls[0][0], plain_recorder.calls[0][0])
+    np.testing.assert_array_equal(recorder.calls[0][0], arithmetic_recorder.calls[0][0])
+    with Image.open(paths[0]) as mine, Image.open(numbered[0]) as theirs:
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+    with pytest.raises(ConfigError, match="numbered: numbers the grid"):
+        draw(run, option="sweep", numbered=True)
 
 
 def test_progress_from_the_training_grids(run, tmp_path):

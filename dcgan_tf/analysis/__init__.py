@@ -6,4 +6,5 @@
 - projection: the z whose G(z) looks like a real image (--z_files)
 - augment_preview: training images as D sees them under --augment
 - probe: the linear probe of D's features on labelled real images (--probe)
+- forget: G's filters that draw what boxes mark, found and dropped (--visualize_option forget)
 """

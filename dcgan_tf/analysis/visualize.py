@@ -2,7 +2,9 @@
 
 `visualize(config, VisualizeOptions(option=...))` works on a trained run and writes into its sample folder:
 
-  0 grid              `visualize_grid_<step>.png` (+ `visualize_grid_<step>/sample_<i>.png` with save_individual)
+  0 grid              `visualize_grid_<step>.png` (+ `visualize_grid_<step>/sample_<i>.png` with save_individual);
+                      with `numbered`, `visualize_grid_numbered_<step>.png`: the same samples enlarged and numbered
+                      (arithmetic's numbered grid), the picture forget's boxes are drawn on
   1 sweep             `sweep_dim<k>_<step>.png` per swept dimension k: one row per base z, the columns run z[k]
                       across the z distribution's range while the other dimensions stay fixed
   2 random_sweep_gif  `random_sweep_dim<k>_<step>.gif`: random dimensions swept from a small random z
@@ -14,6 +16,9 @@
   progress            `progress.gif` and `progress_sheet.png` from the training grids `train_<step>.png`
   d_features          `d_features_<step>.png`: D's last-layer filters, their top training images and guided
                       backpropagation maps, trained D above untrained D (DCGAN paper section 6.2)
+  forget              `forget_<step>.png` and `.json`: the filters of G's `forget_layer` that draw what the boxes of
+                      `forget_boxes` mark on the numbered grid (or `forget_filters`), dropped: each sample beside
+                      the same z without them, and how much changed inside the boxes and outside (section 6.3.1)
 
 interpolate and arithmetic take `z_files` (from `--project`) instead of random z, to start from real images.
 
@@ -37,8 +42,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.images import (CELL_PADDING, centred_text, font, numbered_grid, ping_pong, row_named_grid, sample_grid,
-                             save_gif, save_grid, save_image, text_cell, tile, to_uint8, upscale)
+from dcgan_tf.images import (CELL_PADDING, GridLayout, centred_text, font, numbered_grid, ping_pong, row_named_grid,
+                             sample_grid, save_gif, save_grid, save_image, text_cell, tile, to_uint8, upscale)
 from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, parse_arithmetic,
                              range_centre, sample_z, sweep_range, sweep_values, sweep_z)
 from dcgan_tf.runs.folders import RunError, list_training_grids
@@ -46,7 +51,7 @@ from dcgan_tf.runs.folders import RunError, list_training_grids
 log = logging.getLogger(__name__)
 
 OPTIONS = ("grid", "sweep", "random_sweep_gif", "sweep_gif", "merged_gif", "interpolate", "arithmetic", "progress",
-           "plots", "d_features")
+           "plots", "d_features", "forget")
 Z_FILE_OPTIONS = ("interpolate", "arithmetic")  # the options that can start from projected z files (--z_files)
 D_FEATURES_IMAGES = 5000  # d_features ranks at most this many training images (a seeded subset of bigger sets)
 NUMBERED_OPTIONS = OPTIONS[:5]  # carpedm20's --visualize_option 0-4
@@ -146,9 +151,14 @@ class VisualizeOptions:
     z_files: tuple[str, ...] | None = None  # interpolate/arithmetic: z from --project's .npz files, not random draws
     filters: int = 8  # d_features: the first this many filters of D's last conv layer, a row each
     top: int = 8  # d_features: the training images that activate each filter most, per row
+    numbered: bool = False  # grid: enlarged and numbered, as arithmetic's (the picture forget's boxes are drawn on)
+    forget_boxes: str | None = None  # forget: a CSV of boxes, sample,x0,y0,x1,y1 in the numbered grid's pixels
+    forget_layer: str | None = None  # forget: the generator's conv layer (g_h1, ...); None: the second-highest
+    forget_filters: tuple[int, ...] | None = None  # forget: drop these filters as given (no fit; boxes optional)
 
     def __post_init__(self):
         object.__setattr__(self, "option", option_name(self.option))
+        self._check_forget()
         if isinstance(self.dims, str):
             object.__setattr__(self, "dims", parse_dims(self.dims))
         elif isinstance(self.dims, (list, tuple)):
@@ -183,6 +193,36 @@ class VisualizeOptions:
             missing = [path for path in self.z_files if not os.path.isfile(path)]
             if missing or not self.z_files:
                 raise ConfigError("z_files", f"not a file: {', '.join(missing)}" if missing else "empty")
+
+    def _check_forget(self) -> None:
+        """--numbered belongs to grid, the --forget_ flags to forget, which needs boxes or filters; the boxes' file is
+        read here (ConfigError naming its row), before any model loads."""
+        if self.numbered and self.option != "grid":
+            raise ConfigError("numbered", f"numbers the grid: --visualize_option grid (got {self.option})")
+        for name in ("forget_boxes", "forget_layer", "forget_filters"):
+            if getattr(self, name) is not None and self.option != "forget":
+                raise ConfigError(name, f"belongs to --visualize_option forget (got {self.option})")
+        if self.option != "forget":
+            return
+        if isinstance(self.forget_filters, str):
+            object.__setattr__(self, "forget_filters", tuple(part for part in self.forget_filters.split(",")
+                                                             if part.strip()))
+        if self.forget_filters is not None:
+            texts = [str(index).strip() for index in self.forget_filters]
+            if not texts or not all(text.isdecimal() for text in texts):
+                raise ConfigError("forget_filters", f"filter indices >= 0, comma-separated, e.g. 3,17 (got "
+                                                    f"{','.join(texts) or 'none'})")
+            object.__setattr__(self, "forget_filters", tuple(int(text) for text in texts))
+        if self.forget_layer is not None and not str(self.forget_layer).strip():
+            raise ConfigError("forget_layer", "empty; name a conv layer of the generator, e.g. g_h2")
+        if self.forget_boxes is None and self.forget_filters is None:
+            raise ConfigError("forget_boxes", "forget needs boxes to fit the filters to (a CSV: sample,x0,y0,x1,y1 "
+                                              "on the grid of --visualize_option grid --numbered) or "
+                                              "--forget_filters to drop")
+        if self.forget_boxes is not None:
+            from dcgan_tf.analysis.forget import read_boxes
+
+            read_boxes(self.forget_boxes)
 
 
 # ------------------------------------------------------------------------------------------------ visualize
@@ -283,12 +323,16 @@ class _Run:
 
 
 def _write_grid(run: _Run) -> list[str]:
-    """carpedm20's option 0: fresh samples from the training distribution in one grid (and one PNG each)."""
+    """carpedm20's option 0: fresh samples from the training distribution in one grid (and one PNG each); numbered:
+    enlarged and numbered, as arithmetic's numbered grid (the same z)."""
     count, rows, cols = run.sample_layout()
     digits = run.row_digits(count, cols)
     images = run.generate(run.draw_z(count), digits)
     name = f"visualize_grid_{run.tag}"
-    if run.config.class_names and digits is not None:  # a labelled folder's run: each row's class named
+    if run.options.numbered:
+        name = f"visualize_grid_numbered_{run.tag}"
+        paths = [save_image(numbered_grid(images, rows, cols), run.path(name + ".png"))]
+    elif run.config.class_names and digits is not None:  # a labelled folder's run: each row's class named
         row_names = [run.config.class_names[digits[row * cols]] for row in range(math.ceil(count / cols))]
         paths = [save_image(row_named_grid(images, rows, cols, row_names), run.path(name + ".png"))]
     else:
@@ -495,6 +539,45 @@ def _write_d_features(run: _Run) -> list[str]:
     return [write_d_features(run.model.discriminator, untrained, images, path, run.options.filters, run.options.top)]
 
 
+def _forget_boxes(run: _Run) -> dict:
+    """forget's boxes placed on the numbered grid of the run's samples ({sample: boxes in its pixels}; {} without
+    boxes): ConfigError naming --forget_boxes and the row for one off the grid."""
+    from dcgan_tf.analysis.forget import place_boxes, read_boxes
+
+    if run.options.forget_boxes is None:
+        return {}
+    count, rows, cols = run.sample_layout()
+    layout = GridLayout.numbered(count, rows, cols, run.config.output_height, run.config.output_width)
+    return place_boxes(read_boxes(run.options.forget_boxes), layout, run.options.forget_boxes)
+
+
+def _write_forget(run: _Run) -> list[str]:
+    """DCGAN paper section 6.3.1: the filters of G's forget_layer that draw what the boxes mark (a logistic
+    regression on the layer's per-position features) or forget_filters, dropped from the grid's samples (the same z
+    as grid and arithmetic): each sample beside the same z without them, and a JSON record (forget.Forgetting)."""
+    from dcgan_tf.analysis.forget import Forgetter, describe
+    from dcgan_tf.files import write_json
+
+    options = run.options
+    placed = _forget_boxes(run)
+    count, _, cols = run.sample_layout()
+    digits = run.row_digits(count, cols)
+    labels = None if digits is None else np.eye(run.config.y_dim, dtype=np.float32)[digits]
+    forgetter = Forgetter(run.model.sampler, options.forget_layer)  # the EMA generator when the run keeps one
+    if options.forget_filters is not None:
+        forgetter.check_filters(options.forget_filters)
+    result = forgetter.forget(run.draw_z(count), labels, placed, options.forget_filters, seed=run.config.seed)
+    name = f"forget_{run.tag}"
+    record = result.record(run=run.config.name, step=run.step, generator="EMA" if run.config.ema else "G",
+                           seed=run.config.seed, z=f"as visualize_grid_numbered_{run.tag}.png: --seed "
+                                                   f"{run.config.seed}, {count} samples in rows of {cols}",
+                           label=options.label, boxes_file=options.forget_boxes)
+    paths = [save_image(result.picture(cols), run.path(name + ".png")),
+             write_json(run.path(name + ".json"), record)]
+    log.info("%s", describe(record))
+    return paths
+
+
 _WRITERS = {
     "grid": _write_grid,
     "sweep": _write_sweep,
@@ -504,6 +587,7 @@ _WRITERS = {
     "interpolate": _write_interpolation,
     "arithmetic": _write_arithmetic,
     "d_features": _write_d_features,
+    "forget": _write_forget,
 }
 
 
@@ -525,8 +609,11 @@ def visualize(config: Config, options: VisualizeOptions | None = None, trained=N
         run = resolve_run(config.name, config.checkpoint_dir, config.sample_dir)
         return plots.plot_run(run.checkpoint_path, run.sample_path)
     if trained is None:
+        from dcgan_tf.runs.folders import open_saved_run
         from dcgan_tf.runs.trained import load_trained  # here: loading a model needs TensorFlow, the plots do not
 
+        if options.option == "forget":  # boxes off the grid fail before the checkpoint loads
+            _forget_boxes(_Run(open_saved_run(config), None, 0, options))
         trained = load_trained(config)
     saved, model, step = trained
     paths = _WRITERS[options.option](_Run(saved, model, step, options))

@@ -293,6 +293,31 @@ class ExportedGenerator:
             raise ExportError(f"{os.path.abspath(folder)} has no SavedModel (export with --export_format savedmodel)")
         self._loaded = tf.saved_model.load(path)
         self._serve = self._loaded.signatures[SIGNATURE]
+        self._keras = None
+        self._forgetters = {}
+
+    @property
+    def has_keras(self) -> bool:
+        """Whether the export holds generator.keras (what `forgetter` splits)."""
+        return os.path.isfile(os.path.join(self.folder, self.info.get("files", {}).get("keras", KERAS_FILE)))
+
+    def forgetter(self, layer: str | None = None):
+        """The export's Keras generator split at `layer` (default the second-highest conv layer), to find and drop
+        the filters that draw what boxes mark: an analysis.forget.Forgetter. The SavedModel's signature maps z to
+        images and shows no layer, so this loads generator.keras beside it (once). ExportError without one."""
+        import keras
+
+        from dcgan_tf.analysis.forget import Forgetter
+
+        if not self.has_keras:
+            raise ExportError(f"{os.path.abspath(self.folder)} has no {KERAS_FILE}, whose layers forgetting reads "
+                              f"(export with --export_format keras,savedmodel)")
+        if self._keras is None:
+            self._keras = keras.saving.load_model(os.path.join(self.folder, self.info["files"]["keras"]),
+                                                  compile=False)
+        if layer not in self._forgetters:
+            self._forgetters[layer] = Forgetter(self._keras, layer)
+        return self._forgetters[layer]
 
     @property
     def conditional(self) -> bool:

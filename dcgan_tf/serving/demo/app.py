@@ -1,6 +1,6 @@
 """The local web demo of an exported generator: numbered samples from a seed, sliders over chosen z dimensions, a
-walk between two seeds (strip + GIF), vector arithmetic on the numbered samples, and a label picker for
-conditional exports.
+walk between two seeds (strip + GIF), vector arithmetic on the numbered samples, forgetting to draw (boxes clicked on
+the numbered samples, the filters that draw them found and dropped), and a label picker for conditional exports.
 
 The pictures come from plain functions (an ExportedGenerator and numbers in, uint8 [H, W, 3] out) so tests call
 them without a browser; `build_demo` wires them to Gradio components and `launch` serves them on this computer.
@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio loads: the page and server call no one
 
 import atexit
+import json
 import logging
 import random
 import shutil
@@ -22,9 +23,10 @@ import threading
 
 import gradio as gr
 import numpy as np
+from PIL import Image, ImageDraw
 
 from dcgan_tf import images, latent
-from dcgan_tf.serving.export import ExportedGenerator, load_export
+from dcgan_tf.serving.export import KERAS_FILE, ExportedGenerator, load_export
 
 GRID_ROWS, GRID_COLS = 4, 4  # the numbered samples: indices 0-15 for arithmetic and the sliders
 SAMPLE_COUNT = GRID_ROWS * GRID_COLS
@@ -38,6 +40,8 @@ WALK_FPS = 5.0
 ARITHMETIC_VARIANTS = 8  # as visualize's arithmetic: results with U(+-ARITHMETIC_NOISE) noise beside the exact one
 ARITHMETIC_NOISE = 0.25
 ARITHMETIC_EXAMPLE = "0,1 - 2 + 3"
+FORGET_BOX_COLOUR = (255, 0, 0)  # the boxes drawn so far, on the numbered samples
+FORGET_CORNER_COLOUR = (0, 160, 255)  # a box's first corner, until the second click
 SEED_LIMIT = 2**31 - 1
 WALK_FOLDER_PREFIX = "dcgan_demo_walks_"
 CACHE_LIFETIME = (600, 1800)  # Gradio's cache of served pictures: every 10 minutes, files older than 30 are deleted
@@ -188,6 +192,84 @@ def arithmetic_picture(gen: ExportedGenerator, seed: int, expression: str, label
     return images.tile(np.stack(cells), len(groups) + 1, cols + 1, images.CELL_PADDING)
 
 
+# ------------------------------------------------------------------------------------------------ forgetting
+def forget_layout(gen: ExportedGenerator) -> images.GridLayout:
+    """Where each numbered sample lies on samples_picture: the layout the boxes' pixels refer to."""
+    info = gen.info
+    return images.GridLayout.numbered(SAMPLE_COUNT, GRID_ROWS, GRID_COLS, info["height"], info["width"], CELL_SIDE)
+
+
+def _box_rows(text: str) -> list[tuple[int, float, float, float, float]]:
+    """The rows of the boxes text that read as sample,x0,y0,x1,y1 (for drawing; forgetting checks every row)."""
+    rows = []
+    for line in (text or "").splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        try:
+            sample, x0, y0, x1, y1 = int(parts[0]), *(float(part) for part in parts[1:])
+        except (ValueError, IndexError, TypeError):
+            continue
+        rows.append((sample, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    return rows
+
+
+def add_corner(gen: ExportedGenerator, text: str, corner, x: float, y: float) -> tuple[str, tuple | None]:
+    """A click on pixel (x, y) of the numbered samples: the first corner of a box (returned as `corner`, (sample, x,
+    y)), or, with a corner pending, the opposite one: the box holding both clicked pixels, kept inside the first
+    corner's sample, appended to the boxes text as a row `sample,x0,y0,x1,y1` (pixel edges). ValueError for a first
+    click that is on no sample."""
+    layout = forget_layout(gen)
+    if corner is None:
+        sample = layout.cell_at(int(x) + 0.5, int(y) + 0.5)
+        if sample is None:
+            raise ValueError("click on a sample: that was between them")
+        return text, (sample, int(x), int(y))
+    sample, x0, y0 = corner
+    left, top = layout.origin(sample)
+    x1 = min(max(int(x), left), left + layout.width * layout.scale - 1)
+    y1 = min(max(int(y), top), top + layout.height * layout.scale - 1)
+    row = f"{sample},{min(x0, x1)},{min(y0, y1)},{max(x0, x1) + 1},{max(y0, y1) + 1}"
+    rows = [line for line in (text or "").splitlines() if line.strip()]
+    return "\n".join(rows + [row]), None
+
+
+def boxes_picture(gen: ExportedGenerator, seed: int, boxes: str, corner=None, label=None) -> np.ndarray:
+    """samples_picture with the boxes of the text outlined in red and a pending first corner marked."""
+    picture = Image.fromarray(samples_picture(gen, seed, label))
+    draw = ImageDraw.Draw(picture)
+    for _, x0, y0, x1, y1 in _box_rows(boxes):
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=FORGET_BOX_COLOUR, width=2)
+    if corner is not None:
+        _, x, y = corner
+        draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=FORGET_CORNER_COLOUR, width=2)
+    return np.asarray(picture)
+
+
+def forget_picture(gen: ExportedGenerator, seed: int, boxes: str, layer, label, folder: str) -> tuple:
+    """Forgetting to draw (DCGAN paper section 6.3.1) on `seed`'s numbered samples: the filters of `layer` (None:
+    the second-highest conv layer) that draw what the boxes (text, sample,x0,y0,x1,y1 in samples_picture's pixels)
+    mark, fitted and dropped. (before|after picture uint8, path of the JSON record written in `folder`, one line on
+    what was found). ValueError with a message for the user on bad boxes."""
+    forgetter = gen.forgetter(layer or None)
+    index = label_index(gen, label)
+    labels = None if index is None else np.eye(gen.info["y_dim"], dtype=np.float32)[np.full(SAMPLE_COUNT, index)]
+    seed = _whole(seed, "seed")
+    try:
+        result = forgetter.forget_on_grid(z_bank(gen, seed), labels, boxes or "", forget_layout(gen), "boxes",
+                                          seed=seed)
+    except ValueError as error:  # a ConfigError naming --forget_boxes: the demo's user typed no flag
+        raise ValueError(getattr(error, "message", str(error))) from None
+    record = result.record(run=gen.info.get("run"), step=gen.info.get("step"),
+                           generator="EMA" if gen.info.get("ema") else "G", seed=seed, label=index,
+                           z=f"the demo's {SAMPLE_COUNT} numbered samples of seed {seed}",
+                           boxes_on=f"the demo's numbered samples ({' x '.join(map(str, forget_layout(gen).size))} "
+                                    f"pixels)")
+    name = f"forget_seed{seed}_{result.layer}" + ("" if index is None else f"_label{index}") + ".json"
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=2)
+    return result.picture(GRID_COLS, CELL_SIDE), path, result.summary()
+
+
 # ------------------------------------------------------------------------------------------------ the page
 def header_markdown(info: dict) -> str:
     """The page's header: run, step, data set, which generator, image size, z and labels."""
@@ -295,6 +377,34 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
         arithmetic = gr.Image(None, format="png", label="Arithmetic", interactive=False,
                               buttons=["download", "fullscreen"], elem_id="arithmetic")
 
+        gr.Markdown("### Forgetting to draw\nThe DCGAN paper's section 6.3.1: box an object on the numbered samples "
+                    "(click two opposite corners; a sample without a box counts as one without the object), then "
+                    "**Forget**: a logistic regression on the chosen layer's feature maps finds the filters that "
+                    "draw inside the boxes (those of positive weight), and each sample is drawn again without them, "
+                    "beside itself.")
+        if gen.has_keras:
+            layers = list(gen.forgetter().layers)
+            with gr.Row():
+                forget_grid = gr.Image(boxes_picture(gen, 0, "", None, first_label), format="png",
+                                       label="Click two corners of each box", interactive=False,
+                                       buttons=["fullscreen"], elem_id="forget-grid")
+                with gr.Column():
+                    boxes = gr.Textbox("", label="Boxes: sample, x0, y0, x1, y1 in the picture's pixels", lines=6,
+                                       elem_id="forget-boxes")
+                    forget_layer = gr.Radio(layers, value=layers[-1], label="Layer (default: the second-highest)",
+                                            elem_id="forget-layer")
+                    with gr.Row():
+                        clear_button = gr.Button("Clear boxes", elem_id="forget-clear")
+                        forget_button = gr.Button("Forget", variant="primary", elem_id="forget")
+            forget_message = gr.Markdown("", elem_id="forget-message")
+            forget_result = gr.Image(None, format="png", label="Each sample, then the same z without the filters",
+                                     interactive=False, buttons=["download", "fullscreen"], elem_id="forget-result")
+            forget_json = gr.File(None, label="The filters found (JSON)", interactive=False, elem_id="forget-json")
+            corner = gr.State(None)
+        else:
+            gr.Markdown(f"This export has no `{KERAS_FILE}`, whose layers forgetting reads: export the run again with "
+                        f"`--export_format keras,savedmodel`.", elem_id="forget-message")
+
         sample_outputs = [grid, *sliders, single]
         new_samples.click(lambda: random.randint(0, 999_999), outputs=seed)  # seed.change redraws
         for trigger in (seed, label):
@@ -306,6 +416,37 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
         walk_button.click(redraw_walk, [seed_a, seed_b, steps, label], [strip, gif])
         for trigger in (arithmetic_button.click, expression.submit):
             trigger(redraw_arithmetic, [seed, expression, label], [arithmetic, arithmetic_message])
+        if gen.has_keras:
+            def click_corner(seed, text, pending, label, event: gr.SelectData):
+                """A click on the samples: a box's first corner, or its second (the box joins the text)."""
+                try:
+                    text, pending = add_corner(gen, text, pending, *event.index)
+                except ValueError as error:
+                    gr.Warning(str(error))
+                return text, pending, boxes_picture(gen, seed, text, pending, label)
+
+            def redraw_boxes(seed, text, label):
+                return boxes_picture(gen, seed, text, None, label), None
+
+            def run_forget(seed, text, layer, label):
+                """(picture, JSON file, message): bad boxes are a warning and a line, not an error page."""
+                try:
+                    picture, path, summary = forget_picture(gen, seed, text, layer, label, walk_folder)
+                    return picture, path, summary
+                except ValueError as error:
+                    gr.Warning(str(error))
+                    return None, None, f"**Cannot forget:** {error}"
+
+            forget_grid.select(click_corner, [seed, boxes, corner, label], [boxes, corner, forget_grid],
+                               show_progress="hidden")
+            boxes.input(redraw_boxes, [seed, boxes, label], [forget_grid, corner], show_progress="hidden")
+            for trigger in (seed, label):  # other samples: the boxes marked the old ones
+                trigger.change(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
+                               [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
+            clear_button.click(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
+                               [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
+            forget_button.click(run_forget, [seed, boxes, forget_layer, label],
+                                [forget_result, forget_json, forget_message])
     demo.walk_folder = walk_folder
     return demo
 
