@@ -213,3 +213,23 @@ def test_metric_names_may_come_as_the_command_line_writes_them():
 def test_unknown_metric_names_are_named():
     with pytest.raises(ValueError, match=r"\['fdi'\].*fid, kid"):
         metrics.compute_feature_metrics(clusters(0), clusters(1), ["fid", "fdi"])
+
+
+def test_a_registered_metric_is_computed_by_its_function_and_label_accuracy_asks_the_caller(monkeypatch):
+    monkeypatch.setattr(metrics, "METRICS", dict(metrics.METRICS))  # registered here only
+
+    @metrics.register_metric("mean_gap", "features", ("mean_gap",))
+    def mean_gap(m):
+        return {"mean_gap": float(np.abs(m.real.mean(0) - m.fake.mean(0)).sum())}
+
+    real, fake = clusters(0), clusters(1)
+    asked = []
+    measurement = metrics.Measurement(real.astype(np.float32), fake, seed=1,
+                                      read_labels=lambda: asked.append(1) or {"label_accuracy": 0.5})
+    assert measurement.real.dtype == np.float64  # the statistics in float64
+    found = metrics.compute_metrics(measurement, ["mean_gap", "label_accuracy", "memorisation"])
+    assert found["mean_gap"] == pytest.approx(np.abs(real.mean(0) - fake.mean(0)).sum())
+    assert found["label_accuracy"] == 0.5 and asked == [1]
+    assert found["copy_fraction"] == metrics.memorisation.copy_fraction(fake, real)["copy_fraction"]
+    with pytest.raises(ValueError, match="label_accuracy needs a classifier"):
+        metrics.compute_metrics(metrics.Measurement(real, fake), ["label_accuracy"])

@@ -25,8 +25,8 @@ from dcgan_tf.data import loading
 from dcgan_tf.data.datasets import load_training_data
 from dcgan_tf.images import save_image
 from dcgan_tf.latent import sample_z
-from dcgan_tf.metrics import (METRICS, compute_feature_metrics, feature_caption, features, fid_weights, label_accuracy,
-                              memorisation)
+from dcgan_tf.metrics import (METRICS, Measurement, compute_metrics, feature_caption, features, fid_weights,
+                              label_accuracy, memorisation)
 from dcgan_tf.preprocess import preprocessing
 from dcgan_tf.runs import checkpoints, folders
 from dcgan_tf.runs import lock as run_lock
@@ -49,7 +49,7 @@ def metrics_to_evaluate(config: Config) -> tuple[str, ...]:
     """--metrics, or for --evaluate without it every metric that applies to the run."""
     if config.metric_names:
         return config.metric_names
-    return tuple(name for name in METRICS if name != "label_accuracy" or config.conditional)
+    return tuple(name for name, metric in METRICS.items() if metric.needs != "classifier" or config.conditional)
 
 
 def needs_features(names) -> bool:
@@ -138,6 +138,14 @@ class Evaluator:
             parts.append(model.generate(z, one_hot, training=False).numpy())
         return np.concatenate(parts)
 
+    def _read_labels(self, images) -> dict:
+        """label_accuracy's values: the classifier's reading of the samples drawn for each label."""
+        found = label_accuracy.label_accuracy(self.classifier, images, self.labels, self.config.y_dim)
+        row = {"label_accuracy": found["overall"], "label_accuracy_per_label": found["per_label"]}
+        if self.classifier_accuracy is not None:
+            row["classifier_accuracy"] = self.classifier_accuracy
+        return row
+
     def evaluate(self, model, picture_dir: str | None = None) -> dict:
         """One evaluation of `model` as a flat dict: step, epoch, every value, sample and real counts, seconds. With
         memorisation and a picture_dir, also nearest_<step>.png there (the closest sample/training pairs)."""
@@ -145,21 +153,13 @@ class Evaluator:
         step = model.steps_done
         images = self.samples(model)
         row = {"step": step, "epoch": model.epochs_done, **self.signature}
-        if self.extractor is not None:
-            fake_features = self.extractor(images)
-            row.update(compute_feature_metrics(self.real_features, fake_features,
-                                               [n for n in self.names if n != "memorisation"], seed=self.config.seed))
-            if "memorisation" in self.names:
-                nearest = memorisation.nearest_training(fake_features, self.real_features)
-                row.update(memorisation.copy_fraction(fake_features, self.real_features, nearest))
-                if picture_dir:
-                    picture = memorisation.nearest_pairs_picture(images, self.real, *nearest, count=NEAREST_PAIRS)
-                    save_image(picture, os.path.join(picture_dir, nearest_picture_name(step)))
-        if "label_accuracy" in self.names:
-            found = label_accuracy.label_accuracy(self.classifier, images, self.labels, self.config.y_dim)
-            row["label_accuracy"], row["label_accuracy_per_label"] = found["overall"], found["per_label"]
-            if self.classifier_accuracy is not None:
-                row["classifier_accuracy"] = self.classifier_accuracy
+        fake_features = self.extractor(images) if self.extractor is not None else None
+        measurement = Measurement(self.real_features, fake_features, seed=self.config.seed,
+                                  read_labels=lambda: self._read_labels(images))
+        row.update(compute_metrics(measurement, self.names))
+        if "memorisation" in self.names and picture_dir:
+            picture = memorisation.nearest_pairs_picture(images, self.real, *measurement.nearest, count=NEAREST_PAIRS)
+            save_image(picture, os.path.join(picture_dir, nearest_picture_name(step)))
         row["seconds"] = round(time.perf_counter() - started, 3)
         return row
 
