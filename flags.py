@@ -157,11 +157,22 @@ flags.DEFINE_list("report_steps", None, "Steps at which the report shows each ru
 flags.DEFINE_boolean("tf_log", False, "Show TensorFlow's own log on the console (its C++ start-up notices and "
                      "warnings, which main.py otherwise leaves out) in TensorFlow's format.")
 
+# Which flags belong to which mode: main.py fails, naming the flag, when one is given without its mode (a sweep's
+# without --sweep or --seeds), and --help shows them in their mode's group below.
+MODE_FLAGS = {
+    "probe": ("probe_data", "probe_labels", "probe_layers", "probe_max_test"),
+    "project": ("project_steps", "project_restarts", "project_feature_weight"),
+    "export": ("export_format",),
+    "demo": ("demo_from", "host", "port", "demo_dims"),
+    "compare": ("compare_steps", "compare_labels", "compare_out"),
+    "sweep": ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb"),
+}
+MODE_FLAG_NAMES = ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare",
+                   "report", "probe", "project", "export", "demo")
+
 # --help: every flag above in one of these groups, in this order (tests/test_cli.py checks that none is missing)
 HELP_GROUPS = (
-    ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)",
-     ("train", "train_autoencoder", "visualize", "evaluate", "evaluate_all", "augment_preview", "compare",
-      "report", "probe", "project", "export", "demo")),
+    ("modes (at most one; none: test mode, a sample grid from the latest checkpoint)", MODE_FLAG_NAMES),
     ("data", ("dataset", "data_dir", "input_fname_pattern", "input_height", "input_width", "crop", "output_height",
               "output_width", "train_size", "cache_limit")),
     ("model", ("conditional", "matching_aware", "z_dim", "z_dist", "gf_dim", "df_dim", "seed")),
@@ -180,13 +191,10 @@ HELP_GROUPS = (
     ("--visualize", ("visualize_option", "num_samples", "save_individual", "sweep_dims", "visualize_steps",
                      "interpolation", "walks", "arith", "label", "fps", "max_frames", "z_files", "d_filters",
                      "d_top", "numbered", "forget_boxes", "forget_layer", "forget_filters")),
-    ("looking inside the networks (docs/visualize.md)", ("probe_data", "probe_labels", "probe_layers",
-                                                         "probe_max_test", "project_steps", "project_restarts",
-                                                         "project_feature_weight")),
-    ("export and web demo (docs/serving.md)", ("export_format", "demo_from", "host", "port", "demo_dims")),
-    ("--compare", ("compare_steps", "compare_labels", "compare_out")),
-    ("sweeps (docs/sweeps.md)", ("sweep", "seeds", "sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb",
-                                 "report_steps")),
+    ("looking inside the networks (docs/visualize.md)", MODE_FLAGS["probe"] + MODE_FLAGS["project"]),
+    ("export and web demo (docs/serving.md)", MODE_FLAGS["export"] + MODE_FLAGS["demo"]),
+    ("--compare", MODE_FLAGS["compare"]),
+    ("sweeps (docs/sweeps.md)", ("sweep", "seeds") + MODE_FLAGS["sweep"] + ("report_steps",)),
 )
 
 

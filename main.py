@@ -46,12 +46,6 @@ def config_from_flags() -> Config:
     return resolve(Config(**values))
 
 
-SWEEP_FLAGS = ("sweep_parallel", "sweep_print", "sweep_name", "disk_budget_mb")
-MODE_OPTIONS = {"probe": ("probe_data", "probe_labels", "probe_layers", "probe_max_test"),
-                "project": ("project_steps", "project_restarts", "project_feature_weight"),
-                "export": ("export_format",), "demo": ("demo_from", "host", "port", "demo_dims")}
-
-
 def sweep_from_flags():
     """--sweep / --seeds: every run of the sweep planned and validated (each run's Config), before any work."""
     from dcgan_tf.sweeps import plan
@@ -161,13 +155,11 @@ def chosen_mode() -> Mode:
             return SWEEP
         fail(f"--{'sweep' if FLAGS.sweep is not None else 'seeds'} trains a sweep of runs: add --train (or "
              f"--sweep_print to print their commands)")
-    for name in SWEEP_FLAGS:
-        if FLAGS[name].present:
-            fail(f"--{name} belongs to a sweep: add --sweep (or --seeds)")
-    for mode, names in MODE_OPTIONS.items():
+    for mode, names in flags.MODE_FLAGS.items():  # one table: which flags belong to which mode
         for name in names:
-            if FLAGS[name].present and not FLAGS[mode].value:
-                fail(f"--{name} belongs to --{mode}: add --{mode}")
+            if FLAGS[name].present and (mode == "sweep" or not FLAGS[mode].value):
+                fail(f"--{name} belongs to a sweep: add --sweep (or --seeds)" if mode == "sweep" else
+                     f"--{name} belongs to --{mode}: add --{mode}")
     if FLAGS.project:  # before TensorFlow loads
         for name in ("project_steps", "project_restarts"):
             if FLAGS[name].value < 1:

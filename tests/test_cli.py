@@ -129,6 +129,8 @@ def test_invalid_flags_fail_before_any_work(tmp_path, flags, message):
     (["--export", "--export_format", "keras,png"], "--export_format: png: choose from keras, savedmodel, tflite, onnx"),
     (["--export_format", "tflite"], "--export_format belongs to --export: add --export"),
     (["--port", "8000"], "--port belongs to --demo: add --demo"),
+    (["--compare_steps", "10"], "--compare_steps belongs to --compare: add --compare"),
+    (["--train", "--sweep_parallel", "2"], "--sweep_parallel belongs to a sweep: add --sweep (or --seeds)"),
     (["--demo", "--demo_from", "nowhere"], "--demo_from: nowhere is not an export folder (no export.json"),
     (["--demo", "--port", "0"], "--port: must be 1-65535 (got 0)"),
     (["--demo", "--demo_dims", "3-1"], "--demo_dims: '3-1' is not a dimension or a range"),
@@ -139,6 +141,16 @@ def test_export_and_demo_flags_fail_before_any_work(tmp_path, flags, message):
     result = run_main(*flags, "--checkpoint_dir", str(tmp_path / "ck"), cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not os.path.exists(tmp_path / "ck")
+
+
+def test_the_mode_table_names_every_mode_and_gives_each_flag_one_mode():
+    import flags
+    import main
+
+    assert set(flags.MODE_FLAG_NAMES) == {mode.flag for mode in main.MODES if mode.flag}
+    owned = [name for names in flags.MODE_FLAGS.values() for name in names]
+    assert len(owned) == len(set(owned))
+    assert set(flags.MODE_FLAGS) - {"sweep"} <= set(flags.MODE_FLAG_NAMES)
 
 
 @pytest.mark.slow
