@@ -216,3 +216,29 @@ def row_named_grid(images, rows: int, cols: int, names: list[str]) -> np.ndarray
         top = row * (height + CELL_PADDING)
         centred_text(draw, (0, top, name_width, top + height), name, name_font)
     return np.asarray(picture)
+
+
+def arithmetic_figure(picked: np.ndarray, generated: np.ndarray, groups) -> np.ndarray:
+    """The vector-arithmetic figure (DCGAN paper figure 7), uint8 [rows * side + padding, ..., 3], from the numbered
+    samples `picked` [N, h, w, 3] and the images of latent.arithmetic_z's z `generated` [G + 1 + V, h, w, 3] (uint8,
+    one size): one row per group, its sign, its samples and last G(its mean z); the last row "=", the V noisy results
+    and last G(the signed sum) itself."""
+    height, width = picked.shape[1:3]
+    variants = len(generated) - len(groups) - 1
+    longest = max(len(indices) for _, indices in groups)
+    cols = max(longest + 2, 1 + variants)  # samples, a gap, the mean; or the result row
+    blank = np.full((height, width, 3), 255, np.uint8)
+    cells = []
+    for g, (sign, indices) in enumerate(groups):
+        row = [text_cell("+" if sign > 0 else "-", height, width)] + [picked[i] for i in indices]
+        cells += row + [blank] * (cols - len(indices) - 1) + [generated[g]]
+    exact, noisy = generated[len(groups)], list(generated[len(groups) + 1:])
+    cells += [text_cell("=", height, width)] + [blank] * (cols - 1 - variants) + noisy + [exact]
+    return tile(np.stack(cells), len(groups) + 1, cols + 1, CELL_PADDING)
+
+
+def evenly_spaced(items: list, count: int) -> list:
+    """At most `count` of items (frames, grids), evenly spaced, first and last included."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int)))]

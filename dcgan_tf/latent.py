@@ -159,6 +159,21 @@ def combine_groups(z_bank, groups) -> np.ndarray:
     return np.sum([sign * z_bank[indices].mean(axis=0) for sign, indices in groups], axis=0).astype(np.float32)
 
 
+ARITHMETIC_VARIANTS = 8  # results with noise, beside the exact one (paper figure 7)
+ARITHMETIC_NOISE = 0.25  # their uniform noise: +-0.25 on every z dimension
+
+
+def arithmetic_z(z_bank, groups, seed: int) -> np.ndarray:
+    """The z of the vector-arithmetic figure's generated cells, float32 [len(groups) + 1 + ARITHMETIC_VARIANTS, z_dim]:
+    each group's mean z, the signed sum of the means (combine_groups: ValueError naming an index off the bank), then
+    ARITHMETIC_VARIANTS copies of that sum plus U(+-ARITHMETIC_NOISE) noise drawn from `seed`."""
+    result = combine_groups(z_bank, groups)
+    noise = np.random.default_rng(seed).uniform(-ARITHMETIC_NOISE, ARITHMETIC_NOISE,
+                                                (ARITHMETIC_VARIANTS, np.shape(z_bank)[1]))
+    means = np.stack([z_bank[indices].mean(axis=0) for _, indices in groups])
+    return np.concatenate([means, result[None], result + noise.astype(np.float32)])
+
+
 def parse_arithmetic(text: str) -> list[tuple[int, list[int]]]:
     """"3,17,22 - 5,9,40 + 1,2,8" -> [(+1, [3, 17, 22]), (-1, [5, 9, 40]), (+1, [1, 2, 8])].
 

@@ -7,6 +7,7 @@ TensorFlow one intra-op thread: two workers then share the two cores instead of 
 import csv
 import gzip
 import math
+import importlib
 import os
 import shutil
 import socket
@@ -407,3 +408,15 @@ def pytest_collection_modifyitems(config, items):
         slow[item.module.__name__] = slow.get(item.module.__name__, 0) + (item.get_closest_marker("slow") is not None)
     weight = {name: MODULE_SECONDS.get(name, 5 * count) for name, count in slow.items()}
     items.sort(key=lambda item: -weight[item.module.__name__])  # stable: the order within a module is kept
+
+
+@pytest.fixture(scope="module")
+def absl_flags():
+    """absl's FLAGS after importing the repo's flags.py, once (importing it again would redefine every flag)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    module = importlib.import_module("flags")
+    assert os.path.samefile(module.__file__, os.path.join(ROOT, "flags.py"))
+    from absl import flags
+
+    return flags.FLAGS

@@ -3,7 +3,6 @@
 import ast
 import copy
 import dataclasses
-import importlib
 import os
 import subprocess
 import sys
@@ -51,18 +50,6 @@ UNNAMED = {
 # The settings a field needs to take another value at all: labels belong to conditional runs.
 UNNAMED_BASE = {"y_dim": {"dataset": "mnist", "output_height": 28},
                 "class_names": {"dataset": "mice", "conditional": True, "class_names": ("a", "b")}}
-
-
-@pytest.fixture(scope="module")
-def absl_flags():
-    """absl's FLAGS after importing the repo's flags.py, once (importing it again would redefine every flag)."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    module = importlib.import_module("flags")
-    assert os.path.samefile(module.__file__, os.path.join(ROOT, "flags.py"))
-    from absl import flags
-
-    return flags.FLAGS
 
 
 def test_every_field_is_a_model_training_or_output_setting_with_help():

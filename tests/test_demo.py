@@ -111,7 +111,7 @@ def test_a_walk_has_its_frames_in_the_strip_and_the_gif(gen, tmp_path):
 def test_arithmetic_draws_a_row_per_group_and_the_results(gen):
     picture = app.arithmetic_picture(gen, 0, "0 - 1 + 2")
     cell = side(gen, app.CELL_SIDE)
-    cols = 1 + max(1 + 2, 1 + app.ARITHMETIC_VARIANTS)  # sign, samples or results, the mean or the exact result
+    cols = 1 + max(1 + 2, 1 + app.latent.ARITHMETIC_VARIANTS)  # sign, samples or results, the mean or the exact result
     assert picture.shape == (4 * (cell + CELL_PADDING) - CELL_PADDING, cols * (cell + CELL_PADDING) - CELL_PADDING, 3)
     bank = app.z_bank(gen, 0)
     exact = upscale(gen.generate((bank[0] - bank[1] + bank[2])[None]), app.CELL_SIDE)[0]

@@ -4,11 +4,9 @@ text and parses flags; trains nothing."""
 
 import copy
 import glob
-import importlib
 import os
 import re
 import shlex
-import sys
 
 import pytest
 
@@ -126,18 +124,6 @@ def without_redirections(arguments):
 
 
 COMMANDS = command_lines()
-
-
-@pytest.fixture(scope="module")
-def absl_flags():
-    """absl's FLAGS after importing the repo's flags.py, once (importing it again would redefine every flag)."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    module = importlib.import_module("flags")
-    assert os.path.samefile(module.__file__, os.path.join(ROOT, "flags.py"))
-    from absl import flags
-
-    return flags.FLAGS
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ import tensorflow as tf
 from dcgan_tf import files
 from dcgan_tf.config import Config
 from dcgan_tf.data.loading import DataError, ImageSpec, decode_image
-from dcgan_tf.images import CELL_PADDING, save_gif, save_image, text_cell, tile, to_uint8, upscale
+from dcgan_tf.images import CELL_PADDING, evenly_spaced, save_gif, save_image, text_cell, tile, to_uint8, upscale
 from dcgan_tf.latent import Z_DISTRIBUTIONS, sample_z, sweep_range
 from dcgan_tf.metrics.features import discriminator_feature_model
 
@@ -226,13 +226,6 @@ def unique_stems(paths) -> list[str]:
     return stems
 
 
-def _evenly(items: list, count: int) -> list:
-    """At most `count` of items, evenly spaced, first and last included."""
-    if len(items) <= count:
-        return list(items)
-    return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int)))]
-
-
 def _captioned_row(cells: np.ndarray, captions: list[str]) -> np.ndarray:
     """uint8 RGB cells [K, h, w, 3] in one padded row with a caption under each."""
     height, width = cells.shape[1:3]
@@ -245,7 +238,7 @@ def _captioned_row(cells: np.ndarray, captions: list[str]) -> np.ndarray:
 def progress_picture(target, history, pixel_error: float) -> np.ndarray:
     """target [H, W, C] float, history [(step, image [H, W, C])] -> uint8 RGB: target, the progress frames and the
     result (the last frame) in one captioned row, and the result's pixel error beneath."""
-    picked = _evenly(list(history), PNG_FRAMES)
+    picked = evenly_spaced(list(history), PNG_FRAMES)
     cells = upscale(to_uint8(np.stack([target] + [image for _, image in picked])))
     captions = ["target"] + [f"step {s}" for s, _ in picked[:-1]] + ["result"]
     row = _captioned_row(cells, captions)

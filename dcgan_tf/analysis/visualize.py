@@ -42,9 +42,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dcgan_tf.config import Config, ConfigError
-from dcgan_tf.images import (CELL_PADDING, GridLayout, centred_text, font, numbered_grid, ping_pong, row_named_grid,
-                             sample_grid, save_gif, save_grid, save_image, text_cell, tile, to_uint8, upscale)
-from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, combine_groups, interpolation_path, parse_arithmetic,
+from dcgan_tf.images import (CELL_PADDING, GridLayout, arithmetic_figure, centred_text, evenly_spaced, font,
+                             numbered_grid, ping_pong, row_named_grid, sample_grid, save_gif, save_grid, save_image,
+                             tile, to_uint8, upscale)
+from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, arithmetic_z, interpolation_path, parse_arithmetic,
                              range_centre, sample_z, sweep_range, sweep_values, sweep_z)
 from dcgan_tf.runs.folders import RunError, list_training_grids
 
@@ -57,8 +58,6 @@ D_FEATURES_IMAGES = 5000  # d_features ranks at most this many training images (
 NUMBERED_OPTIONS = OPTIONS[:5]  # carpedm20's --visualize_option 0-4
 DEFAULT_SWEEP_DIMS = 10  # dimensions swept when `dims` is not given (merged_gif: all of them, see select_dims)
 SMALL_Z = 0.1  # random_sweep_gif's base: the range's centre +- this fraction of its width (carpedm20: U(-0.2, 0.2))
-ARITHMETIC_VARIANTS = 8  # results with noise, beside the exact one (paper figure 7)
-ARITHMETIC_NOISE = 0.25  # their uniform noise: +-0.25 on every z dimension
 SHEET_GRIDS = 16  # training grids on the progress contact sheet (evenly spaced, first and last included)
 SHEET_THUMB = 256  # their longest side at most, in pixels
 CAPTION_HEIGHT = 16  # the step caption under each contact-sheet grid
@@ -443,37 +442,15 @@ def _write_arithmetic(run: _Run) -> list[str]:
         return paths
     groups = parse_arithmetic(run.options.arith)
     try:
-        result = combine_groups(bank, groups)
+        new_z = arithmetic_z(bank, groups, run.config.seed)
     except ValueError as error:  # an index past the numbered grid
         raise ConfigError("arith", str(error)) from None
-    noise = np.random.default_rng(run.config.seed).uniform(-ARITHMETIC_NOISE, ARITHMETIC_NOISE,
-                                                           (ARITHMETIC_VARIANTS, run.config.z_dim))
-    means = np.stack([bank[indices].mean(axis=0) for _, indices in groups])
-    new_z = np.concatenate([means, result[None], result + noise.astype(np.float32)])
     digit = None if digits is None else (run.options.label if run.options.label is not None
                                          else int(digits[groups[0][1][0]]))
     new_images = upscale(to_uint8(run.generate(new_z, None if digit is None else np.full(len(new_z), digit))))
-    picked = upscale(to_uint8(images))
-    height, width = picked.shape[1:3]
-    longest = max(len(indices) for _, indices in groups)
-    cols = max(longest + 2, 1 + ARITHMETIC_VARIANTS)  # samples, a gap, the mean; or the result row
-    blank = np.full((height, width, 3), 255, np.uint8)
-    cells = []
-    for g, (sign, indices) in enumerate(groups):
-        row = [text_cell("+" if sign > 0 else "-", height, width)] + [picked[i] for i in indices]
-        cells += row + [blank] * (cols - len(indices) - 1) + [new_images[g]]
-    exact, variants = new_images[len(groups)], list(new_images[len(groups) + 1:])
-    cells += [text_cell("=", height, width)] + [blank] * (cols - 1 - ARITHMETIC_VARIANTS) + variants + [exact]
-    figure = tile(np.stack(cells), len(groups) + 1, cols + 1, CELL_PADDING)
+    figure = arithmetic_figure(upscale(to_uint8(images)), new_images, groups)
     paths.append(save_image(figure, run.path(f"arithmetic_{run.tag}.png")))
     return paths
-
-
-def _evenly(items: list, count: int) -> list:
-    """At most `count` of items, evenly spaced, first and last included."""
-    if len(items) <= count:
-        return list(items)
-    return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, count).round().astype(int)))]
 
 
 def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -> list[str]:
@@ -486,7 +463,7 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
     if not grids:
         raise RunError(f"no training grids train_<step>.png in {os.path.abspath(sample_path)}: "
                        f"train the run first (--train), with --sample_freq small enough to get grids")
-    chosen = _evenly(grids, max_frames)
+    chosen = evenly_spaced(grids, max_frames)
     pictures = []
     for _, path in chosen:
         with Image.open(path) as image:
@@ -497,7 +474,7 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
         frame[:picture.shape[0], :picture.shape[1]] = picture
     gif = save_gif(frames, os.path.join(sample_path, "progress.gif"), fps)
 
-    sheet = _evenly(list(range(len(chosen))), SHEET_GRIDS)
+    sheet = evenly_spaced(list(range(len(chosen))), SHEET_GRIDS)
     scale = min(1.0, SHEET_THUMB / max(height, width))
     thumb_w, thumb_h = max(1, round(width * scale)), max(1, round(height * scale))
     cells = []

@@ -37,8 +37,6 @@ SLIDER_STEP = 0.01
 DEFAULT_WALK_STEPS = 8
 MAX_WALK_STEPS = 32
 WALK_FPS = 5.0
-ARITHMETIC_VARIANTS = 8  # as visualize's arithmetic: results with U(+-ARITHMETIC_NOISE) noise beside the exact one
-ARITHMETIC_NOISE = 0.25
 ARITHMETIC_EXAMPLE = "0,1 - 2 + 3"
 FORGET_BOX_COLOUR = (255, 0, 0)  # the boxes drawn so far, on the numbered samples
 FORGET_CORNER_COLOUR = (0, 160, 255)  # a box's first corner, until the second click
@@ -172,24 +170,9 @@ def arithmetic_picture(gen: ExportedGenerator, seed: int, expression: str, label
     except ValueError as error:  # a ConfigError naming --arith: the demo's user typed no flag
         raise ValueError(getattr(error, "message", str(error))) from None
     bank = z_bank(gen, seed)
-    result = latent.combine_groups(bank, groups)  # ValueError naming an index off the grid
-    noise = np.random.default_rng(_whole(seed, "seed")).uniform(-ARITHMETIC_NOISE, ARITHMETIC_NOISE,
-                                                                (ARITHMETIC_VARIANTS, gen.info["z_dim"]))
-    means = np.stack([bank[indices].mean(axis=0) for _, indices in groups])
-    new_z = np.concatenate([means, result[None], result + noise.astype(np.float32)])
+    new_z = latent.arithmetic_z(bank, groups, _whole(seed, "seed"))  # ValueError naming an index off the grid
     new_images = images.upscale(_generate(gen, new_z, label), CELL_SIDE)
-    picked = images.upscale(_generate(gen, bank, label), CELL_SIDE)
-    height, width = picked.shape[1:3]
-    longest = max(len(indices) for _, indices in groups)
-    cols = max(longest + 2, 1 + ARITHMETIC_VARIANTS)  # samples, a gap, the mean; or the result row
-    blank = np.full((height, width, 3), 255, np.uint8)
-    cells = []
-    for g, (sign, indices) in enumerate(groups):
-        row = [images.text_cell("+" if sign > 0 else "-", height, width)] + [picked[i] for i in indices]
-        cells += row + [blank] * (cols - len(indices) - 1) + [new_images[g]]
-    exact, variants = new_images[len(groups)], list(new_images[len(groups) + 1:])
-    cells += [images.text_cell("=", height, width)] + [blank] * (cols - 1 - ARITHMETIC_VARIANTS) + variants + [exact]
-    return images.tile(np.stack(cells), len(groups) + 1, cols + 1, images.CELL_PADDING)
+    return images.arithmetic_figure(images.upscale(_generate(gen, bank, label), CELL_SIDE), new_images, groups)
 
 
 # ------------------------------------------------------------------------------------------------ forgetting
@@ -368,7 +351,7 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
 
         gr.Markdown(f"### Vector arithmetic\nGroups of sample indices from the numbered grid joined by + and - "
                     f"(e.g. `{ARITHMETIC_EXAMPLE}`): each group's mean z, their signed sum, then that sum with "
-                    f"U(±{ARITHMETIC_NOISE:g}) noise. Rows: each group and its mean (last column); the results, the "
+                    f"U(±{latent.ARITHMETIC_NOISE:g}) noise. Rows: each group and its mean (last column); the results, the "
                     f"exact one last.")
         with gr.Row():
             expression = gr.Textbox(ARITHMETIC_EXAMPLE, label="Expression", elem_id="expression", scale=3)
