@@ -121,9 +121,10 @@ REAL, FAKE, FAKE_FOR_G = 0, 1, 2  # which view of a draw's batch D is given (eac
 
 
 class Augmentation:
-    """What D is shown of a batch (keras-io gan_ada's shape): `view(images, key, which)` augments with the policies
-    at probability `p`, keyed by the draw's key and which of REAL, FAKE, FAKE_FOR_G it is, so a repeated step
-    augments alike; `update` moves p (ADA) and does nothing here. No policies: the batch itself."""
+    """What D is shown of a batch (keras-io gan_ada's shape): `view(images, key)` augments with the policies at
+    probability `p`, keyed by `key()` (a [2] int64 key made only when something is drawn: the model keys each view
+    by its draw and which of REAL, FAKE, FAKE_FOR_G it is), so a repeated step augments alike; `update` moves p
+    (ADA) and does nothing here. No policies: the batch itself."""
 
     adaptive = False
 
@@ -134,19 +135,14 @@ class Augmentation:
     def p(self):
         return self.fixed_p
 
-    def view(self, images, key, which: int = REAL):
+    def view(self, images, key):
         if not self.policies:
             return images
-        return augment(images, self.policies, _view_key(key, which), self.p)
+        return augment(images, self.policies, key(), self.p)
 
     def update(self, real_sign, images, step) -> None:
         """ADA's step (see AdaptiveAugmentation): nothing at a fixed p."""
         del real_sign, images, step
-
-
-def _view_key(key, which: int):
-    """The augmentations' key of a draw's key (seed, draw index): (seed + AUGMENT_SEED_OFFSET, 3 x index + which)."""
-    return tf.stack([key[0] + AUGMENT_SEED_OFFSET, key[1] * 3 + which])
 
 
 class AdaptiveAugmentation(Augmentation):

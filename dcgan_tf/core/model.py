@@ -160,10 +160,15 @@ class DCGAN(keras.Model):
         """Steps done since the current epoch began (the place a resumed run continues its data order from)."""
         return self.steps_done - int(self.epoch_start_step.numpy())
 
-    def draw_key(self, draw=0) -> tf.Tensor:
-        """The [2] int64 key of the current step's `draw`-th draw: (seed, step x draws_per_step + draw). Every random
-        draw of a step derives from it (on a stream of its own), so a repeated or resumed step draws alike."""
-        return tf.stack([tf.constant(self.seed, tf.int64), self.step * self.draws_per_step + tf.cast(draw, tf.int64)])
+    def draw_index(self, draw=0) -> tf.Tensor:
+        """The current step's `draw`-th draw counted over the run: step x draws_per_step + draw (int64)."""
+        return self.step * self.draws_per_step + tf.cast(draw, tf.int64)
+
+    def draw_key(self, draw=0, stream: int = 0) -> tf.Tensor:
+        """The [2] int64 key of the current step's `draw`-th draw: (seed + stream, draw_index). Every random draw of a
+        step is keyed so, z on stream 0 and each other kind on a stream of its own, so a repeated or resumed step
+        draws alike."""
+        return tf.stack([tf.constant(self.seed + stream, tf.int64), self.draw_index(draw)])
 
     def sample_z(self, batch_size, draw=0):
         """The current step's `draw`-th z batch [batch_size, z_dim]: keyed by draw_key, not by RNG state.
@@ -175,15 +180,16 @@ class DCGAN(keras.Model):
         return distribution.this_replicas_rows(z, batch_size)
 
     def d_view(self, images, draw=0, which: int = REAL):
-        """What D is shown of a batch: the augmentation's view (the batch itself without --augment), keyed by the
-        draw and which of REAL, FAKE, FAKE_FOR_G it is."""
-        return self.augmentation.view(images, self.draw_key(draw), which)
+        """What D is shown of a batch: the augmentation's view (the batch itself without --augment), keyed by
+        (seed + AUGMENT_SEED_OFFSET, 3 x draw_index + which of REAL, FAKE, FAKE_FOR_G)."""
+        return self.augmentation.view(images, lambda: tf.stack([
+            tf.constant(self.seed + augment.AUGMENT_SEED_OFFSET, tf.int64), self.draw_index(draw) * 3 + which]))
 
     def wrong_labels(self, labels, draw=0):
         """--matching_aware: for one-hot labels [N, y_dim] of classes y, one-hot labels of (y + 1 + k) mod y_dim with
         k uniform in 0..y_dim - 2, so each is drawn uniformly from the other classes. Keyed like z; in a replica
         context this replica's rows of the global batch's draw, as sample_z's."""
-        key = self.draw_key(draw) + tf.constant([WRONG_LABEL_SEED_OFFSET, 0], tf.int64)
+        key = self.draw_key(draw, WRONG_LABEL_SEED_OFFSET)
         shift = 1 + distribution.stateless_uniform_rows(key, tf.shape(labels)[0], minval=0, maxval=self.y_dim - 1,
                                                         dtype=tf.int32)
         classes = tf.argmax(tf.convert_to_tensor(labels, tf.float32), axis=-1, output_type=tf.int32)
@@ -276,7 +282,8 @@ class DCGAN(keras.Model):
                 values["d_loss_wrong"] = loss.fake_term(wrong_logits)
                 d_loss = values["d_loss_real"] + (values["d_loss_wrong"] + values["d_loss_fake"]) / 2
             for penalty in self.penalties:
-                values[penalty.name] = penalty.value(critic, real_view, fake_view, self.draw_key(draw), self.step)
+                values[penalty.name] = penalty.value(critic, real_view, fake_view,
+                                                     lambda stream: self.draw_key(draw, stream), self.step)
                 d_loss += penalty.weight * values[penalty.name]
             scaled = distribution.scaled_loss(self.d_optimizer, d_loss)
         self._apply(self.d_optimizer, tape, scaled, self.discriminator)

@@ -41,7 +41,8 @@ def gradient_penalty(critic, real, fake, mix) -> tf.Tensor:
 
 
 class GradientPenalty:
-    """WGAN-GP's penalty; `value(critic, real, fake, key, step)` draws the mixing weights from `key` (seed, draw)."""
+    """WGAN-GP's penalty; `value(critic, real, fake, key, step)` draws the mixing weights with `key(stream)`, the
+    draw's key on a stream of their own."""
 
     name = "gradient_penalty"
 
@@ -50,7 +51,7 @@ class GradientPenalty:
 
     def value(self, critic, real, fake, key, step) -> tf.Tensor:
         del step
-        mix = distribution.stateless_uniform_rows(key + [PENALTY_SEED_OFFSET, 0], tf.shape(real)[0], (1, 1, 1))
+        mix = distribution.stateless_uniform_rows(key(PENALTY_SEED_OFFSET), tf.shape(real)[0], (1, 1, 1))
         return gradient_penalty(critic, real, fake, mix)
 
 
