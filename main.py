@@ -234,7 +234,7 @@ def train_sweep(sweep) -> list[str]:
 
 
 def _train_sweep(sweep) -> list[str]:
-    from dcgan_tf.sweeps import plan, report
+    from dcgan_tf.sweeps import plan, report, runner
 
     sweep = plan.merge_saved(sweep)
     for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
@@ -247,7 +247,7 @@ def _train_sweep(sweep) -> list[str]:
         return []
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
     try:
-        plan.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
+        runner.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
     except KeyboardInterrupt as stopped:
         written = report.write_report(sweep.folder)
         print(f"sweep {sweep.name} stopped by {stopped or 'SIGINT'}: the running runs saved a checkpoint; the same "
