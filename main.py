@@ -395,9 +395,8 @@ def demo(config: Config) -> list[str]:
 
 def compare(config: Config) -> list[str]:
     """--compare: loss/ratio curves of several runs overlaid, and their sample grids side by side."""
-    from dcgan_tf.analysis.compare import compare_grids, compare_runs
-    from dcgan_tf.analysis.plots import plot_metrics, plotted_rows
-    from dcgan_tf.runs.folders import read_metrics, resolve_run
+    from dcgan_tf.analysis.compare import write_comparison
+    from dcgan_tf.runs.folders import resolve_run
 
     try:
         steps = [int(step) for step in FLAGS.compare_steps] if FLAGS.compare_steps else None
@@ -407,12 +406,7 @@ def compare(config: Config) -> list[str]:
         raise ConfigError("compare_labels", f"{len(FLAGS.compare_labels)} labels for {len(FLAGS.compare)} runs")
     found = [resolve_run(run, config.checkpoint_dir, config.sample_dir) for run in FLAGS.compare]
     out = FLAGS.compare_out or os.path.join(config.sample_dir, "compare")
-    stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
-    written = [compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
-               compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
-    if any(plotted_rows(read_metrics(run.checkpoint_path)) for run in found):  # the runs' evaluations overlaid
-        written.append(plot_metrics(found, os.path.join(out, f"compare_metrics_{stem}.png"), labels))
-    return written
+    return write_comparison(found, out, steps, FLAGS.compare_labels or None)
 
 
 def evaluate(config: Config, every_checkpoint: bool = False) -> list[str]:

@@ -1,6 +1,7 @@
 """Runs compared: their curves overlaid and their sample grids side by side, from hand-written loss CSVs and tiny
 fake sample grids (no model)."""
 
+import json
 import os
 
 import numpy as np
@@ -86,3 +87,21 @@ def test_compare_grids_sheet(tmp_path):
         compare.compare_grids([a, str(tmp_path / "empty")], [100], str(tmp_path / "bad.png"))
     with pytest.raises(ValueError, match="at least one step"):
         compare.compare_grids([a], [], str(tmp_path / "bad.png"))
+
+
+def test_write_comparison_names_its_pictures_after_the_runs(tmp_path):
+    """--compare's files: the curves and the grids, and the metrics once a run has evaluations."""
+    checkpoint_dir, sample_dir, out = str(tmp_path / "checkpoints"), str(tmp_path / "samples"), str(tmp_path / "out")
+    for name in ("ga2", "ga50"):
+        write_run(checkpoint_dir, name, 30)
+        write_grids(os.path.join(sample_dir, name), [10, 30])
+    runs = [resolve_run(name, checkpoint_dir, sample_dir) for name in ("ga2", "ga50")]
+    written = compare.write_comparison(runs, out, [10], labels=["two", "fifty"])
+    assert written == [os.path.join(out, f"compare_{what}_ga2_vs_ga50.png") for what in ("losses", "grids")]
+    for path in written:
+        assert_png(path, min_width=40, min_height=16)
+    with open(os.path.join(runs[1].checkpoint_path, "metrics.jsonl"), "w") as handle:
+        handle.write(json.dumps({"step": 30, "kid": 0.1, "kid_std": 0.01}) + "\n")
+    written = compare.write_comparison(runs, out)
+    assert [os.path.basename(path) for path in written][2:] == ["compare_metrics_ga2_vs_ga50.png"]
+    assert_png(written[2])

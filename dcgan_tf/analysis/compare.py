@@ -1,5 +1,6 @@
-"""Several runs side by side: their loss and log G/D curves overlaid, their sample grids in one sheet (Pillow), and
-a sweep's runs overlaid (sweep_curves, for its report).
+"""Several runs side by side: their loss and log G/D curves overlaid, their sample grids in one sheet (Pillow), the
+two with their metrics as --compare writes them (write_comparison), and a sweep's runs overlaid (sweep_curves, for
+its report).
 
 Reads what training writes: `<checkpoint_dir>/<run>/losses.csv` and the sample grids
 `<sample_dir>/<run>/train_<step:08d>.png`. Needs no model: only numpy, matplotlib (Agg) and Pillow.
@@ -14,10 +15,10 @@ from PIL import Image, ImageDraw
 from dcgan_tf import files
 from dcgan_tf.analysis.loss_log import LossLog, default_window, log_ratio, read_loss_log, smooth_log
 from dcgan_tf.analysis.plots import (METRIC_PANELS, draw_curve, legend_beside, mark_epochs, mark_equilibrium,
-                                     metric_series, plotted_rows, robust_ylim, run_labels, save_figure,
+                                     metric_series, plot_metrics, plotted_rows, robust_ylim, run_labels, save_figure,
                                      stacked_figure)
 from dcgan_tf.images import font, text_size
-from dcgan_tf.runs.folders import RunError, RunPaths, list_training_grids
+from dcgan_tf.runs.folders import RunError, RunPaths, list_training_grids, read_metrics
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -147,6 +148,19 @@ def compare_grids(runs, steps, out_path: str, labels=None, max_cell: int = 512) 
     with files.replacing(out_path) as temporary:
         sheet.save(temporary, format="PNG")
     return out_path
+
+
+# ---------------------------------------------------------------------------------------------- --compare
+def write_comparison(runs: list[RunPaths], out_folder: str, steps=None, labels=None) -> list[str]:
+    """--compare: the runs' curves overlaid (compare_runs), their grids side by side (compare_grids) and, when any
+    run has evaluations, their metrics overlaid (plot_metrics), as compare_<what>_<run>_vs_<run>.png in out_folder;
+    the paths written. steps: the grids' steps (None: each run's last grid); labels: one per run (None: its name)."""
+    stem = "_vs_".join(run.name for run in runs)
+    written = [compare_runs(runs, os.path.join(out_folder, f"compare_losses_{stem}.png"), labels),
+               compare_grids(runs, steps, os.path.join(out_folder, f"compare_grids_{stem}.png"), labels)]
+    if any(plotted_rows(read_metrics(run.checkpoint_path)) for run in runs):  # the runs' evaluations overlaid
+        written.append(plot_metrics(runs, os.path.join(out_folder, f"compare_metrics_{stem}.png"), labels))
+    return written
 
 
 # ---------------------------------------------------------------------------------------------- sweeps
