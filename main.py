@@ -379,13 +379,8 @@ def demo(config: Config) -> list[str]:
             saved = folders.open_saved_run(config)
             folder = export.export_folder(saved)
             dims = demo_dims(dims, saved.z_dim)  # before any export
-            if not export.export_is_current(saved):
-                try:
-                    before = tuple(export.read_info(folder)["files"])
-                except export.ExportError:
-                    before = ()
-                # generator.keras too: the SavedModel shows no layer, and the demo's forgetting reads them
-                written = export.export_run(config, ("keras", "savedmodel", *before))
+            written = export.export_if_stale(config, saved)
+            if written:
                 print(f"exported step {export.read_info(folder)['step']} first: {', '.join(written)}")
         app.launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print, announce=False)
     except KeyboardInterrupt:  # before it served
