@@ -234,7 +234,7 @@ def train_sweep(sweep) -> list[str]:
 
 
 def _train_sweep(sweep) -> list[str]:
-    from dcgan_tf.sweeps import plan, report, runner
+    from dcgan_tf.sweeps import plan, runner
 
     sweep = plan.merge_saved(sweep)
     for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
@@ -246,28 +246,22 @@ def _train_sweep(sweep) -> list[str]:
         print(f"wrote {sweep.file}", file=sys.stderr)
         return []
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
-    try:
-        runner.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
-    except KeyboardInterrupt as stopped:
-        written = report.write_report(sweep.folder)
-        print(f"sweep {sweep.name} stopped by {stopped or 'SIGINT'}: the running runs saved a checkpoint; the same "
-              f"command resumes the sweep. Report so far: {written[-1]}", file=sys.stderr)
+    outcome = runner.run_and_report(sweep, [sys.executable, os.path.abspath(sys.argv[0])],
+                                    parallel=FLAGS.sweep_parallel)
+    if outcome.stopped_by:
+        print(f"sweep {sweep.name} stopped by {outcome.stopped_by}: the running runs saved a checkpoint; the same "
+              f"command resumes the sweep. Report so far: {outcome.written[-1]}", file=sys.stderr)
         sys.exit(130)
-    written = report.write_report(sweep.folder)
-    failed = [run for run in sweep.runs if run.status == "failed"]
-    stopped = [run for run in sweep.runs if run.status == "stopped"]
-    finished = sum(run.status == "finished" for run in sweep.runs)
-    print(f"sweep {sweep.name}: {finished} of {len(sweep.runs)} runs finished; report: "
-          f"{os.path.join(sweep.folder, report.REPORT_HTML)}")
-    if failed or stopped:
-        for path in written:
+    print(f"sweep {sweep.name}: {len(outcome.finished)} of {len(sweep.runs)} runs finished; report: "
+          f"{outcome.report_html}")
+    if outcome.unfinished:
+        for path in outcome.written:
             print(f"wrote {path}")
-        problems = [f"{run.name} {'failed' if run.status == 'failed' else 'stopped'} (exit {run.returncode}, log "
-                    f"{os.path.join(sweep.folder, run.log)})" for run in failed + stopped]
+        problems = outcome.unfinished_lines()
         print(f"main.py: error: {len(problems)} run(s) did not finish: {'; '.join(problems)}. The same command "
               f"resumes them.", file=sys.stderr)
         sys.exit(1)
-    return written
+    return outcome.written
 
 
 def write_report(config: Config) -> list[str]:

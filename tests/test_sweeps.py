@@ -189,6 +189,18 @@ def test_parallel_runs_share_the_cpu_threads(tmp_path):
         assert threads == {str(max(1, (os.cpu_count() or 1) // 2))}
 
 
+def test_run_and_report_says_how_the_sweep_went_and_writes_its_report(tmp_path):
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    outcome = runner.run_and_report(fake_sweep(tmp_path, ["ok", "fail"]), [sys.executable, str(tmp_path / "fake.py")],
+                                    say=lambda line: None)
+    assert outcome.stopped_by is None
+    assert [run.name for run in outcome.finished] == ["run0"] and [run.name for run in outcome.unfinished] == ["run1"]
+    log = os.path.join(str(tmp_path / "sweep"), "logs", "run1.log")
+    assert outcome.unfinished_lines() == [f"run1 failed (exit 3, log {log})"]
+    assert outcome.written[-1] == outcome.report_html == str(tmp_path / "sweep" / report.REPORT_HTML)
+    assert os.path.isfile(outcome.report_html)
+
+
 STOPPABLE_TRAINER = """
 import os, signal, sys, time
 folder = sys.argv[1]

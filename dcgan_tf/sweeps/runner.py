@@ -1,6 +1,7 @@
 """Running a planned sweep: each run as its own `main.py --train` process, `--sweep_parallel` at a time, each with
 its share of the machine (a GPU of its own, else its share of the CPU's threads); its console into
 `logs/<run>.log`, sweep.json rewritten at every change, and the sweep's stop signals passed on to its runs.
+run_and_report runs it and writes its report, and says how it went (SweepOutcome).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import subprocess
 import time
 import typing
 
+from dcgan_tf.sweeps import report
 from dcgan_tf.sweeps.plan import LOGS_DIR, Sweep, SweepRun, is_finished
 
 
@@ -193,3 +195,42 @@ def last_lines(path: str, count: int) -> list[str]:
     except OSError:
         return []
     return lines[-count:]
+
+
+# ------------------------------------------------------------------------------------------ the outcome
+@dataclasses.dataclass
+class SweepOutcome:
+    """How a sweep went: its runs (each with its status), its report's files, and the signal that stopped it."""
+
+    sweep: Sweep
+    written: list  # the report's files, report.html last
+    stopped_by: str | None = None  # the stop signal's name (its running runs saved a checkpoint); None: not stopped
+
+    @property
+    def finished(self) -> list[SweepRun]:
+        return [run for run in self.sweep.runs if run.status == "finished"]
+
+    @property
+    def unfinished(self) -> list[SweepRun]:
+        """The runs that failed, then those that stopped: the same sweep command resumes them."""
+        return [run for status in ("failed", "stopped") for run in self.sweep.runs if run.status == status]
+
+    @property
+    def report_html(self) -> str:
+        return os.path.join(self.sweep.folder, report.REPORT_HTML)
+
+    def unfinished_lines(self) -> list[str]:
+        """One line per unfinished run: its name, how it ended, its exit code and its log."""
+        return [f"{run.name} {'failed' if run.status == 'failed' else 'stopped'} (exit {run.returncode}, log "
+                f"{os.path.join(self.sweep.folder, run.log)})" for run in self.unfinished]
+
+
+def run_and_report(sweep: Sweep, program: typing.Sequence[str], parallel: int = 1,
+                   say: typing.Callable[[str], None] = print) -> SweepOutcome:
+    """run_sweep, then the sweep's report from what its runs hold (report.write_report), also when a stop signal
+    ends it early (SweepOutcome.stopped_by)."""
+    try:
+        run_sweep(sweep, program, parallel=parallel, say=say)
+    except KeyboardInterrupt as stopped:
+        return SweepOutcome(sweep, report.write_report(sweep.folder), stopped_by=str(stopped) or "SIGINT")
+    return SweepOutcome(sweep, report.write_report(sweep.folder))
