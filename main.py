@@ -226,7 +226,7 @@ def train_sweep(sweep) -> list[str]:
 
 
 def _train_sweep(sweep) -> list[str]:
-    from dcgan_tf.sweeps import plan, report
+    from dcgan_tf.sweeps import plan, runner
 
     sweep = plan.merge_saved(sweep)
     for line in sorted({f"--{name} is left out of the runs with {run.setting_label}: {why}"
@@ -238,28 +238,22 @@ def _train_sweep(sweep) -> list[str]:
         print(f"wrote {sweep.file}", file=sys.stderr)
         return []
     print(f"sweep {sweep.name}: {len(sweep.runs)} runs, {FLAGS.sweep_parallel} at a time; {sweep.folder}")
-    try:
-        plan.run_sweep(sweep, [sys.executable, os.path.abspath(sys.argv[0])], parallel=FLAGS.sweep_parallel)
-    except KeyboardInterrupt as stopped:
-        written = report.write_report(sweep.folder)
-        print(f"sweep {sweep.name} stopped by {stopped or 'SIGINT'}: the running runs saved a checkpoint; the same "
-              f"command resumes the sweep. Report so far: {written[-1]}", file=sys.stderr)
+    outcome = runner.run_and_report(sweep, [sys.executable, os.path.abspath(sys.argv[0])],
+                                    parallel=FLAGS.sweep_parallel)
+    if outcome.stopped_by:
+        print(f"sweep {sweep.name} stopped by {outcome.stopped_by}: the running runs saved a checkpoint; the same "
+              f"command resumes the sweep. Report so far: {outcome.written[-1]}", file=sys.stderr)
         sys.exit(130)
-    written = report.write_report(sweep.folder)
-    failed = [run for run in sweep.runs if run.status == "failed"]
-    stopped = [run for run in sweep.runs if run.status == "stopped"]
-    finished = sum(run.status == "finished" for run in sweep.runs)
-    print(f"sweep {sweep.name}: {finished} of {len(sweep.runs)} runs finished; report: "
-          f"{os.path.join(sweep.folder, report.REPORT_HTML)}")
-    if failed or stopped:
-        for path in written:
+    print(f"sweep {sweep.name}: {len(outcome.finished)} of {len(sweep.runs)} runs finished; report: "
+          f"{outcome.report_html}")
+    if outcome.unfinished:
+        for path in outcome.written:
             print(f"wrote {path}")
-        problems = [f"{run.name} {'failed' if run.status == 'failed' else 'stopped'} (exit {run.returncode}, log "
-                    f"{os.path.join(sweep.folder, run.log)})" for run in failed + stopped]
+        problems = outcome.unfinished_lines()
         print(f"main.py: error: {len(problems)} run(s) did not finish: {'; '.join(problems)}. The same command "
               f"resumes them.", file=sys.stderr)
         sys.exit(1)
-    return written
+    return outcome.written
 
 
 def write_report(config: Config) -> list[str]:
@@ -371,13 +365,8 @@ def demo(config: Config) -> list[str]:
             saved = folders.open_saved_run(config)
             folder = export.export_folder(saved)
             dims = demo_dims(dims, saved.z_dim)  # before any export
-            if not export.export_is_current(saved):
-                try:
-                    before = tuple(export.read_info(folder)["files"])
-                except export.ExportError:
-                    before = ()
-                # generator.keras too: the SavedModel shows no layer, and the demo's forgetting reads them
-                written = export.export_run(config, ("keras", "savedmodel", *before))
+            written = export.export_if_stale(config, saved)
+            if written:
                 print(f"exported step {export.read_info(folder)['step']} first: {', '.join(written)}")
         app.launch(folder, host=FLAGS.host, port=FLAGS.port, dims=dims, block=True, log=print, announce=False)
     except KeyboardInterrupt:  # before it served
@@ -387,7 +376,8 @@ def demo(config: Config) -> list[str]:
 
 def compare(config: Config) -> list[str]:
     """--compare: loss/ratio curves of several runs overlaid, and their sample grids side by side."""
-    from dcgan_tf.analysis import plots
+    from dcgan_tf.analysis.compare import write_comparison
+    from dcgan_tf.runs.folders import resolve_run
 
     try:
         steps = [int(step) for step in FLAGS.compare_steps] if FLAGS.compare_steps else None
@@ -395,14 +385,9 @@ def compare(config: Config) -> list[str]:
         raise ConfigError("compare_steps", f"integers expected (got {','.join(FLAGS.compare_steps)})") from None
     if FLAGS.compare_labels and len(FLAGS.compare_labels) != len(FLAGS.compare):
         raise ConfigError("compare_labels", f"{len(FLAGS.compare_labels)} labels for {len(FLAGS.compare)} runs")
-    found = [plots.resolve_run(run, config.checkpoint_dir, config.sample_dir) for run in FLAGS.compare]
+    found = [resolve_run(run, config.checkpoint_dir, config.sample_dir) for run in FLAGS.compare]
     out = FLAGS.compare_out or os.path.join(config.sample_dir, "compare")
-    stem, labels = "_vs_".join(run.name for run in found), FLAGS.compare_labels or None
-    written = [plots.compare_runs(found, os.path.join(out, f"compare_losses_{stem}.png"), labels),
-               plots.compare_grids(found, steps, os.path.join(out, f"compare_grids_{stem}.png"), labels)]
-    if any(plots.plotted_rows(plots.read_metrics(run.checkpoint_path)) for run in found):  # the runs' evaluations overlaid
-        written.append(plots.plot_metrics(found, os.path.join(out, f"compare_metrics_{stem}.png"), labels))
-    return written
+    return write_comparison(found, out, steps, FLAGS.compare_labels or None)
 
 
 def evaluate(config: Config, every_checkpoint: bool = False) -> list[str]:

@@ -218,7 +218,7 @@ def ae_config(tmp_path, dataset, **overrides):
     return tiny_config(tmp_path, dataset, **values).resolved()
 
 
-# ---------------------------------------------------------------- from test_plots
+# ---------------------------------------------------------------- from test_loss_log, test_plots, test_compare
 HEADER = ["step", "epoch", "d_loss", "d_loss_real", "d_loss_fake", "g_loss", "d_real", "d_fake"]
 
 
@@ -246,6 +246,25 @@ def write_run(checkpoint_dir, name, steps, per_epoch=10, swap_at=None, nan_at=()
         with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
             handle.write(Config(run_name=name, checkpoint_dir=str(checkpoint_dir)).to_json())
     return folder
+
+
+def write_grids(folder, steps, size=(24, 16), color=(200, 30, 30)):
+    """Training grids train_<step:08d>.png of one colour in `folder`, one per step."""
+    os.makedirs(folder, exist_ok=True)
+    for step in steps:
+        Image.new("RGB", size, color).save(os.path.join(folder, f"train_{step:08d}.png"))
+
+
+def assert_png(path, min_width=300, min_height=150):
+    """The file is a whole PNG of at least that size; returns (width, height)."""
+    assert os.path.isfile(path)
+    with open(path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.width >= min_width and image.height >= min_height
+        return image.size
 
 
 # ---------------------------------------------------------------- from test_demo

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT, TINY, free_port, run_main, write_images
+from conftest import ROOT, TINY, free_port, run_main, write_grids, write_images, write_run
 
 
 def assert_quiet(stderr: str) -> None:
@@ -100,6 +100,18 @@ def test_train_resume_and_test_mode_through_main(tmp_path):
     offline = run_main("--dataset", "faces", *TINY, "--g_advantage", "3", "--evaluate", "--fid_weights",
                        "nope.pth", cwd=tmp_path)
     assert offline.returncode == 2 and "--fid_weights nope.pth is not a file" in offline.stderr
+
+
+@pytest.mark.slow
+def test_compare_through_main_writes_the_runs_curves_and_grids(tmp_path):
+    for name in ("ga2", "ga50"):
+        write_run(str(tmp_path / "checkpoints"), name, 30)
+        write_grids(str(tmp_path / "samples" / name), [10, 30])
+    done = run_main("--compare", "ga2,ga50", "--compare_steps", "10", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    names = [f"compare_{what}_ga2_vs_ga50.png" for what in ("losses", "grids")]
+    assert done.stdout.split("\n")[:2] == [f"wrote {os.path.join('samples', 'compare', name)}" for name in names]
+    assert sorted(os.listdir(tmp_path / "samples" / "compare")) == sorted(names)
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -245,6 +245,19 @@ def test_a_mixed_precision_run_exports_a_float32_copy_every_format_reads(tmp_pat
     assert np.abs(own - from_saved_model).mean() < 2  # the same images, but for bf16's rounding
 
 
+def test_export_if_stale_exports_only_an_export_behind_the_newest_checkpoint(trained, monkeypatch):
+    """What --demo does before it serves: nothing for an export of the newest checkpoint; else the export again, with
+    generator.keras and the SavedModel (the demo reads both) and the formats it had."""
+    config, model, step, paths = trained
+    assert export.export_if_stale(config) == []
+    had = tuple(json.load(open(os.path.join(export.export_folder(config), "export.json")))["files"])
+    asked = []
+    monkeypatch.setattr(export, "export_is_current", lambda saved: False)
+    monkeypatch.setattr(export, "export_run", lambda config, formats: asked.append(formats) or ["written"])
+    assert export.export_if_stale(config) == ["written"]
+    assert asked == [("keras", "savedmodel", *had)]
+
+
 def test_an_export_refuses_a_run_another_process_holds(trained):
     from dcgan_tf.runs import lock as run_lock
 

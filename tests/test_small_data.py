@@ -327,7 +327,7 @@ def test_small_data_and_the_augment_preview_through_main(tmp_path):
 
 def test_hinge_and_wgan_runs_plot_the_score_gap_instead_of_the_log_ratio(tmp_path):
     """Their losses may be negative, so log(G/D) says nothing: the run's plots show D's real - fake score gap."""
-    from dcgan_tf.analysis import plots
+    from dcgan_tf.analysis import loss_log, plots
 
     folder = write_run(tmp_path / "checkpoints", "run", 30)
     with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as handle:
@@ -335,7 +335,7 @@ def test_hinge_and_wgan_runs_plot_the_score_gap_instead_of_the_log_ratio(tmp_pat
     assert plots.run_loss(folder) == "hinge"
     paths = plots.plot_run(folder, str(tmp_path / "samples"))
     assert [os.path.basename(path) for path in paths] == ["plot_losses.png", plots.SCORE_GAP_PNG]
-    log = plots.read_loss_log(folder)
+    log = loss_log.read_loss_log(folder)
     gap = [line for line in plots.score_gap_figure(log, "hinge").axes[0].get_lines()
            if line.get_label().startswith("D(x)")][0]
     np.testing.assert_allclose(gap.get_ydata()[:1], (log.d_real - log.d_fake)[:1])

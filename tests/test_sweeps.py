@@ -17,7 +17,7 @@ import pytest
 from conftest import run_main, write_images
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.runs import folders
-from dcgan_tf.sweeps import plan, report
+from dcgan_tf.sweeps import plan, report, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -151,8 +151,8 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
     program = [sys.executable, str(tmp_path / "fake.py")]
     said = []
-    sweep = plan.run_sweep(fake_sweep(tmp_path, ["ok", "fail", "ok"]), program, say=said.append,
-                           poll_seconds=0.05)
+    sweep = runner.run_sweep(fake_sweep(tmp_path, ["ok", "fail", "ok"]), program, say=said.append,
+                             poll_seconds=0.05)
     assert [run.status for run in sweep.runs] == ["finished", "failed", "finished"]
     assert sweep.runs[1].returncode == 3
     assert any("run1 failed (exit 3)" in line and "something broke" in line for line in said)
@@ -165,7 +165,7 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
     again = plan.merge_saved(fake_sweep(tmp_path, ["ok", "ok", "ok"]))
     assert [run.status for run in again.runs] == ["finished", "failed", "finished"]
     said.clear()
-    plan.run_sweep(again, program, say=said.append, poll_seconds=0.05)
+    runner.run_sweep(again, program, say=said.append, poll_seconds=0.05)
     assert [run.status for run in again.runs] == ["finished"] * 3
     assert [line.split()[0] for line in calls(tmp_path)] == ["run0", "run1", "run2", "run1"]
     assert "2 of 3 runs already finished" in said[0]
@@ -174,19 +174,31 @@ def test_a_failing_run_does_not_stop_the_others_and_the_same_command_retries_onl
 def test_a_killed_run_is_named_as_killed(tmp_path):
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
     said = []
-    sweep = plan.run_sweep(fake_sweep(tmp_path, ["kill", "ok"]), [sys.executable, str(tmp_path / "fake.py")],
-                           say=said.append, poll_seconds=0.05)
+    sweep = runner.run_sweep(fake_sweep(tmp_path, ["kill", "ok"]), [sys.executable, str(tmp_path / "fake.py")],
+                             say=said.append, poll_seconds=0.05)
     assert [run.status for run in sweep.runs] == ["failed", "finished"]
     assert any("run0 failed (killed by SIGKILL)" in line for line in said)
 
 
 def test_parallel_runs_share_the_cpu_threads(tmp_path):
     (tmp_path / "fake.py").write_text(FAKE_TRAINER)
-    plan.run_sweep(fake_sweep(tmp_path, ["ok", "ok"]), [sys.executable, str(tmp_path / "fake.py")], parallel=2,
-                   say=lambda line: None, poll_seconds=0.05)
+    runner.run_sweep(fake_sweep(tmp_path, ["ok", "ok"]), [sys.executable, str(tmp_path / "fake.py")], parallel=2,
+                     say=lambda line: None, poll_seconds=0.05)
     threads = {line.split()[1] for line in calls(tmp_path)}
-    if not plan.visible_gpus():
+    if not runner.visible_gpus():
         assert threads == {str(max(1, (os.cpu_count() or 1) // 2))}
+
+
+def test_run_and_report_says_how_the_sweep_went_and_writes_its_report(tmp_path):
+    (tmp_path / "fake.py").write_text(FAKE_TRAINER)
+    outcome = runner.run_and_report(fake_sweep(tmp_path, ["ok", "fail"]), [sys.executable, str(tmp_path / "fake.py")],
+                                    say=lambda line: None)
+    assert outcome.stopped_by is None
+    assert [run.name for run in outcome.finished] == ["run0"] and [run.name for run in outcome.unfinished] == ["run1"]
+    log = os.path.join(str(tmp_path / "sweep"), "logs", "run1.log")
+    assert outcome.unfinished_lines() == [f"run1 failed (exit 3, log {log})"]
+    assert outcome.written[-1] == outcome.report_html == str(tmp_path / "sweep" / report.REPORT_HTML)
+    assert os.path.isfile(outcome.report_html)
 
 
 STOPPABLE_TRAINER = """
@@ -205,10 +217,10 @@ time.sleep(60)
 SWEEP_DRIVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from dcgan_tf.sweeps import plan
+from dcgan_tf.sweeps import plan, runner
 sweep = plan.load_sweep(sys.argv[2])
 try:
-    plan.run_sweep(sweep, [sys.executable, sys.argv[3]], parallel=2, poll_seconds=0.05)
+    runner.run_sweep(sweep, [sys.executable, sys.argv[3]], parallel=2, poll_seconds=0.05)
 except KeyboardInterrupt as stopped:
     print("sweep stopped by", stopped)
 """
@@ -237,13 +249,13 @@ def test_a_signal_to_the_sweep_stops_its_running_runs(tmp_path, signum):
 
 
 def test_run_environment_gives_gpus_round_robin_or_splits_the_threads():
-    assert plan.run_environment(3, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] == "1"
-    env = plan.run_environment(0, 2, [], cpus=8)
+    assert runner.run_environment(3, 4, ["0", "1"])["CUDA_VISIBLE_DEVICES"] == "1"
+    env = runner.run_environment(0, 2, [], cpus=8)
     assert env["TF_NUM_INTRAOP_THREADS"] == "4" and env["OMP_NUM_THREADS"] == "4"
-    alone = plan.run_environment(0, 1, ["0", "1"], cpus=8)  # one at a time: the whole machine
+    alone = runner.run_environment(0, 1, ["0", "1"], cpus=8)  # one at a time: the whole machine
     assert alone.get("CUDA_VISIBLE_DEVICES") == os.environ.get("CUDA_VISIBLE_DEVICES")
     assert alone.get("TF_NUM_INTRAOP_THREADS") == os.environ.get("TF_NUM_INTRAOP_THREADS")
-    assert plan.run_environment(2, 3, ["0", "1"])["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # two share GPU 0
+    assert runner.run_environment(2, 3, ["0", "1"])["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"  # two share GPU 0
 
 
 # ------------------------------------------------------------------------------------------ the disk budget

@@ -280,6 +280,21 @@ def export_is_current(config: Config) -> bool:
     return latest is not None and latest == info.get("step") and info.get("checkpoint") == config.checkpoint
 
 
+def export_if_stale(config: Config, saved: Config | None = None) -> list[str]:
+    """The run's export brought up to its newest checkpoint, as the demo needs it: written again (.keras, SavedModel
+    and the formats it had) when missing or older (export_is_current); the paths written, [] when it was current.
+    saved: the run's saved config (folders.open_saved_run(config), read when not given)."""
+    saved = saved or folders.open_saved_run(config)
+    if export_is_current(saved):
+        return []
+    try:
+        before = tuple(read_info(export_folder(saved))["files"])
+    except ExportError:
+        before = ()
+    # generator.keras too: the SavedModel shows no layer, and the demo's forgetting reads them
+    return export_run(config, ("keras", "savedmodel", *before))
+
+
 class ExportedGenerator:
     """An export's SavedModel as a numpy function: `generate(z, labels)` -> uint8 images; `info` is export.json."""
 

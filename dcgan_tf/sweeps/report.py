@@ -2,8 +2,8 @@
 pictures embedded, so the one file opens anywhere, offline).
 
 It has a table of the runs (the settings that vary, seed, status, steps, training time, final and best metrics,
-disk used) and one of the settings over their seeds (mean ± std), the runs' curves overlaid (plots.sweep_curves),
-their training grids side by side at chosen steps (plots.compare_grids), and each run's command.
+disk used) and one of the settings over their seeds (mean ± std), the runs' curves overlaid (compare.sweep_curves),
+their training grids side by side at chosen steps (compare.compare_grids), and each run's command.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import shlex
 import numpy as np
 
 from dcgan_tf import files
-from dcgan_tf.analysis import plots
+from dcgan_tf.analysis import compare, loss_log, plots
 from dcgan_tf.metrics import feature_caption
 from dcgan_tf.runs import folders
 from dcgan_tf.runs.folders import RunError, RunPaths
@@ -46,13 +46,13 @@ class RunSummary:
     final: dict  # metric key -> value at the last evaluation
     best: dict  # metric key -> (value, step) of the best evaluation
     disk_bytes: int
-    log: plots.LossLog | None
+    log: loss_log.LossLog | None
     rows: list  # the evaluations drawn (metrics.jsonl)
 
 
 def summarize(run: SweepRun) -> RunSummary:
     try:
-        log = plots.read_loss_log(run.checkpoint_path)
+        log = loss_log.read_loss_log(run.checkpoint_path)
     except RunError:
         log = None
     rows = plots.plotted_rows(folders.read_metrics(run.checkpoint_path))
@@ -161,11 +161,11 @@ def write_report(folder: str, steps: list[int] | None = None) -> list[str]:
             label = " ".join(f"{k}={v}" for k, v in zip(sweep.grid, _settings(sweep, s.run)))
             groups.setdefault(label, []).append((f"seed {s.run.seed}", s.log, s.rows))
     if groups:
-        pictures["curves"] = plots.sweep_curves(list(groups.items()), os.path.join(folder, CURVES_PNG),
-                                                title=f"sweep {sweep.name}: {len(summaries)} runs")
+        pictures["curves"] = compare.sweep_curves(list(groups.items()), os.path.join(folder, CURVES_PNG),
+                                                  title=f"sweep {sweep.name}: {len(summaries)} runs")
     with_grids = [s for s in summaries if folders.list_training_grids(s.run.sample_path)]
     if with_grids:
-        pictures["grids"] = plots.compare_grids(
+        pictures["grids"] = compare.compare_grids(
             [RunPaths(s.run.name, s.run.checkpoint_path, s.run.sample_path) for s in with_grids], steps,
             os.path.join(folder, GRIDS_PNG), labels=[s.run.label for s in with_grids])
     written += pictures.values()
