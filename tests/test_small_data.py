@@ -336,7 +336,7 @@ def test_hinge_and_wgan_runs_plot_the_score_gap_instead_of_the_log_ratio(tmp_pat
     paths = plots.plot_run(folder, str(tmp_path / "samples"))
     assert [os.path.basename(path) for path in paths] == ["plot_losses.png", plots.SCORE_GAP_PNG]
     log = loss_log.read_loss_log(folder)
-    gap = [line for line in plots.score_gap_figure(log, "hinge").axes[0].get_lines()
+    gap = [line for line in plots.score_gap_figure(log, losses.named("hinge")).axes[0].get_lines()
            if line.get_label().startswith("D(x)")][0]
     np.testing.assert_allclose(gap.get_ydata()[:1], (log.d_real - log.d_fake)[:1])
     assert plots.run_loss(str(tmp_path / "nowhere")) == "bce"

@@ -134,9 +134,10 @@ def _raw_and_smooth(ax, log: LossLog, values, window: int, color: str, label: st
 
 
 # ---------------------------------------------------------------------------------------------- one run
-def losses_figure(log: LossLog, window: int | None = None, title: str | None = None, loss: str = "bce") -> Figure:
-    """D and G loss (raw, faint, and smoothed) over steps; D(x) and D(G(z)) below (probabilities under the bce
-    loss, raw scores under hinge and wgan_gp); epochs and the swap marked."""
+def losses_figure(log: LossLog, window: int | None = None, title: str | None = None, loss=None) -> Figure:
+    """D and G loss (raw, faint, and smoothed) over steps; D(x) and D(G(z)) below (probabilities under a loss whose
+    outputs are probabilities, bce's, raw scores under hinge and wgan_gp); epochs and the swap marked. `loss`: the
+    run's core.losses.AdversarialLoss (unset: bce's probabilities)."""
     window = window or default_window(len(log))
     figure, (top, bottom) = stacked_figure(2, 7.5)
     smoothed = [_raw_and_smooth(top, log, log.d_loss, window, "C0", "D loss"),
@@ -146,13 +147,13 @@ def losses_figure(log: LossLog, window: int | None = None, title: str | None = N
     top.set_title(title or f"{log.name}: losses ({len(log)} steps)")
     _raw_and_smooth(bottom, log, log.d_real, window, "C2", "D(x)")
     _raw_and_smooth(bottom, log, log.d_fake, window, "C3", "D(G(z))")
-    if loss == "bce":
+    if loss is None or loss.probabilities:
         bottom.axhline(0.5, color="0.4", linestyle=":", linewidth=1.0, label="0.5")
         bottom.set_ylim(-0.03, 1.03)
         bottom.set_ylabel("mean D output")
     else:
         robust_ylim(bottom, [log.d_real, log.d_fake], [])
-        bottom.set_ylabel(f"mean D score ({loss}: raw, no probability)")
+        bottom.set_ylabel(f"mean D score ({loss.name}: raw, no probability)")
     bottom.set_xlabel("step (one D update each)")
     for ax in (top, bottom):
         mark_epochs(ax, log)
@@ -182,7 +183,7 @@ def loss_ratio_figure(log: LossLog, window: int | None = None, title: str | None
     return figure
 
 
-def score_gap_figure(log: LossLog, loss: str, window: int | None = None, title: str | None = None) -> Figure:
+def score_gap_figure(log: LossLog, loss, window: int | None = None, title: str | None = None) -> Figure:
     """D's mean score on real minus fake images over steps: what stands in for the log G/D ratio under the hinge and
     wgan_gp losses, whose losses may be negative (under wgan_gp it is the critic's estimate of the Wasserstein
     distance between the real and generated images; under hinge, the margin D keeps between them). Near 0: D
@@ -197,13 +198,12 @@ def score_gap_figure(log: LossLog, loss: str, window: int | None = None, title: 
     _mark_swap(ax, log)
     ax.set_ylabel("mean D score, real − fake")
     ax.set_xlabel("step (one D update each)")
-    what = "the critic's Wasserstein estimate" if loss == "wgan_gp" else "D's margin"
-    ax.set_title(title or f"{log.name}: score gap ({loss} loss: {what})")
+    ax.set_title(title or f"{log.name}: score gap ({loss.name} loss: {loss.score_gap})")
     legend_beside(ax)
     return figure
 
 
-def plot_losses(log: LossLog, path: str, window: int | None = None, loss: str = "bce") -> str:
+def plot_losses(log: LossLog, path: str, window: int | None = None, loss=None) -> str:
     """losses_figure written as a PNG at `path`."""
     return save_figure(losses_figure(log, window, loss=loss), path)
 
@@ -222,14 +222,18 @@ def run_loss(checkpoint_path: str) -> str:
         return Config.loss
 
 
-def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None, loss: str | None = None) -> list[str]:
+def plot_run(checkpoint_path: str, sample_path: str, window: int | None = None, loss=None) -> list[str]:
     """Read `<checkpoint_path>/losses.csv`; write plot_losses.png and plot_loss_ratio.png into sample_path (under
-    the hinge and wgan_gp losses plot_score_gap.png instead of the ratio), and plot_metrics.png when the run has
-    evaluations (metrics.jsonl). `loss`: the run's (unset: its config.json's)."""
-    loss = loss or run_loss(checkpoint_path)
+    the hinge and wgan_gp losses, whose D outputs are no probabilities, plot_score_gap.png instead of the ratio), and
+    plot_metrics.png when the run has evaluations (metrics.jsonl). `loss`: the run's core.losses.AdversarialLoss
+    (unset: its config.json's)."""
+    if loss is None:  # here, not at the top: the sweep report imports this module without TensorFlow
+        from dcgan_tf.core.losses import named
+
+        loss = named(run_loss(checkpoint_path))
     log = read_loss_log(os.path.join(checkpoint_path, LOSS_CSV))
     written = [plot_losses(log, os.path.join(sample_path, LOSSES_PNG), window, loss=loss)]
-    if loss == "bce":
+    if loss.probabilities:
         written.append(plot_loss_ratio(log, os.path.join(sample_path, RATIO_PNG), window))
     else:
         written.append(save_figure(score_gap_figure(log, loss, window), os.path.join(sample_path, SCORE_GAP_PNG)))

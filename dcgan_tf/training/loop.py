@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from dcgan_tf import files
 from dcgan_tf.config import Config
-from dcgan_tf.core import distribution
+from dcgan_tf.core import distribution, losses
 from dcgan_tf.core.build import build_dcgan, warn_if_bf16_is_emulated
 from dcgan_tf.core.model import DCGAN
 from dcgan_tf.data import loading
@@ -433,7 +433,7 @@ def _write_plots(config: Config) -> None:
         from dcgan_tf.analysis import plots  # here: matplotlib loads only when a run ends
 
         log.info("wrote %s", ", ".join(plots.plot_run(config.checkpoint_path, config.sample_path,
-                                                              loss=config.loss)))
+                                                              loss=losses.named(config.loss))))
     except Exception as error:  # noqa: BLE001 - a plot must never cost the run its result
         log.warning("no loss plots for %s: %s", config.name, error)
 
