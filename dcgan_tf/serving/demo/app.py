@@ -266,6 +266,65 @@ def header_markdown(info: dict) -> str:
             f"{z_draw}{labels}.")
 
 
+def forget_section(gen: ExportedGenerator, seed, label, first_label, walk_folder: str) -> None:
+    """The demo's "Forgetting to draw" section, inside build_demo's Blocks: the numbered samples to box (two clicks a
+    box), the layer, Forget, and its before/after picture and JSON; a note instead when the export has no Keras file.
+    `seed`, `label`: the demo's components (new samples clear the boxes, which marked the old ones)."""
+    if not gen.has_keras:
+        gr.Markdown(f"This export has no `{KERAS_FILE}`, whose layers forgetting reads: export the run again with "
+                    f"`--export_format keras,savedmodel`.", elem_id="forget-message")
+        return
+    layers = list(gen.forgetter().layers)
+    with gr.Row():
+        forget_grid = gr.Image(boxes_picture(gen, 0, "", None, first_label), format="png",
+                               label="Click two corners of each box", interactive=False,
+                               buttons=["fullscreen"], elem_id="forget-grid")
+        with gr.Column():
+            boxes = gr.Textbox("", label="Boxes: sample, x0, y0, x1, y1 in the picture's pixels", lines=6,
+                               elem_id="forget-boxes")
+            forget_layer = gr.Radio(layers, value=layers[-1], label="Layer (default: the second-highest)",
+                                    elem_id="forget-layer")
+            with gr.Row():
+                clear_button = gr.Button("Clear boxes", elem_id="forget-clear")
+                forget_button = gr.Button("Forget", variant="primary", elem_id="forget")
+    forget_message = gr.Markdown("", elem_id="forget-message")
+    forget_result = gr.Image(None, format="png", label="Each sample, then the same z without the filters",
+                             interactive=False, buttons=["download", "fullscreen"], elem_id="forget-result")
+    forget_json = gr.File(None, label="The filters found (JSON)", interactive=False, elem_id="forget-json")
+    corner = gr.State(None)
+
+    def click_corner(seed, text, pending, label, event: gr.SelectData):
+        """A click on the samples: a box's first corner, or its second (the box joins the text)."""
+        try:
+            text, pending = add_corner(gen, text, pending, *event.index)
+        except ValueError as error:
+            gr.Warning(str(error))
+        return text, pending, boxes_picture(gen, seed, text, pending, label)
+
+    def redraw_boxes(seed, text, label):
+        return boxes_picture(gen, seed, text, None, label), None
+
+    def run_forget(seed, text, layer, label):
+        """(picture, JSON file, message): bad boxes are a warning and a line, not an error page."""
+        try:
+            picture, path, summary = forget_picture(gen, seed, text, layer, label, walk_folder)
+            return picture, path, summary
+        except ValueError as error:
+            gr.Warning(str(error))
+            return None, None, f"**Cannot forget:** {error}"
+
+    forget_grid.select(click_corner, [seed, boxes, corner, label], [boxes, corner, forget_grid],
+                       show_progress="hidden")
+    boxes.input(redraw_boxes, [seed, boxes, label], [forget_grid, corner], show_progress="hidden")
+    for trigger in (seed, label):  # other samples: the boxes marked the old ones
+        trigger.change(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
+                       [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
+    clear_button.click(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
+                       [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
+    forget_button.click(run_forget, [seed, boxes, forget_layer, label],
+                        [forget_result, forget_json, forget_message])
+
+
 def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> gr.Blocks:
     """The Gradio app of an exported generator (unlaunched; `launch` passes THEME, which Gradio 6 takes there).
 
@@ -365,28 +424,7 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
                     "**Forget**: a logistic regression on the chosen layer's feature maps finds the filters that "
                     "draw inside the boxes (those of positive weight), and each sample is drawn again without them, "
                     "beside itself.")
-        if gen.has_keras:
-            layers = list(gen.forgetter().layers)
-            with gr.Row():
-                forget_grid = gr.Image(boxes_picture(gen, 0, "", None, first_label), format="png",
-                                       label="Click two corners of each box", interactive=False,
-                                       buttons=["fullscreen"], elem_id="forget-grid")
-                with gr.Column():
-                    boxes = gr.Textbox("", label="Boxes: sample, x0, y0, x1, y1 in the picture's pixels", lines=6,
-                                       elem_id="forget-boxes")
-                    forget_layer = gr.Radio(layers, value=layers[-1], label="Layer (default: the second-highest)",
-                                            elem_id="forget-layer")
-                    with gr.Row():
-                        clear_button = gr.Button("Clear boxes", elem_id="forget-clear")
-                        forget_button = gr.Button("Forget", variant="primary", elem_id="forget")
-            forget_message = gr.Markdown("", elem_id="forget-message")
-            forget_result = gr.Image(None, format="png", label="Each sample, then the same z without the filters",
-                                     interactive=False, buttons=["download", "fullscreen"], elem_id="forget-result")
-            forget_json = gr.File(None, label="The filters found (JSON)", interactive=False, elem_id="forget-json")
-            corner = gr.State(None)
-        else:
-            gr.Markdown(f"This export has no `{KERAS_FILE}`, whose layers forgetting reads: export the run again with "
-                        f"`--export_format keras,savedmodel`.", elem_id="forget-message")
+        forget_section(gen, seed, label, first_label, walk_folder)
 
         sample_outputs = [grid, *sliders, single]
         new_samples.click(lambda: random.randint(0, 999_999), outputs=seed)  # seed.change redraws
@@ -399,37 +437,6 @@ def build_demo(gen: ExportedGenerator, dims=None, title: str | None = None) -> g
         walk_button.click(redraw_walk, [seed_a, seed_b, steps, label], [strip, gif])
         for trigger in (arithmetic_button.click, expression.submit):
             trigger(redraw_arithmetic, [seed, expression, label], [arithmetic, arithmetic_message])
-        if gen.has_keras:
-            def click_corner(seed, text, pending, label, event: gr.SelectData):
-                """A click on the samples: a box's first corner, or its second (the box joins the text)."""
-                try:
-                    text, pending = add_corner(gen, text, pending, *event.index)
-                except ValueError as error:
-                    gr.Warning(str(error))
-                return text, pending, boxes_picture(gen, seed, text, pending, label)
-
-            def redraw_boxes(seed, text, label):
-                return boxes_picture(gen, seed, text, None, label), None
-
-            def run_forget(seed, text, layer, label):
-                """(picture, JSON file, message): bad boxes are a warning and a line, not an error page."""
-                try:
-                    picture, path, summary = forget_picture(gen, seed, text, layer, label, walk_folder)
-                    return picture, path, summary
-                except ValueError as error:
-                    gr.Warning(str(error))
-                    return None, None, f"**Cannot forget:** {error}"
-
-            forget_grid.select(click_corner, [seed, boxes, corner, label], [boxes, corner, forget_grid],
-                               show_progress="hidden")
-            boxes.input(redraw_boxes, [seed, boxes, label], [forget_grid, corner], show_progress="hidden")
-            for trigger in (seed, label):  # other samples: the boxes marked the old ones
-                trigger.change(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
-                               [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
-            clear_button.click(lambda seed, label: ("", None, boxes_picture(gen, seed, "", None, label)),
-                               [seed, label], [boxes, corner, forget_grid], show_progress="hidden")
-            forget_button.click(run_forget, [seed, boxes, forget_layer, label],
-                                [forget_result, forget_json, forget_message])
     demo.walk_folder = walk_folder
     return demo
 
