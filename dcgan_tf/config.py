@@ -178,7 +178,7 @@ class Config:
         "Saved in the checkpoint. Unset or 0: G itself.")
     spectral_norm: str = setting(
         "", "model", "Spectral normalisation of the conv and dense layers of 'd' (SNGAN, FastGAN), or of 'g,d' "
-        "(both). Unset: none.")
+        "(both); on D it needs --nod_batchnorm. Unset: none.")
     loss: str = setting(
         "bce", "model", "The adversarial loss: 'bce' (the DCGAN paper's, non-saturating for G), 'hinge' (SNGAN, "
         "BigGAN) or 'wgan_gp' (Wasserstein with a gradient penalty; needs --nod_batchnorm). Under hinge and "
@@ -186,7 +186,7 @@ class Config:
     gp_weight: float = setting(10.0, "model", "With --loss wgan_gp: the gradient penalty's weight (lambda).")
     r1_gamma: float = setting(
         0.0, "model", "R1 regularisation: a penalty of r1_gamma / 2 x |grad D(x)|^2 on real images, as D sees "
-        "them. 0: none.")
+        "them; needs --nod_batchnorm. 0: none.")
     r1_every: int = setting(
         1, "model", "With --r1_gamma: apply R1 every this many steps, scaled up by as much (lazy regularisation, "
         "StyleGAN2).")
@@ -569,6 +569,9 @@ class Config:
         if unknown:
             raise ConfigError("spectral_norm", f"unknown {', '.join(unknown)}: choose d (the discriminator) or g,d "
                                                f"(both)")
+        if "d" in c.spectral_norm_networks and c.d_batchnorm:
+            raise ConfigError("spectral_norm", "bounds D's layers by their kernels' scale, which the batch norm after "
+                                               "D's convs undoes (SNGAN's D has none): add --nod_batchnorm")
         if c.loss not in LOSSES:
             raise ConfigError("loss", f"must be one of {', '.join(LOSSES)} (got {c.loss!r})")
         if c.loss == "wgan_gp" and c.d_batchnorm:
@@ -582,6 +585,9 @@ class Config:
             raise ConfigError("r1_gamma", f"must be >= 0 (got {c.r1_gamma})")
         if not isinstance(c.r1_every, int) or c.r1_every < 1:
             raise ConfigError("r1_every", f"must be an integer >= 1 (got {c.r1_every!r})")
+        if c.r1_gamma and c.d_batchnorm:
+            raise ConfigError("r1_gamma", "R1 penalises each real image's own gradient, and batch norm in D makes it "
+                                          "depend on the image's batch-mates: add --nod_batchnorm")
         if c.r1_every != Config.r1_every and not c.r1_gamma:
             raise ConfigError("r1_every", "spaces the R1 penalty: set --r1_gamma too")
 

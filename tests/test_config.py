@@ -34,9 +34,9 @@ NAMED = {
     "d_learning_rate": (0.0001, {}), "preprocess": ("autoencoder", {}),
     "swap_epoch": (3, {"preprocess": "autoencoder"}), "dedupe": (0.05, {}), "train_size": (500, {}), "seed": (2, {}),
     "augment": ("translation", {}), "augment_p": (0.5, {"augment": "color"}),
-    "ada_target": (0.6, {"augment": "color"}), "ema": (0.99, {}), "spectral_norm": ("d", {}),
-    "loss": ("hinge", {}), "gp_weight": (5.0, {"loss": "wgan_gp", "d_batchnorm": False}), "r1_gamma": (1.0, {}),
-    "r1_every": (4, {"r1_gamma": 1.0}), "matching_aware": (True, {"dataset": "mnist"}),
+    "ada_target": (0.6, {"augment": "color"}), "ema": (0.99, {}), "spectral_norm": ("d", {"d_batchnorm": False}),
+    "loss": ("hinge", {}), "gp_weight": (5.0, {"loss": "wgan_gp", "d_batchnorm": False}), "r1_gamma": (1.0, {"d_batchnorm": False}),
+    "r1_every": (4, {"r1_gamma": 1.0, "d_batchnorm": False}), "matching_aware": (True, {"dataset": "mnist"}),
 }
 # Another valid value of each NOT_IN_RUN_NAME field, and the settings under which the name does show it (if any).
 UNNAMED = {

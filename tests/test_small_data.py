@@ -250,6 +250,9 @@ def test_every_small_data_option_on_resumes_exactly(tmp_path, image_folder, monk
     ({"gp_weight": 5.0}, "gp_weight"),  # without wgan_gp
     ({"r1_gamma": -1.0}, "r1_gamma"),
     ({"r1_every": 4}, "r1_every"),  # without r1_gamma
+    ({"spectral_norm": "d"}, "spectral_norm"),  # D's batch norm would undo it
+    ({"spectral_norm": "g,d"}, "spectral_norm"),
+    ({"r1_gamma": 0.1}, "r1_gamma"),  # D's batch norm mixes the images whose own gradients R1 penalises
 ])
 def test_bad_small_data_settings_name_their_flag(values, field):
     with pytest.raises(ConfigError) as error:
