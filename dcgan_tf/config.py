@@ -34,6 +34,13 @@ RANKED_VALUES = {"kid": ("kid", False), "fid": ("fid", False), "precision": ("pr
                  "recall": ("precision_recall", True), "label_accuracy": ("label_accuracy", True)}
 CHECKPOINT_CHOICES = ("latest", "best")
 MIN_METRICS_SAMPLES = 8
+EMA_WARMUP = 10  # the EMA's decay is min(decay, (1 + step) / (EMA_WARMUP + step)): early G weights fade fast
+
+
+def effective_ema_decay(decay: float, step: int) -> float:
+    """The decay an --ema run's average has at `step` (counting from 1): min(decay, (1 + step) / (10 + step)), so
+    --ema 0.999 is 0.976 at step 360 and reaches 0.999 only after ~9,000 steps."""
+    return min(float(decay), (1.0 + step) / (EMA_WARMUP + step))
 
 # What a setting changes. "model": the model, the kind of data it is made for, or the G:D ratio; the main ones name the
 # run folder (default_run_name), and a saved run refuses to resume under different values of any of them (a new value

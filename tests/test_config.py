@@ -208,3 +208,10 @@ def test_side_problem_lists_sizes_that_work():
         "multiple of 4 (nearest: 28 or 32; e.g. 4, 8, 12, 16, 24, 32)")
     with pytest.raises(ConfigError, match="output_height: output height 8 does not work"):
         Config(output_height=8).validate()
+
+
+def test_the_effective_ema_decay_is_the_warmed_up_one():
+    from dcgan_tf.config import effective_ema_decay
+
+    assert effective_ema_decay(0.999, 360) == pytest.approx(361 / 370)  # 0.976: what a 360-step run averaged with
+    assert effective_ema_decay(0.9, 1000) == 0.9

@@ -110,3 +110,19 @@ def test_the_html_report_renders_in_a_headless_browser(tmp_path):
     assert rows.max() > 1500  # the page reaches down past the tables: its embedded pictures were drawn
     colourful = (pixels.max(axis=2).astype(int) - pixels.min(axis=2)) > 60
     assert colourful.sum() > 2000  # the curves' colours and the grids' pixels, not only black text
+
+
+def test_the_report_gives_an_ema_runs_effective_decay(tmp_path):
+    """--ema 0.999 after 30 steps is min(0.999, 31 / 40) = 0.775: the table says what the average really was."""
+    from dcgan_tf.config import Config
+
+    sweep, _ = fake_sweep(tmp_path)
+    run = sweep.runs[0]
+    config = Config(ema=0.999, checkpoint_dir=os.path.dirname(run.checkpoint_path),
+                    run_name=os.path.basename(run.checkpoint_path))
+    folders.save_config(config)
+    report.write_report(sweep.folder)
+    md = open(os.path.join(sweep.folder, report.REPORT_MD)).read()
+    assert "EMA decay (last step)" in md
+    rows = {line.split("|")[3].strip(): line for line in md.splitlines() if line.startswith("| ") and "ga" in line}
+    assert "| 0.7750 |" in rows[run.name] and "| 0.7750 |" not in rows["ga2_s2"]

@@ -12,13 +12,13 @@ import functools
 import keras
 import tensorflow as tf
 
+from dcgan_tf.config import EMA_WARMUP
 from dcgan_tf.latent import sample_z
 
 STATISTICS_SEED_OFFSET = 152897  # the z (and labels) the batch-norm statistics are measured on: a stream of their own
 # the mean of the generator's batch statistics over this many batches of this many z
 STATISTICS_BATCHES = 16
 STATISTICS_BATCH = 64
-EMA_WARMUP = 10  # the EMA's decay is min(decay, (1 + step) / (EMA_WARMUP + step)): early G weights fade fast
 
 
 def measure_statistics(generator: keras.Model, seed: int, z_dim: int, z_dist: str, y_dim: int | None = None) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_tf import files
-from dcgan_tf.config import RANKED_VALUES, Config
+from dcgan_tf.config import RANKED_VALUES, Config, effective_ema_decay
 from dcgan_tf.core.build import build_dcgan
 from dcgan_tf.data import loading
 from dcgan_tf.data.datasets import load_training_data
@@ -153,6 +153,8 @@ class Evaluator:
         step = model.steps_done
         images = self.samples(model)
         row = {"step": step, "epoch": model.epochs_done, **self.signature}
+        if getattr(model, "ema_decay", None) is not None and step:  # what the sampling generator averaged over
+            row["ema_decay"] = round(effective_ema_decay(model.ema_decay, step), 6)
         fake_features = self.extractor(images) if self.extractor is not None else None
         measurement = Measurement(self.real_features, fake_features, seed=self.config.seed,
                                   read_labels=lambda: self._read_labels(images))

@@ -19,6 +19,7 @@ import numpy as np
 
 from dcgan_tf import files
 from dcgan_tf.analysis import compare, loss_log, plots
+from dcgan_tf.config import Config, effective_ema_decay
 from dcgan_tf.metrics import feature_caption
 from dcgan_tf.runs import folders
 from dcgan_tf.runs.folders import RunError, RunPaths
@@ -48,6 +49,19 @@ class RunSummary:
     disk_bytes: int
     log: loss_log.LossLog | None
     rows: list  # the evaluations drawn (metrics.jsonl)
+    ema_decay: float | None = None  # --ema runs: the decay their average has at the last step (after the warm-up)
+
+
+def _ema_decay(run: SweepRun, steps: int | None) -> float | None:
+    """The effective EMA decay of a run at `steps` (config.effective_ema_decay), from its config.json; None without
+    an EMA or a readable config."""
+    try:
+        saved = folders.load_saved_config(Config(checkpoint_dir=os.path.dirname(run.checkpoint_path),
+                                                 run_name=os.path.basename(run.checkpoint_path)))
+    except RunError:
+        return None
+    ema = saved.resolved().ema if saved is not None else None
+    return effective_ema_decay(ema, steps) if ema and steps else None
 
 
 def summarize(run: SweepRun) -> RunSummary:
@@ -71,7 +85,7 @@ def summarize(run: SweepRun) -> RunSummary:
     return RunSummary(run=run, status=status, steps=int(log.step[-1]) if log is not None else None, epochs=epochs,
                       seconds=seconds if seconds is not None else (run.wall_seconds or None), final=final, best=best,
                       disk_bytes=folders.folder_bytes(run.checkpoint_path) + folders.folder_bytes(run.sample_path),
-                      log=log, rows=rows)
+                      log=log, rows=rows, ema_decay=_ema_decay(run, int(log.step[-1]) if log is not None else None))
 
 
 def mean_std(values) -> str:
@@ -112,7 +126,8 @@ def run_table(sweep: Sweep, summaries: list[RunSummary], metric_keys) -> tuple[l
     head = [*sweep.grid, "seed", "run", "status", "steps", "training time"]
     for key, heading, _ in metric_keys:
         head += [f"final {heading}", f"best {heading} (step)"]
-    head.append("disk used")
+    ema = any(s.ema_decay is not None for s in summaries)
+    head += ["EMA decay (last step)"] * ema + ["disk used"]
     rows = []
     for s in summaries:
         row = [*_settings(sweep, s.run), str(s.run.seed), s.run.name, s.status,
@@ -120,6 +135,8 @@ def run_table(sweep: Sweep, summaries: list[RunSummary], metric_keys) -> tuple[l
         for key, _, _ in metric_keys:
             row.append(_number(s.final[key]) if key in s.final else "\u2013")
             row.append(f"{_number(s.best[key][0])} ({s.best[key][1]})" if key in s.best else "\u2013")
+        if ema:
+            row.append("\u2013" if s.ema_decay is None else f"{s.ema_decay:.4f}")
         row.append(_mb(s.disk_bytes))
         rows.append(row)
     return head, rows

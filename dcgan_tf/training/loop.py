@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 
 from dcgan_tf import files
-from dcgan_tf.config import Config
+from dcgan_tf.config import Config, effective_ema_decay
 from dcgan_tf.core import distribution, losses
 from dcgan_tf.core.build import build_dcgan, warn_if_bf16_is_emulated
 from dcgan_tf.core.model import DCGAN
@@ -419,6 +419,11 @@ def _finish(session: _Session, monitors: _Monitors, result: TrainResult, skipped
     # a non-chief worker's own checkpoints go with its scratch folder; the chief's are the run's
     result.last_checkpoint = (session.manager.latest_checkpoint if session.chief
                               else tf.train.latest_checkpoint(config.checkpoint_path))
+    if model.ema_decay is not None and model.steps_done:
+        log.info("EMA generator at step %d: decay %.4f (--ema %g after its warm-up, min(decay, (1 + step) / "
+                 "(10 + step))): its average spans about the last %d steps", model.steps_done,
+                 effective_ema_decay(model.ema_decay, model.steps_done), model.ema_decay,
+                 round(1 / (1 - effective_ema_decay(model.ema_decay, model.steps_done))))
     log.info("%d images used, %d files skipped; run folders: %s (%s), %s (%s)", result.num_images, skipped,
              os.path.abspath(config.checkpoint_path), _size(config.checkpoint_path),
              os.path.abspath(config.sample_path), _size(config.sample_path))
