@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import png_size, run_main
-from dcgan_tf.analysis import forget
+from dcgan_tf.analysis import forget, forget_boxes
 from dcgan_tf.analysis.visualize import VisualizeOptions, visualize
 from dcgan_tf.config import Config, ConfigError
 from dcgan_tf.core.networks import build_generator
@@ -69,7 +69,7 @@ def write_boxes(path, rows, header=True) -> str:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         if header:
-            writer.writerow(forget.BOX_COLUMNS)
+            writer.writerow(forget_boxes.BOX_COLUMNS)
         writer.writerows(rows)
     return str(path)
 
@@ -154,10 +154,10 @@ def test_the_forget_option_uses_the_sampling_generator(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- fitting
 def test_boxes_around_the_square_pick_its_filter_and_dropping_it_removes_the_square(tmp_path, generator, z):
-    boxes = forget.read_boxes(write_boxes(tmp_path / "boxes.csv", [square_box(s) for s in (0, 2, 3, 5, 6)]))
-    placed = forget.place_boxes(boxes, layout())
+    boxes = forget_boxes.read_boxes(write_boxes(tmp_path / "boxes.csv", [square_box(s) for s in (0, 2, 3, 5, 6)]))
+    placed = forget_boxes.place_boxes(boxes, layout())
     assert placed[0] == [(3.5, 3.5, 8.5, 8.5)]
-    positive = forget.position_labels(placed, COUNT, SIDE, SIDE, 8, 8)
+    positive = forget_boxes.position_labels(placed, COUNT, SIDE, SIDE, 8, 8)
     assert positive.sum() == 5 * 4 and positive[0, 2:4, 2:4].all() and not positive[1].any()
 
     result = forget.Forgetter(generator).forget(z, None, placed, seed=0)
@@ -186,8 +186,8 @@ def test_boxes_around_nothing_in_particular_give_no_filter_a_large_weight(tmp_pa
     rng = np.random.default_rng(1)
     rows = [[sample, *layout().to_picture(sample, (x, y, x + 5, y + 5))]  # 5 pixels a side, anywhere
             for sample in range(COUNT) for x, y in [rng.uniform(0, SIDE - 5, 2)]]
-    placed = forget.place_boxes(forget.read_boxes(write_boxes(tmp_path / "b.csv", rows)), layout())
-    square = forget.place_boxes(forget.read_boxes(write_boxes(tmp_path / "s.csv", [square_box(s) for s in (0, 2, 3)])),
+    placed = forget_boxes.place_boxes(forget_boxes.read_boxes(write_boxes(tmp_path / "b.csv", rows)), layout())
+    square = forget_boxes.place_boxes(forget_boxes.read_boxes(write_boxes(tmp_path / "s.csv", [square_box(s) for s in (0, 2, 3)])),
                                 layout())
     forgetter = forget.Forgetter(generator)
     noise = forgetter.forget(z, None, placed, seed=0).fit
@@ -218,9 +218,9 @@ def test_filters_given_are_dropped_without_a_fit(generator, z):
     ([[0, 60, 10, 70, 20]], "row 2: the box's centre is on padding between cells, not on sample 0"),
 ])
 def test_boxes_off_the_grid_fail_naming_the_row(tmp_path, rows, message):
-    boxes = forget.read_boxes(write_boxes(tmp_path / "boxes.csv", rows))
+    boxes = forget_boxes.read_boxes(write_boxes(tmp_path / "boxes.csv", rows))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")) as error:
-        forget.place_boxes(boxes, layout(), "boxes.csv")
+        forget_boxes.place_boxes(boxes, layout(), "boxes.csv")
     assert error.value.field == "forget_boxes" and str(error.value).startswith("forget_boxes: boxes.csv row")
 
 
@@ -237,14 +237,14 @@ def test_bad_box_files_fail_naming_the_row(tmp_path, text, message):
     path = tmp_path / "boxes.csv"
     path.write_text(text)
     with pytest.raises(ConfigError, match=message) as error:
-        forget.read_boxes(str(path))
+        forget_boxes.read_boxes(str(path))
     assert error.value.field == "forget_boxes" and str(path) in str(error.value)
 
 
 def test_corners_in_any_order_and_comments_are_read(tmp_path):
     path = tmp_path / "boxes.csv"
     path.write_text("# drawn on visualize_grid_numbered\n0, 20, 30, 10, 5\n\n1,1.5,2,3,4.25\n")
-    assert forget.read_boxes(str(path)) == (forget.Box(2, 0, 10, 5, 20, 30), forget.Box(4, 1, 1.5, 2, 3, 4.25))
+    assert forget_boxes.read_boxes(str(path)) == (forget_boxes.Box(2, 0, 10, 5, 20, 30), forget_boxes.Box(4, 1, 1.5, 2, 3, 4.25))
 
 
 def test_visualize_options_check_the_forget_flags_before_any_model(tmp_path):

@@ -47,7 +47,17 @@ from dcgan_tf.images import (CELL_PADDING, GridLayout, arithmetic_figure, centre
                              tile, to_uint8, upscale)
 from dcgan_tf.latent import (FRESH_SEED_OFFSET, INTERPOLATIONS, arithmetic_z, interpolation_path, parse_arithmetic,
                              range_centre, sample_z, sweep_range, sweep_values, sweep_z)
-from dcgan_tf.runs.folders import RunError, list_training_grids
+from dcgan_tf.analysis import plots
+from dcgan_tf.analysis.d_features import write_d_features
+from dcgan_tf.analysis.forget import Forgetter, describe
+from dcgan_tf.analysis.forget_boxes import place_boxes, read_boxes
+from dcgan_tf.analysis.projection import read_z_files
+from dcgan_tf.data import loading
+from dcgan_tf.data.datasets import load_training_data
+from dcgan_tf.files import write_json
+from dcgan_tf.runs import folders
+from dcgan_tf.runs.folders import RunError, list_training_grids, open_saved_run, resolve_run
+from dcgan_tf.runs.trained import initial_model, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -219,8 +229,6 @@ class VisualizeOptions:
                                               "on the grid of --visualize_option grid --numbered) or "
                                               "--forget_filters to drop")
         if self.forget_boxes is not None:
-            from dcgan_tf.analysis.forget import read_boxes
-
             read_boxes(self.forget_boxes)
 
 
@@ -262,8 +270,6 @@ class _Run:
         share one: `self.z_label`."""
         if not self.options.z_files:
             return None
-        from dcgan_tf.analysis.projection import read_z_files
-
         try:
             z, labels = read_z_files(list(self.options.z_files), self.config.z_dim, self.config.z_dist)
         except ValueError as error:
@@ -494,12 +500,6 @@ def write_progress(sample_path: str, fps: float = 10.0, max_frames: int = 200) -
 def _write_d_features(run: _Run) -> list[str]:
     """DCGAN paper section 6.2: for the first filters of D's last conv layer, the training images that activate
     each most and their guided-backpropagation maps, above the same for the untrained D (the run's initial weights)."""
-    from dcgan_tf.analysis.d_features import write_d_features
-    from dcgan_tf.data import loading
-    from dcgan_tf.data.datasets import load_training_data
-    from dcgan_tf.runs import folders
-    from dcgan_tf.runs.trained import initial_model
-
     if run.config.conditional:
         raise ConfigError("visualize_option", f"d_features reads an unconditional D; run {run.config.name!r} is "
                                               f"conditional")
@@ -519,8 +519,6 @@ def _write_d_features(run: _Run) -> list[str]:
 def _forget_boxes(run: _Run) -> dict:
     """forget's boxes placed on the numbered grid of the run's samples ({sample: boxes in its pixels}; {} without
     boxes): ConfigError naming --forget_boxes and the row for one off the grid."""
-    from dcgan_tf.analysis.forget import place_boxes, read_boxes
-
     if run.options.forget_boxes is None:
         return {}
     count, rows, cols = run.sample_layout()
@@ -532,9 +530,6 @@ def _write_forget(run: _Run) -> list[str]:
     """DCGAN paper section 6.3.1: the filters of G's forget_layer that draw what the boxes mark (a logistic
     regression on the layer's per-position features) or forget_filters, dropped from the grid's samples (the same z
     as grid and arithmetic): each sample beside the same z without them, and a JSON record (forget.Forgetting)."""
-    from dcgan_tf.analysis.forget import Forgetter, describe
-    from dcgan_tf.files import write_json
-
     options = run.options
     placed = _forget_boxes(run)
     count, _, cols = run.sample_layout()
@@ -580,14 +575,10 @@ def visualize(config: Config, options: VisualizeOptions | None = None, trained=N
         sample_path = trained[0].sample_path if trained else config.resolved().sample_path
         return write_progress(sample_path, options.fps, options.max_frames)
     if options.option == "plots":  # the run's loss log, no model
-        from dcgan_tf.analysis import plots  # here: matplotlib loads only for plots
-        from dcgan_tf.runs.folders import resolve_run
 
         run = resolve_run(config.name, config.checkpoint_dir, config.sample_dir)
         return plots.plot_run(run.checkpoint_path, run.sample_path)
     if trained is None:
-        from dcgan_tf.runs.folders import open_saved_run
-        from dcgan_tf.runs.trained import load_trained  # here: loading a model needs TensorFlow, the plots do not
 
         if options.option == "forget":  # boxes off the grid fail before the checkpoint loads
             _forget_boxes(_Run(open_saved_run(config), None, 0, options))
