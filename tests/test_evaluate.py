@@ -151,3 +151,12 @@ def test_a_failing_evaluation_is_logged_and_training_goes_on(tmp_path, image_fol
     result = train(tiny_config(tmp_path, image_folder, **MEASURED))
     assert result.step == 3 and result.stopped_by is None
     assert "no evaluation at step 2: ValueError: too few samples" in caplog.text
+
+
+def test_the_log_line_says_how_to_read_the_copy_score_and_the_ema_decay():
+    from dcgan_tf.metrics.evaluate import describe
+
+    line = describe({"step": 360, "copy_fraction": 0.04, "ema_decay": 0.97568, "samples": 500, "real": 169,
+                     "seconds": 3.0, "features": "fid_inception-15bbbb5109b5"})
+    assert "copy_fraction 0.040 (0.5: like the data, 1: copies, near 0: far from it)" in line
+    assert "EMA decay 0.9757" in line and "FID Inception" in line

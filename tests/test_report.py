@@ -126,3 +126,12 @@ def test_the_report_gives_an_ema_runs_effective_decay(tmp_path):
     assert "EMA decay (last step)" in md
     rows = {line.split("|")[3].strip(): line for line in md.splitlines() if line.startswith("| ") and "ga" in line}
     assert "| 0.7750 |" in rows[run.name] and "| 0.7750 |" not in rows["ga2_s2"]
+
+
+def test_the_best_copy_score_is_the_one_nearest_a_half():
+    """0.5: samples like the data; 1: copies; near 0: far from the data, no merit. KID's best is the lowest."""
+    found = [(0.05, 100), (0.62, 200), (0.9, 300)]
+    rules = {key: rule for key, _, rule in report.METRIC_COLUMNS}
+    assert report.best_of(found, rules["copy_fraction"]) == (0.62, 200)
+    assert report.best_of(found, rules["kid"]) == (0.05, 100)
+    assert report.best_of(found, rules["precision"]) == (0.9, 300)

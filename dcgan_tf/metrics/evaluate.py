@@ -175,7 +175,11 @@ def describe(row: dict) -> str:
             text = fmt.format(row[key])
             if key == "kid":
                 text += " ± " + fmt.format(row["kid_std"])
+            if key == "copy_fraction":  # not a score to lower: a G far from the data scores near 0 too
+                text += " (0.5: like the data, 1: copies, near 0: far from it)"
             shown.append(f"{key} {text}")
+    if "ema_decay" in row:
+        shown.append(f"EMA decay {row['ema_decay']:.4f}")
     measured = f"{feature_caption(row.get('features'))}, " if row.get("features") else ""
     return (f"step {row['step']}: " + ", ".join(shown) + f" ({measured}{row['samples']} samples vs {row['real']} "
             f"real, {row['seconds']:.1f} s)")

@@ -29,10 +29,19 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 CURVES_PNG = "report_curves.png"
 GRIDS_PNG = "report_grids.png"
-# metrics.jsonl values in the tables: (key, heading, whether higher is better)
+# metrics.jsonl values in the tables: (key, heading, which is best: True the highest, False the lowest, a number the
+# nearest to it). The copy score is about 0.5 for samples like the data, 1 for copies and near 0 for samples far from
+# the data, so its best is the nearest to 0.5: a low one is no merit (read it beside precision).
 METRIC_COLUMNS = (("kid", "KID", False), ("fid", "FID", False), ("precision", "precision", True),
                   ("recall", "recall", True), ("label_accuracy", "label accuracy", True),
-                  ("copy_fraction", "copy score", False))
+                  ("copy_fraction", "copy score (0.5: like the data, 1: copies, ~0: far from it)", 0.5))
+
+
+def best_of(found: list[tuple[float, int]], best) -> tuple[float, int]:
+    """The best (value, step) of `found` by METRIC_COLUMNS' rule `best`."""
+    if best is True or best is False:
+        return (max if best else min)(found, key=lambda pair: pair[0])
+    return min(found, key=lambda pair: abs(pair[0] - best))
 
 
 @dataclasses.dataclass
@@ -71,12 +80,12 @@ def summarize(run: SweepRun) -> RunSummary:
         log = None
     rows = plots.plotted_rows(folders.read_metrics(run.checkpoint_path))
     final, best = {}, {}
-    for key, _, higher in METRIC_COLUMNS:
+    for key, _, rule in METRIC_COLUMNS:
         found = [(row[key], row["step"]) for row in rows
                  if isinstance(row.get(key), (int, float)) and math.isfinite(row[key])]
         if found:
             final[key] = found[-1][0]
-            best[key] = (max if higher else min)(found, key=lambda pair: pair[0])
+            best[key] = best_of(found, rule)
     status = "finished" if is_finished(run) else run.status if run.status != "finished" else "stopped"
     if status == "pending" and log is not None:
         status = "stopped"  # trained outside this sweep's runner (--sweep_print), not to the end yet
