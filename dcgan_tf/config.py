@@ -486,7 +486,7 @@ class Config:
             raise ConfigError("d_learning_rate", f"must be > 0, or unset for --learning_rate (got {c.d_learning_rate})")
         if not 1 <= c.d_layers <= 4:
             raise ConfigError("d_layers", f"must be 1, 2, 3 or 4 (got {c.d_layers})")
-        if c.conditional and c.dataset is None:
+        if c.conditional and c.dataset is None and not c.y_dim:
             raise ConfigError("conditional", "the built-in set has no labels: give --dataset a labelled folder "
                                              "(one sub-folder of images per class) or mnist")
         if not c.conditional and c.y_dim:
