@@ -311,7 +311,8 @@ class Config:
         if self.ema == 0:  # --ema 0: no EMA (what turns off the quick start's)
             changes["ema"] = None
         config = dataclasses.replace(self, **changes)
-        if config.grid_rows is None:
+        classes_pending = config.conditional and not config.y_dim and config.dataset not in (None, MNIST)
+        if config.grid_rows is None and not classes_pending:  # a labelled folder's: one row per class, once found
             config = dataclasses.replace(config, grid_rows=config.y_dim or 8)
         return config
 
@@ -459,8 +460,11 @@ class Config:
         positive = ("input_height", "input_width", "output_height", "output_width", "z_dim", "gf_dim", "df_dim",
                     "gfc_dim", "dfc_dim", "epoch", "batch_size", "g_advantage", "d_steps", "sample_freq", "ckpt_freq",
                     "max_to_keep", "grid_rows", "grid_cols", "ae_code_dim", "ae_epochs")
+        classes_pending = c.conditional and not c.y_dim and c.dataset not in (None, MNIST)
         for name in positive:
             value = getattr(c, name)
+            if name == "grid_rows" and value is None and classes_pending:  # one per class, when resolve finds them
+                continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1 (got {value!r})")
         for name in ("keep_samples", "min_free_mb", "cache_limit"):

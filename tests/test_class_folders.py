@@ -44,6 +44,7 @@ def test_the_classes_are_the_sorted_sub_folders_and_name_the_run(tmp_path):
     os.makedirs(tmp_path / "pets" / ".hidden")
     config = resolve(pets_config(tmp_path))
     assert config.class_names == CLASSES and config.y_dim == 3 and config.grid_rows == 3
+    assert resolve(pets_config(tmp_path).resolved().validate()) == config  # resolved first: still a row per class
     assert config.name.startswith("pets_b4_16x16_cond_") and not config.mnist_nets
     assert not pets_config(tmp_path, conditional=None).resolved().conditional  # folders: unconditional unless asked
     saved = Config.from_json(config.to_json())  # config.json keeps the classes

@@ -233,3 +233,12 @@ def test_a_registered_metric_is_computed_by_its_function_and_label_accuracy_asks
     assert found["copy_fraction"] == metrics.memorisation.copy_fraction(fake, real)["copy_fraction"]
     with pytest.raises(ValueError, match="label_accuracy needs a classifier"):
         metrics.compute_metrics(metrics.Measurement(real, fake), ["label_accuracy"])
+
+
+def test_a_metric_named_twice_is_computed_once(monkeypatch):
+    calls = []
+    monkeypatch.setattr(metrics, "METRICS", dict(metrics.METRICS))
+    metrics.register_metric("counted", "features", ("counted",))(lambda m: calls.append(1) or {"counted": 1.0})
+    assert metrics.compute_metrics(metrics.Measurement(clusters(0), clusters(1)), ["counted", "counted"]) == {
+        "counted": 1.0}
+    assert calls == [1]

@@ -129,7 +129,7 @@ def check_metric_names(names) -> tuple[str, ...]:
 def compute_metrics(measurement: Measurement, names) -> dict:
     """{key: value} of the named metrics, each computed by its registered function, in the order named."""
     found = {}
-    for name in check_metric_names(names):
+    for name in dict.fromkeys(check_metric_names(names)):  # each once, however often named
         found.update(METRICS[name].compute(measurement))
     return found
 

@@ -97,7 +97,11 @@ class Evaluator:
     computed or loaded here), then `evaluate(model)` as often as wanted."""
 
     def __init__(self, config: Config, images, names=None, extractor=None, classifier=None):
-        self.config = config = config.resolved()
+        config = config.resolved()
+        if config.conditional and config.y_dim is None and getattr(images, "class_names", None):
+            # a Config not given to runs.resolve: its labelled folder's classes as the loaded images name them
+            config = dataclasses.replace(config, class_names=tuple(images.class_names)).resolved()
+        self.config = config
         self.names = tuple(names) if names is not None else metrics_to_evaluate(config)
         self.real, labels = real_images(config, images)
         self.count = config.metrics_samples or min(max(len(self.real), MIN_SAMPLES), MAX_SAMPLES)

@@ -24,4 +24,6 @@ def resolve(config: Config) -> Config:
             c = dataclasses.replace(config, class_names=tuple(found)).resolved()  # y_dim, grid rows from them
         elif not c.y_dim and not os.path.isfile(os.path.join(c.checkpoint_path, CONFIG_FILE)):
             raise ConfigError("conditional", labelled.classes_problem(c.image_folder()))
+        else:  # the run's config.json names them
+            c = dataclasses.replace(c, grid_rows=c.grid_rows or 8)
     return c.validate()
