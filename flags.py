@@ -182,7 +182,7 @@ HELP_GROUPS = (
                                                   "spectral_norm", "loss", "gp_weight", "r1_gamma", "r1_every")),
     ("autoencoder preprocessing", ("preprocess", "ae_code_dim", "ae_epochs", "ae_learning_rate", "swap_epoch",
                                    "dedupe")),
-    ("training", ("epoch", "batch_size", "learning_rate", "beta1", "mixed_precision", "jit_compile", "strategy",
+    ("training", ("epoch", "batch_size", "learning_rate", "beta1", "beta2", "mixed_precision", "jit_compile", "strategy",
                   "nan_policy")),
     ("outputs", ("checkpoint_dir", "sample_dir", "run_name", "sample_freq", "ckpt_freq", "max_to_keep",
                  "keep_samples", "keep_every", "min_free_mb", "grid_rows", "grid_cols", "verbose", "tf_log")),

@@ -13,7 +13,7 @@ from absl import logging as absl_logging
 
 import flags  # defines the flags
 import stderr_filter
-from dcgan_tf.config import Config, ConfigError, with_quick_start, with_small_data
+from dcgan_tf.config import Config, ConfigError, with_loss_recipe, with_quick_start, with_small_data
 from dcgan_tf.runs.resolve import resolve
 
 FLAGS = absl_flags.FLAGS
@@ -29,15 +29,16 @@ class Mode(typing.NamedTuple):
 
 
 def config_values(quick_start: bool = True) -> tuple[dict, set]:
-    """Config keyword values from every flag that names a Config field, with the quick start's and --small_data's
-    settings filled in where the command line does not give them; and the names the command line gives."""
+    """Config keyword values from every flag that names a Config field, with the quick start's, --small_data's and
+    the --loss's recipe (config.LOSS_RECIPES) filled in where the command line does not give them; and the names the
+    command line gives."""
     values = {name: FLAGS[name].value for name in CONFIG_FIELDS if name in FLAGS}
     given = {name for name in values if FLAGS[name].present}
     if quick_start:
         values = with_quick_start(values, given)  # the built-in set's quick start
     if FLAGS.small_data:
         values = with_small_data(values, given)
-    return values, given
+    return with_loss_recipe(values, given), given  # e.g. wgan_gp's 5 critic steps and Adam (0, 0.9)
 
 
 def config_from_flags() -> Config:

@@ -225,6 +225,8 @@ class Config:
         25, "training", "Train until this many epochs are done (a resumed run continues to it).")
     learning_rate: float = setting(0.0002, "training", "Adam learning rate of both networks.")
     beta1: float = setting(0.5, "training", "Adam beta_1 of both networks.")
+    beta2: float = setting(0.999, "training", "Adam beta_2 of both networks (Keras' default; --loss wgan_gp's recipe "
+                           "sets 0.9).")
     mixed_precision: bool = setting(
         False, "training", "Mixed precision: bf16 on a CPU, fp16 with dynamic loss scaling on a GPU; weights, "
         "batch-norm statistics, logits and losses stay float32. May change on resume.")
@@ -526,6 +528,8 @@ class Config:
                                         f"(got {c.dedupe})")
         if not 0 <= c.beta1 < 1:
             raise ConfigError("beta1", f"must be in [0, 1) (got {c.beta1})")
+        if not 0 <= c.beta2 < 1:
+            raise ConfigError("beta2", f"must be in [0, 1) (got {c.beta2})")
         if c.verbose not in (0, 1, 2):
             raise ConfigError("verbose", f"must be 0, 1 or 2 (got {c.verbose})")
         if c.run_name is not None and (not c.run_name or os.sep in c.run_name or c.run_name in (".", "..")):
@@ -690,6 +694,17 @@ SMALL_DATA = {"ema": 0.999}
 # measured best on this set, halved KID there (README, Quick start). Settings given explicitly win.
 QUICK_START = {"output_height": 32, "gf_dim": 32, "df_dim": 32, "batch_size": 32, "epoch": 72, "sample_freq": 50,
                "ema": 0.999}
+
+
+# Each loss's own recipe, where it differs from the DCGAN paper's defaults: WGAN-GP (Gulrajani et al. 2017, its
+# algorithm 1) trains the critic 5 times per G update with Adam at 1e-4, beta (0, 0.9). Filled in when the command
+# asks for the loss, unless a setting is given explicitly.
+LOSS_RECIPES = {"wgan_gp": {"d_steps": 5, "g_advantage": 1, "learning_rate": 0.0001, "beta1": 0.0, "beta2": 0.9}}
+
+
+def with_loss_recipe(values: dict, given: set | frozenset = frozenset()) -> dict:
+    """Config keyword values with their --loss's LOSS_RECIPES settings filled in, except those named in `given`."""
+    return _filled_in(values, LOSS_RECIPES.get(values.get("loss"), {}), given)
 
 
 def with_small_data(values: dict, given: set | frozenset = frozenset()) -> dict:

@@ -260,6 +260,18 @@ def test_bad_small_data_settings_name_their_flag(values, field):
     assert error.value.field == field
 
 
+def test_wgan_gp_brings_its_recipe_and_explicit_settings_win():
+    from dcgan_tf.config import LOSS_RECIPES, with_loss_recipe
+
+    recipe = with_loss_recipe({"loss": "wgan_gp", "d_batchnorm": False, "d_steps": 1}, given={"d_steps"})
+    assert {k: recipe[k] for k in ("g_advantage", "learning_rate", "beta1", "beta2")} == {
+        "g_advantage": 1, "learning_rate": 0.0001, "beta1": 0.0, "beta2": 0.9}
+    assert recipe["d_steps"] == 1 and LOSS_RECIPES["wgan_gp"]["d_steps"] == 5  # given: it wins
+    assert with_loss_recipe({"loss": "hinge", "d_steps": 1}) == {"loss": "hinge", "d_steps": 1}
+    model = small_model(**{k: v for k, v in recipe.items()})
+    assert float(model.d_optimizer.beta_2) == 0.9 and float(model.g_optimizer.beta_1) == 0.0
+
+
 def test_small_data_fills_in_its_settings_and_explicit_ones_win():
     config = Config(**with_small_data({})).validate()
     assert {name: getattr(config, name) for name in SMALL_DATA} == SMALL_DATA

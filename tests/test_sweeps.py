@@ -78,6 +78,17 @@ def test_a_swept_training_setting_names_its_runs(data_dir):
     assert "--run_name=" + names[1] in sweep.runs[1].args and "--learning_rate=0.0001" in sweep.runs[1].args
 
 
+def test_a_swept_loss_brings_its_recipe_unless_given(data_dir):
+    """--loss wgan_gp's combination trains as WGAN-GP does (5 critic steps, 1 G step, Adam 1e-4 (0, 0.9)); the other
+    keeps DCGAN's defaults; a setting the command gives wins."""
+    base = {"dataset": "faces", "data_dir": data_dir, "d_batchnorm": False, "beta2": 0.99}
+    sweep = plan.plan_sweep(base, plan.parse_sweep("loss=hinge,wgan_gp"), given={"d_batchnorm", "beta2"})
+    hinge, wgan = sweep.runs
+    assert "--d_steps=5" in wgan.args and "--g_advantage=1" in wgan.args and "--beta1=0" in wgan.args
+    assert "--beta2=0.99" in wgan.args and "--learning_rate=0.0001" in wgan.args
+    assert not any(arg.startswith(("--d_steps", "--beta1")) for arg in hinge.args)
+
+
 def test_a_fixed_setting_a_combination_has_no_use_for_is_left_out_of_it(data_dir):
     grid = plan.parse_sweep("preprocess=none,autoencoder")
     sweep = plan.plan_sweep({"dataset": "pokemon", "data_dir": data_dir, "swap_epoch": 20}, grid,

@@ -94,8 +94,8 @@ def _build_dcgan(config: Config, sync_batchnorm: bool) -> DCGAN:
                   gp_weight=config.gp_weight, r1_gamma=config.r1_gamma, r1_every=config.r1_every,
                   ema=config.ema or None, matching_aware=config.matching_aware)
     d_learning_rate = config.d_learning_rate or config.learning_rate
-    d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1)
-    g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1)
+    d_optimizer = keras.optimizers.Adam(d_learning_rate, beta_1=config.beta1, beta_2=config.beta2)
+    g_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta1, beta_2=config.beta2)
     if policy == "mixed_float16":  # fp16 gradients underflow without loss scaling; bf16 has fp32's range
         d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
         g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)

@@ -21,7 +21,7 @@ import shlex
 import typing
 
 from dcgan_tf import files
-from dcgan_tf.config import QUICK_START, Config, ConfigError, with_quick_start
+from dcgan_tf.config import QUICK_START, Config, ConfigError, with_loss_recipe, with_quick_start
 from dcgan_tf.runs import folders as runs
 from dcgan_tf.runs.resolve import resolve
 
@@ -281,6 +281,7 @@ def plan_sweep(base_values: dict, grid: dict, seeds: list[int] | None = None, gi
             values = {**base_values, **settings, "seed": seed}
             if quick_start:
                 values = with_quick_start(values, set(given) | swept)
+            values = with_loss_recipe(values, set(given) | swept)
             config, values, dropped = _combination_config(values, swept, fixed)
             used |= fixed - set(dropped)
             unnamed = [k for k in grid if Config.__dataclass_fields__[k].metadata["kind"] != "model"]
