@@ -276,11 +276,12 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             real_logits, fake_logits = critic(real_view), critic(fake_view)
             values = {"d_loss_real": loss.real_term(real_logits), "d_loss_fake": loss.fake_term(fake_logits)}
-            d_loss = values["d_loss_real"] + values["d_loss_fake"]
-            if self.matching_aware:
+            fake_term = values["d_loss_fake"]
+            if self.matching_aware:  # the fake term split between wrong labels and G's images
                 wrong_logits = self.discriminate(real_view, self.wrong_labels(labels, draw), training=True)
                 values["d_loss_wrong"] = loss.fake_term(wrong_logits)
-                d_loss = values["d_loss_real"] + (values["d_loss_wrong"] + values["d_loss_fake"]) / 2
+                fake_term = (values["d_loss_wrong"] + fake_term) / 2
+            d_loss = values["d_loss_real"] + fake_term
             for penalty in self.penalties:
                 values[penalty.name] = penalty.value(critic, real_view, fake_view,
                                                      lambda stream: self.draw_key(draw, stream), self.step)
